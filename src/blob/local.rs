@@ -1,0 +1,227 @@
+//! Blobs as files under `<root>/sha256/ab/cd/<hex>`, written through a temp file in
+//! `<root>/tmp`, fsynced, renamed into place, and the directory fsynced.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::{BlobReader, BlobStore, PutError, PutOutcome};
+use crate::domain::Digest;
+use crate::domain::digest::Hasher;
+
+pub struct LocalBlobStore {
+    root: PathBuf,
+}
+
+const COPY_BUF: usize = 256 * 1024;
+
+impl LocalBlobStore {
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(root.join("sha256"))?;
+        fs::create_dir_all(root.join("tmp"))?;
+        Ok(Self { root })
+    }
+
+    /// The one place that turns a digest into a storage location.
+    pub fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root.join("sha256").join(&hex[..2]).join(&hex[2..4]).join(hex)
+    }
+
+    /// Deletes temp files left by writers that died more than `older_than` ago.
+    pub fn sweep_temp(&self, older_than: Duration) -> io::Result<usize> {
+        let mut removed = 0;
+        let cutoff = SystemTime::now() - older_than;
+        for entry in fs::read_dir(self.root.join("tmp"))? {
+            let entry = entry?;
+            if entry.metadata()?.modified()? < cutoff {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn ensure_dir_durable(&self, dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        fs::create_dir_all(dir)?;
+        // Make the new fan-out directories themselves durable before a blob is renamed in.
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+            if let Some(grand) = parent.parent() {
+                fsync_dir(grand)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl BlobStore for LocalBlobStore {
+    fn size(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        match fs::metadata(self.path_of(digest)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open(&self, digest: &Digest) -> io::Result<Option<BlobReader>> {
+        match File::open(self.path_of(digest)) {
+            Ok(f) => {
+                let len = f.metadata()?.len();
+                Ok(Some(BlobReader { len, reader: Box::new(f) }))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put(
+        &self,
+        src: &mut dyn Read,
+        expected: Option<&Digest>,
+        expected_len: Option<u64>,
+    ) -> Result<PutOutcome, PutError> {
+        if let Some(d) = expected
+            && let Some(size) = self.size(d)?
+        {
+            // Already stored: still consume nothing, write nothing.
+            return Ok(PutOutcome { digest: *d, size, created: false });
+        }
+        // The temp file deletes itself on drop, so every early return cleans up.
+        let mut tmp = tempfile::Builder::new().prefix("put-").tempfile_in(self.root.join("tmp"))?;
+        let mut hasher = Hasher::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            hasher.update(&buf[..n]);
+            tmp.write_all(&buf[..n])?;
+            size += n as u64;
+            if let Some(limit) = expected_len
+                && size > limit
+            {
+                return Err(PutError::LengthMismatch { expected: limit, actual: size });
+            }
+        }
+        let digest = hasher.finish();
+        if let Some(limit) = expected_len
+            && size != limit
+        {
+            return Err(PutError::LengthMismatch { expected: limit, actual: size });
+        }
+        if let Some(exp) = expected
+            && *exp != digest
+        {
+            return Err(PutError::DigestMismatch { expected: *exp, actual: digest });
+        }
+        let dest = self.path_of(&digest);
+        if dest.exists() {
+            return Ok(PutOutcome { digest, size, created: false });
+        }
+        tmp.as_file().sync_all()?;
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;
+        let dir = dest.parent().expect("blob paths have a parent");
+        self.ensure_dir_durable(dir)?;
+        tmp.persist(&dest).map_err(|e| e.error)?;
+        fsync_dir(dir)?;
+        Ok(PutOutcome { digest, size, created: true })
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(Digest) -> io::Result<()>) -> io::Result<()> {
+        let mut stack = vec![self.root.join("sha256")];
+        while let Some(dir) = stack.pop() {
+            let mut names: Vec<_> = fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+            names.sort_by_key(|e| e.file_name());
+            for entry in names {
+                if entry.file_type()?.is_dir() {
+                    stack.push(entry.path());
+                } else if let Some(d) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                    f(d)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&self, digest: &Digest) -> io::Result<()> {
+        match fs::remove_file(self.path_of(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn describe(&self, digest: &Digest) -> String {
+        self.path_of(digest).display().to_string()
+    }
+}
+
+/// Hashes a file without storing it (to skip blobs the store already has).
+pub fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
+    let mut r = BufReader::with_capacity(COPY_BUF, File::open(path)?);
+    let mut hasher = Hasher::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hasher.finish(), size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_is_content_addressed_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let a = store.put(&mut &b"hello"[..], None, None).unwrap();
+        assert!(a.created);
+        assert_eq!(a.digest, Digest::of(b"hello"));
+        let b = store.put(&mut &b"hello"[..], None, None).unwrap();
+        assert!(!b.created);
+        let mut s = String::new();
+        store.open(&a.digest).unwrap().unwrap().reader.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn wrong_digest_or_length_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let wrong = Digest::of(b"other");
+        assert!(matches!(
+            store.put(&mut &b"hello"[..], Some(&wrong), None),
+            Err(PutError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            store.put(&mut &b"hello"[..], None, Some(3)),
+            Err(PutError::LengthMismatch { .. })
+        ));
+        let mut n = 0;
+        store.for_each(&mut |_| { n += 1; Ok(()) }).unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,70 @@
+//! Content-addressed blob storage: the `BlobStore` trait and its local-filesystem backend.
+//! A second backend (S3, Azure Blob) implements the same trait.
+
+pub mod local;
+
+use std::io::{self, Read, Seek};
+
+pub use local::LocalBlobStore;
+
+use crate::domain::Digest;
+
+/// A readable, seekable blob whose length is known up front (for Content-Length and Range).
+pub trait BlobRead: Read + Seek + Send {}
+impl<T: Read + Seek + Send> BlobRead for T {}
+
+pub struct BlobReader {
+    pub len: u64,
+    pub reader: Box<dyn BlobRead>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub digest: Digest,
+    pub size: u64,
+    /// False when a blob with this digest was already stored and nothing was written.
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("content hashes to {actual}, expected {expected}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("content is {actual} bytes, expected {expected}")]
+    LengthMismatch { expected: u64, actual: u64 },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// What the rest of asof needs from blob storage. Methods block; async callers run them
+/// on the blocking pool.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Size of a stored blob, or `None` when absent.
+    fn size(&self, digest: &Digest) -> io::Result<Option<u64>>;
+
+    fn contains(&self, digest: &Digest) -> io::Result<bool> {
+        Ok(self.size(digest)?.is_some())
+    }
+
+    /// Opens a blob for reading, or `None` when absent.
+    fn open(&self, digest: &Digest) -> io::Result<Option<BlobReader>>;
+
+    /// Stores the bytes of `src`, hashing while writing. When `expected` is given, nothing
+    /// is stored unless the content hashes to it (and is `expected_len` bytes long).
+    /// The blob becomes visible atomically, complete and durable, or not at all.
+    fn put(
+        &self,
+        src: &mut dyn Read,
+        expected: Option<&Digest>,
+        expected_len: Option<u64>,
+    ) -> Result<PutOutcome, PutError>;
+
+    /// Calls `f` for every stored blob (for `verify` and, later, garbage collection).
+    fn for_each(&self, f: &mut dyn FnMut(Digest) -> io::Result<()>) -> io::Result<()>;
+
+    /// Removes a blob (garbage collection, tests). Absent blobs are not an error.
+    fn remove(&self, digest: &Digest) -> io::Result<()>;
+
+    /// Human-readable location of a blob for operator messages (never sent to clients).
+    fn describe(&self, digest: &Digest) -> String;
+}

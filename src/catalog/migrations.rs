@@ -1,0 +1,31 @@
+//! Applies the SQL files under `schema/` in order, once each, recorded in `user_version`.
+
+use rusqlite::Connection;
+
+use super::{CatalogError, Result};
+
+/// Migrations are compiled in so the binary needs no files at run time.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../schema/0001_init.sql"))];
+
+pub fn apply(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(CatalogError::Migration(format!(
+            "database schema version {current} is newer than this asof ({}); upgrade asof",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+        // Re-check inside the lock: another process may have migrated meanwhile.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now as usize > i {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(|e| CatalogError::Migration(format!("{name}: {e}")))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(migration = name, "applied schema migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Metadata: archives, snapshots and their manifests, behind the `Catalog` trait.
+//! The embedded default is SQLite (`SqliteCatalog`); PostgreSQL would be a second impl.
+
+mod migrations;
+mod sqlite;
+
+use serde::Serialize;
+
+pub use sqlite::SqliteCatalog;
+
+use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
+use crate::manifest::{Content, ManifestEntry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("archive {archive} moved on: expected its latest snapshot to be #{expected}, it is #{actual}")]
+    Conflict { archive: ArchiveName, expected: u64, actual: u64 },
+    #[error("metadata database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("metadata connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("metadata is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("migrating metadata schema: {0}")]
+    Migration(String),
+}
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveSummary {
+    pub name: ArchiveName,
+    pub snapshots: u64,
+    pub first: Option<SnapshotId>,
+    pub latest: Option<SnapshotId>,
+}
+
+/// Identifies one committed snapshot inside the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotKey {
+    pub archive_id: i64,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub key: SnapshotKey,
+    pub archive: ArchiveName,
+    pub id: SnapshotId,
+    pub committed_at_ms: i64,
+    pub digest: Digest,
+    pub files: u64,
+    pub bytes: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    pub source: serde_json::Value,
+}
+
+/// A manifest entry as stored: its content plus when that content appeared at its path.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: RelPath,
+    pub content: Content,
+    pub since: SnapshotId,
+}
+
+impl Entry {
+    pub fn to_manifest(&self) -> ManifestEntry {
+        ManifestEntry { path: self.path.clone(), content: self.content.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotQuery {
+    pub since: Option<SnapshotId>,
+    pub until: Option<SnapshotId>,
+    /// Exclusive cursor: continue after this ID in the chosen order.
+    pub after: Option<SnapshotId>,
+    pub descending: bool,
+    pub limit: u32,
+}
+
+/// Everything a commit writes, computed by the publisher against `base`.
+#[derive(Debug, Clone)]
+pub struct CommitPlan {
+    /// The latest snapshot's sequence number the plan was computed against (0: none yet).
+    pub base_seq: u64,
+    /// Entries that are new or whose content changed (files, symlinks and directories).
+    pub upserts: Vec<ManifestEntry>,
+    /// Paths that disappear (files, symlinks and directories).
+    pub removals: Vec<RelPath>,
+    pub digest: Digest,
+    pub files: u64,
+    pub bytes: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    pub source: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CatalogStats {
+    pub archives: u64,
+    pub snapshots: u64,
+    pub entry_rows: u64,
+    pub database_bytes: u64,
+}
+
+/// The metadata operations asof needs. Methods block; async callers use the blocking pool.
+pub trait Catalog: Send + Sync + 'static {
+    fn archives(&self) -> Result<Vec<ArchiveSummary>>;
+    fn archive(&self, name: &ArchiveName) -> Result<Option<ArchiveSummary>>;
+
+    fn snapshots(&self, archive: &ArchiveName, q: &SnapshotQuery) -> Result<Vec<Snapshot>>;
+    /// The latest snapshot at or before `at` (floor).
+    fn resolve(&self, archive: &ArchiveName, at: SnapshotId) -> Result<Option<Snapshot>>;
+    fn latest(&self, archive: &ArchiveName) -> Result<Option<Snapshot>>;
+    /// The IDs of the snapshots just before and just after `key`.
+    fn neighbours(&self, key: SnapshotKey) -> Result<(Option<SnapshotId>, Option<SnapshotId>)>;
+
+    /// The entry at `path` in a snapshot, without following symlinks.
+    fn entry(&self, at: SnapshotKey, path: &RelPath) -> Result<Option<Entry>>;
+    /// Direct children of directory `dir` (`""` for the root), sorted by path.
+    fn children(&self, at: SnapshotKey, dir: &str) -> Result<Vec<Entry>>;
+    /// A direct child file of `dir` whose content has `digest` (apt's by-hash).
+    fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest) -> Result<Option<Entry>>;
+    /// Every entry of a snapshot, in path order.
+    fn for_each_entry(&self, at: SnapshotKey, f: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()>;
+    /// The latest snapshot and its full manifest (what a publish diffs against).
+    fn live_manifest(&self, archive: &ArchiveName) -> Result<(Option<Snapshot>, Vec<ManifestEntry>)>;
+
+    /// Atomically records a snapshot; fails with `Conflict` if `plan.base_seq` is stale.
+    /// The snapshot ID is stamped inside the commit: max(now, previous + 1s).
+    fn commit(&self, archive: &ArchiveName, plan: &CommitPlan) -> Result<Snapshot>;
+
+    /// Every distinct blob referenced by any snapshot, with the size manifests expect.
+    fn referenced_blobs(&self, f: &mut dyn FnMut(Digest, u64) -> Result<()>) -> Result<()>;
+    fn stats(&self) -> Result<CatalogStats>;
+}

@@ -1,0 +1,247 @@
+//! The `asof` command line: one binary for publishing, serving and checking.
+
+mod progress;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::catalog::SnapshotQuery;
+use crate::config::Config;
+use crate::domain::ArchiveName;
+use crate::http::{AppState, ServeOptions, SnapshotJson};
+use crate::publish::{NoProgress, Progress, PublishOptions, publish_dir};
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "asof", version, about = "Point-in-time snapshots of package archives")]
+pub struct Cli {
+    /// Data directory of the embedded default (SQLite + blobs) [default: ./asof-data]
+    #[arg(long, env = "ASOF_DATA", global = true)]
+    pub data: Option<PathBuf>,
+    /// TOML config file; unknown keys are rejected.
+    #[arg(long, env = "ASOF_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Record the tree under DIR as a new snapshot of ARCHIVE and print its ID.
+    Publish {
+        /// Archive name, e.g. `debian` or `ubuntu/22.04/prod`.
+        archive: String,
+        /// Root of the tree to record (as it would be served: `dists/`, `pool/`, ...).
+        dir: PathBuf,
+        /// Make no snapshot if the tree equals the latest one (print that one's ID).
+        #[arg(long)]
+        if_changed: bool,
+        /// Print the report as JSON on stdout instead of the ID.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve every archive over HTTP.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// On first start, record a small demo apt archive (two snapshots) and print how
+        /// to point apt at it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// List the snapshots of an archive, oldest first.
+    Snapshots {
+        archive: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let default = match cli.command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn parse_archive(s: &str) -> anyhow::Result<ArchiveName> {
+    s.parse().with_context(|| format!("invalid archive name '{s}'"))
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let config = match &cli.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let data = cli.data.clone().or(config.data.clone()).unwrap_or_else(|| PathBuf::from("asof-data"));
+    match cli.command {
+        Command::Publish { archive, dir, if_changed, json } => {
+            let archive = parse_archive(&archive)?;
+            let store = Store::open_local(&data)?;
+            let bar = progress::TerminalProgress::new(std::io::stderr().is_terminal());
+            let source = serde_json::json!({
+                "method": "publish",
+                "dir": std::fs::canonicalize(&dir).unwrap_or(dir.clone()),
+                "host": hostname(),
+            });
+            let opts = PublishOptions {
+                progress: bar.as_ref().map_or(&NoProgress as &dyn Progress, |b| b as &dyn Progress),
+                source,
+                always: !if_changed,
+            };
+            let report = publish_dir(&store, &archive, &dir, &opts)
+                .with_context(|| format!("publishing {} as {archive}", dir.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", report.snapshot);
+            }
+            if report.unchanged {
+                eprintln!("{archive}: tree unchanged since snapshot {}; no new snapshot", report.snapshot);
+            } else {
+                eprintln!(
+                    "{archive}: snapshot {} — {} files ({} bytes), {} added, {} changed, {} removed; \
+                     {} new blobs ({} bytes) in {:.2}s",
+                    report.snapshot,
+                    report.files,
+                    report.bytes,
+                    report.added,
+                    report.changed,
+                    report.removed,
+                    report.new_blobs,
+                    report.new_bytes,
+                    report.duration_ms as f64 / 1000.0
+                );
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Snapshots { archive, json } => {
+            let archive = parse_archive(&archive)?;
+            let store = Store::open_local(&data)?;
+            if store.catalog.archive(&archive)?.is_none() {
+                bail!("no archive named '{archive}'");
+            }
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.catalog.snapshots(&archive, &SnapshotQuery { after, limit: 1000, ..Default::default() })?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                all.extend(page.iter().map(SnapshotJson::from));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                for s in &all {
+                    println!(
+                        "{}  {:>8} files  {:>14} bytes  +{} ~{} -{}  sha256:{}",
+                        s.id, s.files, s.bytes, s.added, s.changed, s.removed, s.digest
+                    );
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Verify { json } => {
+            let store = Store::open_local(&data)?;
+            let report = crate::verify::verify(&store)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for p in &report.problems {
+                    println!("{p}");
+                }
+                eprintln!(
+                    "verified {} blobs ({} bytes), {} snapshots, {} entries: {} problem(s)",
+                    report.blobs_checked,
+                    report.bytes_hashed,
+                    report.snapshots_checked,
+                    report.entries_checked,
+                    report.problems.len()
+                );
+            }
+            Ok(if report.problems.is_empty() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+        }
+        Command::Serve { listen, demo } => {
+            let listen = listen.or(config.server.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
+            let mut options = ServeOptions::default();
+            if let Some(s) = config.server.settle_margin_secs {
+                options.settle_margin = Duration::from_secs(s);
+            }
+            if let Some(s) = config.server.short_max_age_secs {
+                options.short_max_age = Duration::from_secs(s);
+            }
+            let store = Store::open_local(&data)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(serve(store, data, listen, demo, options))?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(store: Store, data: PathBuf, listen: SocketAddr, demo: bool, options: ServeOptions) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    if demo {
+        let (store2, data2) = (store.clone(), data.clone());
+        let d = tokio::task::spawn_blocking(move || crate::demo::prepare(&store2, &data2)).await??;
+        println!("demo archive '{}' has snapshots {}", d.archive, d.snapshots.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "));
+        println!("try it with apt (one line in a sources.list; Debian 12's apt 2.6 works):");
+        for id in &d.snapshots {
+            println!(
+                "  deb [signed-by={}] http://{addr}/{}/{id}/ {} main",
+                d.keyring.display(),
+                d.archive,
+                crate::demo::SUITE
+            );
+        }
+        println!("or browse http://{addr}/{}/", d.archive);
+    }
+    println!("asof listening on http://{addr}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    tracing::info!(%addr, data = %data.display(), "serving");
+    crate::http::serve(AppState::new(store, options), listener).await
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+}

@@ -1,0 +1,34 @@
+//! A terminal progress bar (indicatif) for publishes; nothing when stderr is not a terminal.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::publish::Progress;
+
+pub struct TerminalProgress(ProgressBar);
+
+impl TerminalProgress {
+    pub fn new(is_terminal: bool) -> Option<Self> {
+        is_terminal.then(|| Self(ProgressBar::hidden()))
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn start(&self, files: u64, bytes: u64) {
+        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.0.set_length(bytes);
+        self.0.set_style(
+            ProgressStyle::with_template("{spinner} hashing {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        self.0.set_message(format!("{files} files"));
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

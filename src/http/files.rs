@@ -1,0 +1,230 @@
+//! `GET /<archive>/<ID>/<path>`: a file as it was at ID, with the caching, conditional and
+//! range semantics apt relies on; directories become listings.
+
+use std::io::{Seek, SeekFrom};
+use std::time::{Instant, SystemTime};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::{AppState, listing, stream};
+use crate::catalog::Entry;
+use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
+use crate::manifest::Content;
+use crate::resolve::{Resolution, Resolved, TimeError, resolve_id, resolve_path};
+
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+impl From<TimeError> for ApiError {
+    fn from(e: TimeError) -> Self {
+        match e {
+            TimeError::Catalog(c) => ApiError::internal(c),
+            other => ApiError::NotFound(other.to_string()),
+        }
+    }
+}
+
+/// Resolves an ID for an archive on the blocking pool.
+pub async fn resolve(st: &AppState, archive: ArchiveName, id: SnapshotId) -> Result<Resolution, ApiError> {
+    let margin = st.options.settle_margin;
+    st.blocking(move |s| Ok(resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now(), margin)?)).await
+}
+
+pub async fn in_snapshot(
+    st: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    archive: ArchiveName,
+    id: SnapshotId,
+    path: Option<RelPath>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let margin = st.options.settle_margin;
+    let lookup_path = path.clone();
+    let (res, found) = st
+        .blocking(move |s| {
+            let res = resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now(), margin)?;
+            let found = match &lookup_path {
+                None => Some(Resolved::Dir(None)),
+                Some(p) => resolve_path(s.catalog.as_ref(), res.snapshot.key, p)?,
+            };
+            Ok((res, found))
+        })
+        .await?;
+    st.metrics.lookup_seconds.observe(started.elapsed().as_secs_f64());
+    match found {
+        Some(Resolved::File(entry)) => file_response(st, method, headers, &res, entry).await,
+        Some(Resolved::Dir(dir)) => listing::snapshot_dir(st, headers, &res, dir).await,
+        None => Err(ApiError::NotFound(format!(
+            "{} does not exist in {}/{} (snapshot {})",
+            path.map_or_else(|| "/".into(), |p| p.to_string()),
+            res.snapshot.archive,
+            res.requested,
+            res.snapshot.id
+        ))),
+    }
+}
+
+/// Headers every answer about a snapshot carries: which snapshot, and how long to cache.
+pub fn snapshot_headers(st: &AppState, res: &Resolution) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-asof-snapshot", HeaderValue::from_str(&res.snapshot.id.to_string()).expect("ascii"));
+    let cache = if res.is_final { HeaderValue::from_static(IMMUTABLE) } else { st.short_cache() };
+    h.insert(header::CACHE_CONTROL, cache);
+    h
+}
+
+async fn file_response(
+    st: &AppState,
+    method: &Method,
+    req: &HeaderMap,
+    res: &Resolution,
+    entry: Entry,
+) -> Result<Response, ApiError> {
+    let Content::File { size, sha256 } = entry.content else {
+        return Err(ApiError::internal(anyhow::anyhow!("resolved a non-file as a file")));
+    };
+    let etag = format!("\"{}\"", sha256.hex());
+    let last_modified: SystemTime = entry.since.datetime().into();
+    let mut headers = snapshot_headers(st, res);
+    headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex is ascii"));
+    headers.insert(header::LAST_MODIFIED, HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)).expect("ascii"));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(entry.path.file_name())));
+
+    if not_modified(req, &etag, last_modified) {
+        return Ok(with_headers(StatusCode::NOT_MODIFIED, headers, Body::empty()));
+    }
+    let (status, start, len) = match decide_range(req, &etag, last_modified, size) {
+        RangeDecision::Full => (StatusCode::OK, 0, size),
+        RangeDecision::Partial { start, end } => {
+            let v = format!("bytes {start}-{end}/{size}");
+            headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&v).expect("ascii"));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeDecision::Unsatisfiable => {
+            let v = format!("bytes */{size}");
+            headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&v).expect("ascii"));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+            return Ok(with_headers(StatusCode::RANGE_NOT_SATISFIABLE, headers, Body::empty()));
+        }
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if method == Method::HEAD {
+        return Ok(with_headers(status, headers, Body::empty()));
+    }
+    let reader = open_at(st, sha256, start).await?;
+    let body = stream::body_from_reader(reader, len, st.metrics.clone());
+    Ok(with_headers(status, headers, body))
+}
+
+async fn open_at(st: &AppState, digest: Digest, start: u64) -> Result<Box<dyn crate::blob::BlobRead>, ApiError> {
+    st.blocking(move |s| {
+        let Some(mut blob) = s.blobs.open(&digest)? else {
+            // The manifest names a blob the store lacks: that is our fault, not the client's.
+            return Err(ApiError::internal(anyhow::anyhow!("blob {digest} is missing from the store")));
+        };
+        blob.reader.seek(SeekFrom::Start(start))?;
+        Ok(blob.reader)
+    })
+    .await
+}
+
+fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since when both are present.
+fn not_modified(req: &HeaderMap, etag: &str, last_modified: SystemTime) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return inm.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag);
+    }
+    if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())
+        && let Ok(since) = httpdate::parse_http_date(ims)
+    {
+        return last_modified <= since;
+    }
+    false
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeDecision {
+    Full,
+    Partial { start: u64, end: u64 },
+    Unsatisfiable,
+}
+
+fn decide_range(req: &HeaderMap, etag: &str, last_modified: SystemTime, size: u64) -> RangeDecision {
+    let Some(range) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeDecision::Full;
+    };
+    if let Some(if_range) = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        // A validator that no longer matches means "send me the whole new thing".
+        let matches = if if_range.starts_with('"') {
+            if_range == etag
+        } else {
+            httpdate::parse_http_date(if_range).is_ok_and(|t| t == last_modified)
+        };
+        if !matches {
+            return RangeDecision::Full;
+        }
+    }
+    // Syntactically invalid ranges are ignored (RFC 9110 §14.2).
+    let Ok(parsed) = http_range_header::parse_range_header(range) else {
+        return RangeDecision::Full;
+    };
+    match parsed.validate(size) {
+        Ok(ranges) if ranges.len() == 1 => RangeDecision::Partial { start: *ranges[0].start(), end: *ranges[0].end() },
+        // Multipart answers are allowed to be skipped: send the whole file.
+        Ok(_) => RangeDecision::Full,
+        Err(_) => RangeDecision::Unsatisfiable,
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e);
+    match ext {
+        Some("deb" | "udeb" | "ddeb") => "application/vnd.debian.binary-package",
+        Some("gz") => "application/gzip",
+        Some("xz") => "application/x-xz",
+        Some("bz2") => "application/x-bzip2",
+        Some("zst") => "application/zstd",
+        Some("gpg" | "asc" | "sig") => "application/pgp-signature",
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("json") => "application/json",
+        Some("txt" | "dsc" | "changes" | "diff") => "text/plain; charset=utf-8",
+        None if matches!(name, "Release" | "InRelease" | "Packages" | "Sources" | "Index") || name.starts_with("Translation-") => {
+            "text/plain; charset=utf-8"
+        }
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdrs(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap())).collect()
+    }
+
+    #[test]
+    fn ranges() {
+        let t = SystemTime::UNIX_EPOCH;
+        let e = "\"abc\"";
+        assert_eq!(decide_range(&hdrs(&[(header::RANGE, "bytes=2-")]), e, t, 10), RangeDecision::Partial { start: 2, end: 9 });
+        assert_eq!(decide_range(&hdrs(&[(header::RANGE, "bytes=-3")]), e, t, 10), RangeDecision::Partial { start: 7, end: 9 });
+        assert_eq!(decide_range(&hdrs(&[(header::RANGE, "bytes=10-")]), e, t, 10), RangeDecision::Unsatisfiable);
+        assert_eq!(decide_range(&hdrs(&[(header::RANGE, "bytes=0-1,4-5")]), e, t, 10), RangeDecision::Full);
+        assert_eq!(decide_range(&hdrs(&[(header::RANGE, "pages=1")]), e, t, 10), RangeDecision::Full);
+        let stale = hdrs(&[(header::RANGE, "bytes=2-"), (header::IF_RANGE, "\"other\"")]);
+        assert_eq!(decide_range(&stale, e, t, 10), RangeDecision::Full);
+        let fresh = hdrs(&[(header::RANGE, "bytes=2-"), (header::IF_RANGE, e)]);
+        assert_eq!(decide_range(&fresh, e, t, 10), RangeDecision::Partial { start: 2, end: 9 });
+    }
+}

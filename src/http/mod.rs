@@ -1,0 +1,148 @@
+//! The HTTP frontend: a thin axum layer over `resolve`, `catalog` and `blob`.
+
+mod api;
+mod error;
+mod files;
+mod listing;
+mod metrics;
+mod request_path;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use api::{ResolveJson, SnapshotJson, SnapshotListJson};
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+use crate::store::Store;
+
+/// Settings of the read path.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// How long after an ID's time its answer is treated as settled (see `resolve::time`).
+    pub settle_margin: Duration,
+    /// `max-age` for answers that can still change (recent IDs, listings, `latest`).
+    pub short_max_age: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self { settle_margin: Duration::from_secs(60), short_max_age: Duration::from_secs(10) }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub options: ServeOptions,
+}
+
+impl AppState {
+    pub fn new(store: Store, options: ServeOptions) -> Self {
+        Self { store, metrics: Arc::new(Metrics::new()), options }
+    }
+
+    /// Runs catalog and blob work on the blocking pool so async workers never wait on I/O.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store)).await.map_err(ApiError::internal)?
+    }
+
+    fn short_cache(&self) -> HeaderValue {
+        HeaderValue::from_str(&format!("public, max-age={}", self.options.short_max_age.as_secs()))
+            .expect("ascii header")
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .nest("/api/v1", api::routes())
+        .fallback(tree)
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}
+
+async fn healthz(State(st): State<AppState>) -> Result<Response, ApiError> {
+    st.blocking(|s| Ok(s.catalog.stats()?)).await?;
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-cache")], "ok\n").into_response())
+}
+
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4"), (header::CACHE_CONTROL, "no-cache")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    st.metrics.requests.with_label_values(&[resp.status().as_str()]).inc();
+    resp
+}
+
+/// Everything outside `/api` and the probes: archive list, snapshot lists, snapshot trees.
+async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    let result = match request_path::parse(uri.path()) {
+        Err(e) => Err(e),
+        Ok(request_path::Target::Root) => listing::archives(&st, &headers).await,
+        Ok(request_path::Target::NoId(segs)) => listing::archive_or_bad_id(&st, &headers, segs).await,
+        Ok(request_path::Target::InSnapshot { archive, id, path, .. }) => {
+            files::in_snapshot(&st, &method, &headers, archive, id, path).await
+        }
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Whether the client asked for JSON rather than a page.
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+}
+
+/// Binds, serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,20 @@
+//! asof: a point-in-time archive snapshot service.
+//!
+//! Layers, innermost first: `domain` (validated identifiers), `manifest` (what a snapshot
+//! holds), `blob` and `catalog` (storage traits and their embedded backends), `store` (the
+//! data directory), `publish` and `verify` (operations), `http` (the server) and `cli`.
+//! Errors: each layer has its own `thiserror` enum; `anyhow` only in the CLI and for
+//! start-up; `http::ApiError` is the one error type at the HTTP edge.
+
+pub mod blob;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod manifest;
+pub mod publish;
+pub mod resolve;
+pub mod store;
+pub mod verify;

@@ -1,0 +1,39 @@
+//! The data directory of the embedded default: `asof.db` (SQLite) and `blobs/`.
+//! `Store` bundles a catalog and a blob store; everything else takes one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::blob::{BlobStore, LocalBlobStore};
+use crate::catalog::{Catalog, SqliteCatalog};
+
+#[derive(Clone)]
+pub struct Store {
+    pub catalog: Arc<dyn Catalog>,
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the embedded default under `data_dir`.
+    pub fn open_local(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let blobs = LocalBlobStore::open(data_dir.join("blobs"))
+            .with_context(|| format!("opening blob store in {}", data_dir.display()))?;
+        // Temp files older than a day belong to writers that died; younger ones may be live.
+        if let Err(e) = blobs.sweep_temp(Duration::from_secs(24 * 3600)) {
+            tracing::warn!(error = %e, "could not sweep stale temp blobs");
+        }
+        let db = db_path(data_dir);
+        let catalog =
+            SqliteCatalog::open(&db).with_context(|| format!("opening metadata database {}", db.display()))?;
+        Ok(Self { catalog: Arc::new(catalog), blobs: Arc::new(blobs) })
+    }
+}
+
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("asof.db")
+}

@@ -1,0 +1,151 @@
+//! `verify`: re-hash every blob, check every manifest entry has its blob, and recompute
+//! every snapshot's content digest. Reports each problem precisely.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use serde::Serialize;
+
+use crate::catalog::{CatalogError, SnapshotQuery};
+use crate::domain::Digest;
+use crate::domain::digest::Hasher;
+use crate::manifest::content_digest;
+use crate::store::Store;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// A stored blob whose bytes no longer hash to its name.
+    CorruptBlob { digest: Digest, actual: Digest, location: String },
+    /// A blob that could not be read at all.
+    UnreadableBlob { digest: Digest, error: String, location: String },
+    /// A manifest entry whose blob is not in the store.
+    MissingBlob { digest: Digest, size: u64, used_by: String },
+    /// A blob whose size differs from what manifests record.
+    SizeMismatch { digest: Digest, expected: u64, actual: u64 },
+    /// A snapshot whose manifest no longer hashes to its recorded digest.
+    SnapshotDigest { archive: String, snapshot: String, expected: Digest, actual: Digest },
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::CorruptBlob { digest, actual, location } => {
+                write!(f, "corrupt blob {digest}: content hashes to {actual} ({location})")
+            }
+            Problem::UnreadableBlob { digest, error, location } => {
+                write!(f, "unreadable blob {digest}: {error} ({location})")
+            }
+            Problem::MissingBlob { digest, size, used_by } => {
+                write!(f, "missing blob {digest} ({size} bytes), used by {used_by}")
+            }
+            Problem::SizeMismatch { digest, expected, actual } => {
+                write!(f, "blob {digest} is {actual} bytes, manifests say {expected}")
+            }
+            Problem::SnapshotDigest { archive, snapshot, expected, actual } => write!(
+                f,
+                "snapshot {archive}/{snapshot}: manifest hashes to {actual}, recorded digest is {expected}"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct VerifyReport {
+    pub blobs_checked: u64,
+    pub bytes_hashed: u64,
+    pub snapshots_checked: u64,
+    pub entries_checked: u64,
+    pub problems: Vec<Problem>,
+}
+
+pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let mut stored: HashMap<Digest, u64> = HashMap::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    store.blobs.for_each(&mut |digest| {
+        report.blobs_checked += 1;
+        let location = store.blobs.describe(&digest);
+        let Some(mut blob) = store.blobs.open(&digest)? else { return Ok(()) };
+        let mut h = Hasher::new();
+        loop {
+            match blob.reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                    report.bytes_hashed += n as u64;
+                }
+                Err(e) => {
+                    report.problems.push(Problem::UnreadableBlob { digest, error: e.to_string(), location });
+                    return Ok(());
+                }
+            }
+        }
+        let actual = h.finish();
+        if actual != digest {
+            report.problems.push(Problem::CorruptBlob { digest, actual, location });
+        }
+        stored.insert(digest, blob.len);
+        Ok(())
+    })?;
+
+    // Which snapshot first uses each blob, to say where a missing blob hurts.
+    let mut missing: HashMap<Digest, u64> = HashMap::new();
+    store.catalog.referenced_blobs(&mut |digest, size| {
+        match stored.get(&digest) {
+            None => {
+                missing.insert(digest, size);
+            }
+            Some(&actual) if actual != size => {
+                report.problems.push(Problem::SizeMismatch { digest, expected: size, actual })
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    })?;
+
+    let mut missing_users: HashMap<Digest, String> = HashMap::new();
+    for archive in store.catalog.archives()? {
+        let mut after = None;
+        loop {
+            let page = store.catalog.snapshots(
+                &archive.name,
+                &SnapshotQuery { after, limit: 500, ..Default::default() },
+            )?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for snap in &page {
+                report.snapshots_checked += 1;
+                let mut manifest = Vec::new();
+                store.catalog.for_each_entry(snap.key, &mut |e| {
+                    if let Some(d) = e.content.digest()
+                        && missing.contains_key(d)
+                    {
+                        missing_users
+                            .entry(*d)
+                            .or_insert_with(|| format!("{}/{}/{}", archive.name, snap.id, e.path));
+                    }
+                    manifest.push(e.to_manifest());
+                    Ok::<_, CatalogError>(())
+                })?;
+                report.entries_checked += manifest.len() as u64;
+                let actual = content_digest(&manifest);
+                if actual != snap.digest {
+                    report.problems.push(Problem::SnapshotDigest {
+                        archive: archive.name.to_string(),
+                        snapshot: snap.id.to_string(),
+                        expected: snap.digest,
+                        actual,
+                    });
+                }
+            }
+        }
+    }
+    let mut missing: Vec<_> = missing.into_iter().collect();
+    missing.sort();
+    for (digest, size) in missing {
+        let used_by = missing_users.remove(&digest).unwrap_or_else(|| "an unreachable entry".into());
+        report.problems.push(Problem::MissingBlob { digest, size, used_by });
+    }
+    Ok(report)
+}
