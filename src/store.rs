@@ -28,9 +28,12 @@ impl Store {
             tracing::warn!(error = %e, "could not sweep stale temp blobs");
         }
         let db = db_path(data_dir);
-        let catalog =
-            SqliteCatalog::open(&db).with_context(|| format!("opening metadata database {}", db.display()))?;
-        Ok(Self { catalog: Arc::new(catalog), blobs: Arc::new(blobs) })
+        let catalog = SqliteCatalog::open(&db)
+            .with_context(|| format!("opening metadata database {}", db.display()))?;
+        Ok(Self {
+            catalog: Arc::new(catalog),
+            blobs: Arc::new(blobs),
+        })
     }
 }
 

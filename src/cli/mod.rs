@@ -18,7 +18,11 @@ use crate::publish::{NoProgress, Progress, PublishOptions, publish_dir};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "asof", version, about = "Point-in-time snapshots of package archives")]
+#[command(
+    name = "asof",
+    version,
+    about = "Point-in-time snapshots of package archives"
+)]
 pub struct Cli {
     /// Data directory of the embedded default (SQLite + blobs) [default: ./asof-data]
     #[arg(long, env = "ASOF_DATA", global = true)]
@@ -96,7 +100,9 @@ fn init_logging(cli: &Cli) {
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -104,7 +110,8 @@ fn init_logging(cli: &Cli) {
 }
 
 fn parse_archive(s: &str) -> anyhow::Result<ArchiveName> {
-    s.parse().with_context(|| format!("invalid archive name '{s}'"))
+    s.parse()
+        .with_context(|| format!("invalid archive name '{s}'"))
 }
 
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
@@ -112,9 +119,18 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    let data = cli.data.clone().or(config.data.clone()).unwrap_or_else(|| PathBuf::from("asof-data"));
+    let data = cli
+        .data
+        .clone()
+        .or(config.data.clone())
+        .unwrap_or_else(|| PathBuf::from("asof-data"));
     match cli.command {
-        Command::Publish { archive, dir, if_changed, json } => {
+        Command::Publish {
+            archive,
+            dir,
+            if_changed,
+            json,
+        } => {
             let archive = parse_archive(&archive)?;
             let store = Store::open_local(&data)?;
             let bar = progress::TerminalProgress::new(std::io::stderr().is_terminal());
@@ -124,7 +140,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 "host": hostname(),
             });
             let opts = PublishOptions {
-                progress: bar.as_ref().map_or(&NoProgress as &dyn Progress, |b| b as &dyn Progress),
+                progress: bar
+                    .as_ref()
+                    .map_or(&NoProgress as &dyn Progress, |b| b as &dyn Progress),
                 source,
                 always: !if_changed,
             };
@@ -136,7 +154,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{}", report.snapshot);
             }
             if report.unchanged {
-                eprintln!("{archive}: tree unchanged since snapshot {}; no new snapshot", report.snapshot);
+                eprintln!(
+                    "{archive}: tree unchanged since snapshot {}; no new snapshot",
+                    report.snapshot
+                );
             } else {
                 eprintln!(
                     "{archive}: snapshot {} — {} files ({} bytes), {} added, {} changed, {} removed; \
@@ -163,7 +184,14 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let mut all = Vec::new();
             let mut after = None;
             loop {
-                let page = store.catalog.snapshots(&archive, &SnapshotQuery { after, limit: 1000, ..Default::default() })?;
+                let page = store.catalog.snapshots(
+                    &archive,
+                    &SnapshotQuery {
+                        after,
+                        limit: 1000,
+                        ..Default::default()
+                    },
+                )?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.id);
                 all.extend(page.iter().map(SnapshotJson::from));
@@ -198,10 +226,16 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     report.problems.len()
                 );
             }
-            Ok(if report.problems.is_empty() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+            Ok(if report.problems.is_empty() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(1)
+            })
         }
         Command::Serve { listen, demo } => {
-            let listen = listen.or(config.server.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
+            let listen = listen
+                .or(config.server.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
             let mut options = ServeOptions::default();
             if let Some(s) = config.server.settle_margin_secs {
                 options.settle_margin = Duration::from_secs(s);
@@ -210,20 +244,39 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 options.short_max_age = Duration::from_secs(s);
             }
             let store = Store::open_local(&data)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(serve(store, data, listen, demo, options))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
 }
 
-async fn serve(store: Store, data: PathBuf, listen: SocketAddr, demo: bool, options: ServeOptions) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+async fn serve(
+    store: Store,
+    data: PathBuf,
+    listen: SocketAddr,
+    demo: bool,
+    options: ServeOptions,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     if demo {
         let (store2, data2) = (store.clone(), data.clone());
-        let d = tokio::task::spawn_blocking(move || crate::demo::prepare(&store2, &data2)).await??;
-        println!("demo archive '{}' has snapshots {}", d.archive, d.snapshots.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "));
+        let d =
+            tokio::task::spawn_blocking(move || crate::demo::prepare(&store2, &data2)).await??;
+        println!(
+            "demo archive '{}' has snapshots {}",
+            d.archive,
+            d.snapshots
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!("try it with apt (one line in a sources.list; Debian 12's apt 2.6 works):");
         for id in &d.snapshots {
             println!(
@@ -243,5 +296,7 @@ async fn serve(store: Store, data: PathBuf, listen: SocketAddr, demo: bool, opti
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }

@@ -14,7 +14,8 @@ impl TerminalProgress {
 
 impl Progress for TerminalProgress {
     fn start(&self, files: u64, bytes: u64) {
-        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.0
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
         self.0.set_length(bytes);
         self.0.set_style(
             ProgressStyle::with_template("{spinner} hashing {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")

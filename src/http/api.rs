@@ -10,9 +10,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::error::ApiError;
 use super::files::{IMMUTABLE, resolve};
-use super::AppState;
 use crate::catalog::{Snapshot, SnapshotQuery};
 use crate::domain::{ArchiveName, Digest, SnapshotId};
 
@@ -50,7 +50,9 @@ fn ser_digest<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error>
 
 fn de_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
     let s = String::deserialize(d)?;
-    s.trim_start_matches("sha256:").parse().map_err(serde::de::Error::custom)
+    s.trim_start_matches("sha256:")
+        .parse()
+        .map_err(serde::de::Error::custom)
 }
 
 impl From<&Snapshot> for SnapshotJson {
@@ -58,7 +60,8 @@ impl From<&Snapshot> for SnapshotJson {
         Self {
             archive: s.archive.to_string(),
             id: s.id,
-            committed_at: chrono::DateTime::from_timestamp_millis(s.committed_at_ms).unwrap_or_default(),
+            committed_at: chrono::DateTime::from_timestamp_millis(s.committed_at_ms)
+                .unwrap_or_default(),
             digest: s.digest,
             files: s.files,
             bytes: s.bytes,
@@ -109,7 +112,10 @@ pub struct ListParams {
 
 fn parse_id(name: &str, v: &Option<String>) -> Result<Option<SnapshotId>, ApiError> {
     v.as_deref()
-        .map(|s| s.parse().map_err(|e| ApiError::BadRequest(format!("parameter '{name}': {e}"))))
+        .map(|s| {
+            s.parse()
+                .map_err(|e| ApiError::BadRequest(format!("parameter '{name}': {e}")))
+        })
         .transpose()
 }
 
@@ -120,12 +126,18 @@ pub async fn archive_snapshots_page(
 ) -> Result<SnapshotListJson, ApiError> {
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("parameter 'limit' must be between 1 and 1000".into()));
+        return Err(ApiError::BadRequest(
+            "parameter 'limit' must be between 1 and 1000".into(),
+        ));
     }
     let descending = match p.order.as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
-        Some(o) => return Err(ApiError::BadRequest(format!("parameter 'order' must be 'asc' or 'desc', not '{o}'"))),
+        Some(o) => {
+            return Err(ApiError::BadRequest(format!(
+                "parameter 'order' must be 'asc' or 'desc', not '{o}'"
+            )));
+        }
     };
     let q = SnapshotQuery {
         since: parse_id("since", &p.since)?,
@@ -147,23 +159,32 @@ pub async fn archive_snapshots_page(
     snaps.truncate(limit as usize);
     Ok(SnapshotListJson {
         archive: archive.to_string(),
-        next_cursor: if more { snaps.last().map(|s| s.id) } else { None },
+        next_cursor: if more {
+            snaps.last().map(|s| s.id)
+        } else {
+            None
+        },
         snapshots: snaps.iter().map(SnapshotJson::from).collect(),
     })
 }
 
 async fn list_archives(State(st): State<AppState>) -> Result<Response, ApiError> {
     let list = st.blocking(|s| Ok(s.catalog.archives()?)).await?;
-    Ok(short(&st, Json(serde_json::json!({ "archives": list })).into_response()))
+    Ok(short(
+        &st,
+        Json(serde_json::json!({ "archives": list })).into_response(),
+    ))
 }
 
 fn short(st: &AppState, mut r: Response) -> Response {
-    r.headers_mut().insert(header::CACHE_CONTROL, st.short_cache());
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, st.short_cache());
     r
 }
 
 fn parse_archive(s: &str) -> Result<ArchiveName, ApiError> {
-    s.parse().map_err(|e| ApiError::NotFound(format!("no such archive: {e}")))
+    s.parse()
+        .map_err(|e| ApiError::NotFound(format!("no such archive: {e}")))
 }
 
 async fn archive_action(
@@ -171,6 +192,7 @@ async fn archive_action(
     Path(rest): Path<String>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // axum has already percent-decoded `rest`; `/-/` cannot occur inside an archive name.
     let (archive, action) = match rest.split_once("/-/") {
         Some((a, act)) => (parse_archive(a)?, act.trim_end_matches('/')),
         None => (parse_archive(&rest)?, ""),
@@ -181,14 +203,19 @@ async fn archive_action(
             let name = archive.clone();
             let summary = st
                 .blocking(move |s| {
-                    s.catalog.archive(&name)?.ok_or_else(|| ApiError::NotFound(format!("no archive named '{name}'")))
+                    s.catalog
+                        .archive(&name)?
+                        .ok_or_else(|| ApiError::NotFound(format!("no archive named '{name}'")))
                 })
                 .await?;
             Ok(short(&st, Json(summary).into_response()))
         }
         ["snapshots"] => {
             let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-            Ok(short(&st, Json(archive_snapshots_page(&st, archive, p).await?).into_response()))
+            Ok(short(
+                &st,
+                Json(archive_snapshots_page(&st, archive, p).await?).into_response(),
+            ))
         }
         ["snapshots", id] => {
             let id = parse_path_id(id)?;
@@ -196,9 +223,15 @@ async fn archive_action(
             let snap = st
                 .blocking(move |s| {
                     let found = s.catalog.resolve(&name, id)?.filter(|s| s.id == id);
-                    let snap = found.ok_or_else(|| ApiError::NotFound(format!("archive '{name}' has no snapshot {id}")))?;
+                    let snap = found.ok_or_else(|| {
+                        ApiError::NotFound(format!("archive '{name}' has no snapshot {id}"))
+                    })?;
                     let (previous, next) = s.catalog.neighbours(snap.key)?;
-                    Ok(SnapshotJson { previous, next, ..SnapshotJson::from(&snap) })
+                    Ok(SnapshotJson {
+                        previous,
+                        next,
+                        ..SnapshotJson::from(&snap)
+                    })
                 })
                 .await?;
             // An exact snapshot never changes, but its `next` link can appear later.
@@ -216,7 +249,8 @@ async fn archive_action(
             };
             let mut r = Json(body).into_response();
             if is_final {
-                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
                 Ok(r)
             } else {
                 Ok(short(&st, r))
@@ -227,10 +261,15 @@ async fn archive_action(
             let snap = st
                 .blocking(move |s| {
                     let latest = s.catalog.latest(&name)?.ok_or_else(|| {
-                        ApiError::NotFound(format!("archive '{name}' does not exist or has no snapshots"))
+                        ApiError::NotFound(format!(
+                            "archive '{name}' does not exist or has no snapshots"
+                        ))
                     })?;
                     let (previous, _) = s.catalog.neighbours(latest.key)?;
-                    Ok(SnapshotJson { previous, ..SnapshotJson::from(&latest) })
+                    Ok(SnapshotJson {
+                        previous,
+                        ..SnapshotJson::from(&latest)
+                    })
                 })
                 .await?;
             Ok(short(&st, Json(snap).into_response()))
@@ -242,5 +281,6 @@ async fn archive_action(
 }
 
 fn parse_path_id(s: &str) -> Result<SnapshotId, ApiError> {
-    s.parse().map_err(|e: crate::domain::SnapshotIdError| ApiError::NotFound(e.to_string()))
+    s.parse()
+        .map_err(|e: crate::domain::SnapshotIdError| ApiError::NotFound(e.to_string()))
 }

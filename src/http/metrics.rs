@@ -1,7 +1,9 @@
 //! Prometheus metrics of the server: requests by status, bytes served, lookup and
 //! publish durations.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -16,25 +18,44 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("asof".into()), None).expect("valid prefix");
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by status code"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by status code",
+            ),
             &["status"],
         )
         .expect("valid metric");
-        let bytes_served = IntCounter::new("http_response_body_bytes_total", "File bytes sent to clients")
-            .expect("valid metric");
+        let bytes_served = IntCounter::new(
+            "http_response_body_bytes_total",
+            "File bytes sent to clients",
+        )
+        .expect("valid metric");
         let lookup_seconds = Histogram::with_opts(
-            HistogramOpts::new("lookup_duration_seconds", "Time to resolve (archive, ID, path) to content")
-                .buckets(vec![0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0]),
+            HistogramOpts::new(
+                "lookup_duration_seconds",
+                "Time to resolve (archive, ID, path) to content",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+            ]),
         )
         .expect("valid metric");
         let publish_seconds = Histogram::with_opts(
-            HistogramOpts::new("publish_duration_seconds", "Time to record a publish, scan to commit")
-                .buckets(vec![0.01, 0.05, 0.25, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0]),
+            HistogramOpts::new(
+                "publish_duration_seconds",
+                "Time to record a publish, scan to commit",
+            )
+            .buckets(vec![0.01, 0.05, 0.25, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0]),
         )
         .expect("valid metric");
-        let publishes =
-            IntCounterVec::new(Opts::new("publishes_total", "Publishes recorded by this process, by result"), &["result"])
-                .expect("valid metric");
+        let publishes = IntCounterVec::new(
+            Opts::new(
+                "publishes_total",
+                "Publishes recorded by this process, by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bytes_served.clone()),
@@ -44,12 +65,21 @@ impl Metrics {
         ] {
             registry.register(m).expect("metric registered once");
         }
-        Self { registry, requests, bytes_served, lookup_seconds, publish_seconds, publishes }
+        Self {
+            registry,
+            requests,
+            bytes_served,
+            lookup_seconds,
+            publish_seconds,
+            publishes,
+        }
     }
 
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
         String::from_utf8(out).expect("prometheus text is UTF-8")
     }
 }
