@@ -87,6 +87,7 @@ pub struct SnapshotQuery {
     /// Exclusive cursor: continue after this ID in the chosen order.
     pub after: Option<SnapshotId>,
     pub descending: bool,
+    /// Maximum number of snapshots; 0 means no limit.
     pub limit: u32,
 }
 

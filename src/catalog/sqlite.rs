@@ -177,7 +177,7 @@ impl Catalog for SqliteCatalog {
                 q.since.map_or(i64::MIN, SnapshotId::unix),
                 q.until.map_or(i64::MAX, SnapshotId::unix),
                 q.after.map(SnapshotId::unix),
-                q.limit,
+                if q.limit == 0 { -1 } else { i64::from(q.limit) },
             ],
             snapshot_from_row,
         )?;
