@@ -286,6 +286,9 @@ async fn serve(
                 crate::demo::SUITE
             );
         }
+        println!(
+            "hello-asof is 1.0-1 in the first snapshot and 1.1-1 in the second (`apt-get download hello-asof`)"
+        );
         println!("or browse http://{addr}/{}/", d.archive);
     }
     println!("asof listening on http://{addr}");
