@@ -15,6 +15,61 @@ pub struct Config {
     /// Settings of `asof serve`.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Upstream archives to mirror: `asof serve` runs them on schedule, `asof mirror`
+    /// (without an archive argument) runs each once.
+    #[serde(default)]
+    pub mirror: Vec<MirrorConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// Archive name the snapshots are recorded under, e.g. "debian".
+    pub archive: String,
+    /// Base URL of the upstream archive (holds `dists/` and `pool/`).
+    pub upstream: String,
+    /// Suites to mirror, e.g. ["bookworm", "bookworm-updates"].
+    pub suites: Vec<String>,
+    /// Components; empty or absent means all the Release file lists.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Architectures; empty or absent means all the Release file lists.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// Also mirror source packages.
+    #[serde(default)]
+    pub sources: bool,
+    /// OpenPGP keyring (binary or armored) that must have signed the Release files.
+    pub keyring: Option<PathBuf>,
+    /// Record snapshots without checking signatures. Loud, and recorded in each snapshot.
+    #[serde(default)]
+    pub insecure_skip_signature: bool,
+    /// How often `asof serve` runs it, e.g. "6h", "30m" (default "6h").
+    pub interval: Option<String>,
+}
+
+impl MirrorConfig {
+    pub fn to_scheduled(&self) -> anyhow::Result<crate::mirror::schedule::ScheduledMirror> {
+        let archive = self.archive.parse().with_context(|| format!("mirror archive name {:?}", self.archive))?;
+        let interval = humantime::parse_duration(self.interval.as_deref().unwrap_or("6h"))
+            .with_context(|| format!("mirror {}: interval {:?}", self.archive, self.interval))?;
+        if interval < std::time::Duration::from_secs(60) {
+            anyhow::bail!("mirror {}: interval must be at least a minute", self.archive);
+        }
+        Ok(crate::mirror::schedule::ScheduledMirror {
+            spec: crate::mirror::MirrorSpec {
+                archive,
+                upstream: self.upstream.clone(),
+                suites: self.suites.clone(),
+                components: self.components.clone(),
+                architectures: self.architectures.clone(),
+                sources: self.sources,
+                keyring: self.keyring.clone(),
+                insecure_skip_signature: self.insecure_skip_signature,
+            },
+            interval,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,8 +86,7 @@ pub struct ServerConfig {
 
 impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 }
@@ -43,11 +97,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys() {
-        let err = toml::from_str::<Config>("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n")
-            .unwrap_err();
+        let err = toml::from_str::<Config>("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
-        let ok: Config =
-            toml::from_str("data = \"/srv/asof\"\n[server]\nlisten = \"127.0.0.1:9\"\n").unwrap();
+        let ok: Config = toml::from_str("data = \"/srv/asof\"\n[server]\nlisten = \"127.0.0.1:9\"\n").unwrap();
         assert_eq!(ok.server.listen.unwrap().port(), 9);
     }
 }

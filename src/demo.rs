@@ -26,18 +26,11 @@ pub struct Demo {
 pub fn prepare(store: &Store, data_dir: &Path) -> anyhow::Result<Demo> {
     let archive: ArchiveName = ARCHIVE.parse().expect("valid demo archive name");
     let keyring = data_dir.join("demo-archive-keyring.gpg");
-    std::fs::write(&keyring, DEMO_KEYRING)
-        .with_context(|| format!("writing {}", keyring.display()))?;
+    std::fs::write(&keyring, DEMO_KEYRING).with_context(|| format!("writing {}", keyring.display()))?;
     let mut snapshots: Vec<SnapshotId> = match store.catalog.archive(&archive)? {
         Some(_) => store
             .catalog
-            .snapshots(
-                &archive,
-                &crate::catalog::SnapshotQuery {
-                    limit: 1000,
-                    ..Default::default()
-                },
-            )?
+            .snapshots(&archive, &crate::catalog::SnapshotQuery { limit: 1000, ..Default::default() })?
             .iter()
             .map(|s| s.id)
             .collect(),
@@ -45,9 +38,7 @@ pub fn prepare(store: &Store, data_dir: &Path) -> anyhow::Result<Demo> {
     };
     if snapshots.is_empty() {
         let tmp = tempfile::tempdir().context("creating a temp dir for the demo trees")?;
-        APT_FIXTURES
-            .extract(tmp.path())
-            .context("extracting the demo trees")?;
+        APT_FIXTURES.extract(tmp.path()).context("extracting the demo trees")?;
         for version in ["v1", "v2"] {
             let opts = PublishOptions {
                 progress: &NoProgress,
@@ -58,9 +49,5 @@ pub fn prepare(store: &Store, data_dir: &Path) -> anyhow::Result<Demo> {
             snapshots.push(report.snapshot);
         }
     }
-    Ok(Demo {
-        archive,
-        snapshots,
-        keyring,
-    })
+    Ok(Demo { archive, snapshots, keyring })
 }

@@ -14,6 +14,8 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod manifest;
+pub mod metrics;
+pub mod mirror;
 pub mod publish;
 pub mod resolve;
 pub mod store;

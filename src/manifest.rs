@@ -58,10 +58,7 @@ pub struct ManifestEntry {
 /// Digest over the full manifest of files and symlinks, sorted by path bytes. The same
 /// tree always gives the same digest; `verify` recomputes it from the stored history.
 pub fn content_digest<'a>(entries: impl IntoIterator<Item = &'a ManifestEntry>) -> Digest {
-    let mut sorted: Vec<&ManifestEntry> = entries
-        .into_iter()
-        .filter(|e| e.content != Content::Dir)
-        .collect();
+    let mut sorted: Vec<&ManifestEntry> = entries.into_iter().filter(|e| e.content != Content::Dir).collect();
     sorted.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
     let mut h = Hasher::new();
     h.update(b"asof-manifest-v1\n");
@@ -70,9 +67,7 @@ pub fn content_digest<'a>(entries: impl IntoIterator<Item = &'a ManifestEntry>) 
             Content::File { size, sha256 } => {
                 h.update(format!("F\0{}\0{}\0{}\n", e.path, size, sha256.hex()).as_bytes())
             }
-            Content::Symlink { target } => {
-                h.update(format!("L\0{}\0{}\n", e.path, target).as_bytes())
-            }
+            Content::Symlink { target } => h.update(format!("L\0{}\0{}\n", e.path, target).as_bytes()),
             Content::Dir => unreachable!("filtered above"),
         }
     }
@@ -80,9 +75,7 @@ pub fn content_digest<'a>(entries: impl IntoIterator<Item = &'a ManifestEntry>) 
 }
 
 /// The directories implied by a set of paths (every proper ancestor of every entry).
-pub fn implied_dirs<'a>(
-    paths: impl IntoIterator<Item = &'a RelPath>,
-) -> std::collections::BTreeSet<String> {
+pub fn implied_dirs<'a>(paths: impl IntoIterator<Item = &'a RelPath>) -> std::collections::BTreeSet<String> {
     let mut dirs = std::collections::BTreeSet::new();
     for p in paths {
         for a in p.ancestors() {
@@ -99,10 +92,7 @@ mod tests {
     fn file(p: &str, data: &[u8]) -> ManifestEntry {
         ManifestEntry {
             path: RelPath::new(p).unwrap(),
-            content: Content::File {
-                size: data.len() as u64,
-                sha256: Digest::of(data),
-            },
+            content: Content::File { size: data.len() as u64, sha256: Digest::of(data) },
         }
     }
 
@@ -111,10 +101,7 @@ mod tests {
         let a = vec![file("b", b"1"), file("a/x", b"2")];
         let mut b = vec![file("a/x", b"2"), file("b", b"1")];
         assert_eq!(content_digest(&a), content_digest(&b));
-        b.push(ManifestEntry {
-            path: RelPath::new("a").unwrap(),
-            content: Content::Dir,
-        });
+        b.push(ManifestEntry { path: RelPath::new("a").unwrap(), content: Content::Dir });
         assert_eq!(content_digest(&a), content_digest(&b));
         b[0] = file("a/x", b"3");
         assert_ne!(content_digest(&a), content_digest(&b));

@@ -19,8 +19,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the embedded default under `data_dir`.
     pub fn open_local(data_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let blobs = LocalBlobStore::open(data_dir.join("blobs"))
             .with_context(|| format!("opening blob store in {}", data_dir.display()))?;
         // Temp files older than a day belong to writers that died; younger ones may be live.
@@ -28,12 +27,9 @@ impl Store {
             tracing::warn!(error = %e, "could not sweep stale temp blobs");
         }
         let db = db_path(data_dir);
-        let catalog = SqliteCatalog::open(&db)
-            .with_context(|| format!("opening metadata database {}", db.display()))?;
-        Ok(Self {
-            catalog: Arc::new(catalog),
-            blobs: Arc::new(blobs),
-        })
+        let catalog =
+            SqliteCatalog::open(&db).with_context(|| format!("opening metadata database {}", db.display()))?;
+        Ok(Self { catalog: Arc::new(catalog), blobs: Arc::new(blobs) })
     }
 }
 

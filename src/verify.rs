@@ -16,84 +16,35 @@ use crate::store::Store;
 #[serde(tag = "problem", rename_all = "snake_case")]
 pub enum Problem {
     /// A stored blob whose bytes no longer hash to its name.
-    CorruptBlob {
-        digest: Digest,
-        actual: Digest,
-        location: String,
-    },
+    CorruptBlob { digest: Digest, actual: Digest, location: String },
     /// A blob that could not be read at all.
-    UnreadableBlob {
-        digest: Digest,
-        error: String,
-        location: String,
-    },
+    UnreadableBlob { digest: Digest, error: String, location: String },
     /// A manifest entry whose blob is not in the store.
-    MissingBlob {
-        digest: Digest,
-        size: u64,
-        used_by: String,
-    },
+    MissingBlob { digest: Digest, size: u64, used_by: String },
     /// A blob whose size differs from what manifests record.
-    SizeMismatch {
-        digest: Digest,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { digest: Digest, expected: u64, actual: u64 },
     /// A snapshot whose manifest no longer hashes to its recorded digest.
-    SnapshotDigest {
-        archive: String,
-        snapshot: String,
-        expected: Digest,
-        actual: Digest,
-    },
+    SnapshotDigest { archive: String, snapshot: String, expected: Digest, actual: Digest },
 }
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::CorruptBlob {
-                digest,
-                actual,
-                location,
-            } => {
-                write!(
-                    f,
-                    "corrupt blob {digest}: content hashes to {actual} ({location})"
-                )
+            Problem::CorruptBlob { digest, actual, location } => {
+                write!(f, "corrupt blob {digest}: content hashes to {actual} ({location})")
             }
-            Problem::UnreadableBlob {
-                digest,
-                error,
-                location,
-            } => {
+            Problem::UnreadableBlob { digest, error, location } => {
                 write!(f, "unreadable blob {digest}: {error} ({location})")
             }
-            Problem::MissingBlob {
-                digest,
-                size,
-                used_by,
-            } => {
+            Problem::MissingBlob { digest, size, used_by } => {
                 write!(f, "missing blob {digest} ({size} bytes), used by {used_by}")
             }
-            Problem::SizeMismatch {
-                digest,
-                expected,
-                actual,
-            } => {
-                write!(
-                    f,
-                    "blob {digest} is {actual} bytes, manifests say {expected}"
-                )
+            Problem::SizeMismatch { digest, expected, actual } => {
+                write!(f, "blob {digest} is {actual} bytes, manifests say {expected}")
             }
-            Problem::SnapshotDigest {
-                archive,
-                snapshot,
-                expected,
-                actual,
-            } => write!(
-                f,
-                "snapshot {archive}/{snapshot}: manifest hashes to {actual}, recorded digest is {expected}"
-            ),
+            Problem::SnapshotDigest { archive, snapshot, expected, actual } => {
+                write!(f, "snapshot {archive}/{snapshot}: manifest hashes to {actual}, recorded digest is {expected}")
+            }
         }
     }
 }
@@ -126,22 +77,14 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
                     report.bytes_hashed += n as u64;
                 }
                 Err(e) => {
-                    report.problems.push(Problem::UnreadableBlob {
-                        digest,
-                        error: e.to_string(),
-                        location,
-                    });
+                    report.problems.push(Problem::UnreadableBlob { digest, error: e.to_string(), location });
                     return Ok(());
                 }
             }
         }
         let actual = h.finish();
         if actual != digest {
-            report.problems.push(Problem::CorruptBlob {
-                digest,
-                actual,
-                location,
-            });
+            report.problems.push(Problem::CorruptBlob { digest, actual, location });
         }
         stored.insert(digest, blob.len);
         Ok(())
@@ -154,11 +97,9 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
             None => {
                 missing.insert(digest, size);
             }
-            Some(&actual) if actual != size => report.problems.push(Problem::SizeMismatch {
-                digest,
-                expected: size,
-                actual,
-            }),
+            Some(&actual) if actual != size => {
+                report.problems.push(Problem::SizeMismatch { digest, expected: size, actual })
+            }
             Some(_) => {}
         }
         Ok(())
@@ -168,14 +109,8 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
     for archive in store.catalog.archives()? {
         let mut after = None;
         loop {
-            let page = store.catalog.snapshots(
-                &archive.name,
-                &SnapshotQuery {
-                    after,
-                    limit: 500,
-                    ..Default::default()
-                },
-            )?;
+            let page =
+                store.catalog.snapshots(&archive.name, &SnapshotQuery { after, limit: 500, ..Default::default() })?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             for snap in &page {
@@ -185,9 +120,7 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
                     if let Some(d) = e.content.digest()
                         && missing.contains_key(d)
                     {
-                        missing_users
-                            .entry(*d)
-                            .or_insert_with(|| format!("{}/{}/{}", archive.name, snap.id, e.path));
+                        missing_users.entry(*d).or_insert_with(|| format!("{}/{}/{}", archive.name, snap.id, e.path));
                     }
                     manifest.push(e.to_manifest());
                     Ok::<_, CatalogError>(())
@@ -208,14 +141,8 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
     let mut missing: Vec<_> = missing.into_iter().collect();
     missing.sort();
     for (digest, size) in missing {
-        let used_by = missing_users
-            .remove(&digest)
-            .unwrap_or_else(|| "an unreachable entry".into());
-        report.problems.push(Problem::MissingBlob {
-            digest,
-            size,
-            used_by,
-        });
+        let used_by = missing_users.remove(&digest).unwrap_or_else(|| "an unreachable entry".into());
+        report.problems.push(Problem::MissingBlob { digest, size, used_by });
     }
     Ok(report)
 }

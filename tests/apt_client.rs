@@ -11,12 +11,7 @@ use common::*;
 /// Runs apt-get against one sources line in a fresh, isolated apt root, and returns the
 /// bytes of the downloaded files by name.
 fn apt_download(root: &Path, source_line: &str, packages: &[&str]) -> Vec<(String, Vec<u8>)> {
-    for d in [
-        "empty",
-        "state/lists/partial",
-        "cache/archives/partial",
-        "dl",
-    ] {
+    for d in ["empty", "state/lists/partial", "cache/archives/partial", "dl"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::write(root.join("status"), "").unwrap();
@@ -24,10 +19,7 @@ fn apt_download(root: &Path, source_line: &str, packages: &[&str]) -> Vec<(Strin
     // Dir::Etc::Parts must come from APT_CONFIG: apt reads apt.conf.d before parsing -o.
     std::fs::write(
         root.join("apt.conf"),
-        format!(
-            "Dir::Etc::Main \"/dev/null\";\nDir::Etc::Parts \"{}/empty\";\n",
-            root.display()
-        ),
+        format!("Dir::Etc::Main \"/dev/null\";\nDir::Etc::Parts \"{}/empty\";\n", root.display()),
     )
     .unwrap();
     let apt = |args: &[&str], cwd: &Path| {
@@ -35,10 +27,7 @@ fn apt_download(root: &Path, source_line: &str, packages: &[&str]) -> Vec<(Strin
             .current_dir(cwd)
             .env("APT_CONFIG", root.join("apt.conf"))
             .arg("-o")
-            .arg(format!(
-                "Dir::Etc::SourceList={}/sources.list",
-                root.display()
-            ))
+            .arg(format!("Dir::Etc::SourceList={}/sources.list", root.display()))
             .arg("-o")
             .arg(format!("Dir::Etc::SourceParts={}/empty", root.display()))
             .arg("-o")
@@ -47,29 +36,15 @@ fn apt_download(root: &Path, source_line: &str, packages: &[&str]) -> Vec<(Strin
             .arg(format!("Dir::State::status={}/status", root.display()))
             .arg("-o")
             .arg(format!("Dir::Cache={}/cache", root.display()))
-            .args([
-                "-o",
-                "APT::Architecture=amd64",
-                "-o",
-                "APT::Sandbox::User=root",
-            ])
+            .args(["-o", "APT::Architecture=amd64", "-o", "APT::Sandbox::User=root"])
             .args(args)
             .output()
             .expect("apt-get is installed on Debian");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "apt-get {args:?} failed:\n{text}");
         // apt exits 0 on some failures it only warns about (e.g. a bad signature on
         // update of an already-known repo): any W:/E: line fails the test.
-        assert!(
-            !text
-                .lines()
-                .any(|l| l.starts_with("W:") || l.starts_with("E:")),
-            "apt-get {args:?} warned:\n{text}"
-        );
+        assert!(!text.lines().any(|l| l.starts_with("W:") || l.starts_with("E:")), "apt-get {args:?} warned:\n{text}");
         text
     };
     apt(&["update"], root);
@@ -80,10 +55,7 @@ fn apt_download(root: &Path, source_line: &str, packages: &[&str]) -> Vec<(Strin
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
         })
         .collect();
     files.sort();
@@ -105,12 +77,9 @@ fn apt_installs_exactly_what_existed_at_each_moment() {
 
     let server = Server::start(&data);
     let keyring = fixtures().join("keys/test-signing.gpg");
-    let hello_v1 =
-        std::fs::read(v1.join("pool/main/h/hello-asof/hello-asof_1.0-1_all.deb")).unwrap();
-    let hello_v2 =
-        std::fs::read(v2.join("pool/main/h/hello-asof/hello-asof_1.1-1_all.deb")).unwrap();
-    let tz = std::fs::read(v1.join("pool/main/a/asof-tzdata/asof-tzdata_2025b-0+deb12u1_all.deb"))
-        .unwrap();
+    let hello_v1 = std::fs::read(v1.join("pool/main/h/hello-asof/hello-asof_1.0-1_all.deb")).unwrap();
+    let hello_v2 = std::fs::read(v2.join("pool/main/h/hello-asof/hello-asof_1.1-1_all.deb")).unwrap();
+    let tz = std::fs::read(v1.join("pool/main/a/asof-tzdata/asof-tzdata_2025b-0+deb12u1_all.deb")).unwrap();
 
     for (i, (id, hello_name, hello)) in [
         (&id1, "hello-asof_1.0-1_all.deb", &hello_v1),
@@ -120,38 +89,20 @@ fn apt_installs_exactly_what_existed_at_each_moment() {
     .into_iter()
     .enumerate()
     {
-        let line = format!(
-            "deb [signed-by={}] http://{}/debian/test/{id}/ stable main",
-            keyring.display(),
-            server.addr
-        );
-        let got = apt_download(
-            &tmp.path().join(format!("apt{i}")),
-            &line,
-            &["hello-asof", "asof-tzdata"],
-        );
+        let line =
+            format!("deb [signed-by={}] http://{}/debian/test/{id}/ stable main", keyring.display(), server.addr);
+        let got = apt_download(&tmp.path().join(format!("apt{i}")), &line, &["hello-asof", "asof-tzdata"]);
         let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(
-            names,
-            ["asof-tzdata_2025b-0+deb12u1_all.deb", hello_name],
-            "at {id}"
-        );
+        assert_eq!(names, ["asof-tzdata_2025b-0+deb12u1_all.deb", hello_name], "at {id}");
         assert!(got[0].1 == tz, "asof-tzdata differs at {id}");
         assert!(got[1].1 == *hello, "hello-asof differs at {id}");
     }
 
     // asof-extra only exists from the second snapshot on.
-    let line = format!(
-        "deb [signed-by={}] http://{}/debian/test/{id1}/ stable main",
-        keyring.display(),
-        server.addr
-    );
+    let line = format!("deb [signed-by={}] http://{}/debian/test/{id1}/ stable main", keyring.display(), server.addr);
     let root = tmp.path().join("apt-missing");
     let result = std::panic::catch_unwind(|| apt_download(&root, &line, &["asof-extra"]));
-    assert!(
-        result.is_err(),
-        "asof-extra must not be downloadable from the first snapshot"
-    );
+    assert!(result.is_err(), "asof-extra must not be downloadable from the first snapshot");
 }
 
 #[test]
@@ -163,19 +114,9 @@ fn apt_refuses_a_snapshot_signed_by_another_key() {
     // The Debian archive keyring is a real keyring that did not sign the fixtures.
     let wrong = Path::new("/usr/share/keyrings/debian-archive-keyring.gpg");
     if !wrong.exists() {
-        panic!(
-            "debian-archive-keyring is part of every Debian 12 install; install it with apt-get"
-        );
+        panic!("debian-archive-keyring is part of every Debian 12 install; install it with apt-get");
     }
-    let line = format!(
-        "deb [signed-by={}] http://{}/debian/{id}/ stable main",
-        wrong.display(),
-        server.addr
-    );
-    let result =
-        std::panic::catch_unwind(|| apt_download(&tmp.path().join("apt"), &line, &["hello-asof"]));
-    assert!(
-        result.is_err(),
-        "apt must reject a Release signed by a key it was not given"
-    );
+    let line = format!("deb [signed-by={}] http://{}/debian/{id}/ stable main", wrong.display(), server.addr);
+    let result = std::panic::catch_unwind(|| apt_download(&tmp.path().join("apt"), &line, &["hello-asof"]));
+    assert!(result.is_err(), "apt must reject a Release signed by a key it was not given");
 }

@@ -21,49 +21,27 @@ fn bad_publishes_fail_precisely_and_record_nothing() {
 
     let out = asof(&data, &["publish", "Debian", tree.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("invalid archive name 'Debian'"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("invalid archive name 'Debian'"), "{}", stderr(&out));
 
-    let out = asof(
-        &data,
-        &[
-            "publish",
-            "debian",
-            tmp.path().join("missing").to_str().unwrap(),
-        ],
-    );
+    let out = asof(&data, &["publish", "debian", tmp.path().join("missing").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("is not a directory"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("is not a directory"), "{}", stderr(&out));
 
     symlink("../../../etc/passwd", tree.join("dists/evil")).unwrap();
     let out = asof(&data, &["publish", "debian", tree.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out)
-            .contains("dists/evil: symlink to \"../../../etc/passwd\" points outside the tree"),
+        stderr(&out).contains("dists/evil: symlink to \"../../../etc/passwd\" points outside the tree"),
         "{}",
         stderr(&out)
     );
     std::fs::remove_file(tree.join("dists/evil")).unwrap();
 
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(tree.join("dists/pipe"))
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(std::process::Command::new("mkfifo").arg(tree.join("dists/pipe")).status().unwrap().success());
     let out = asof(&data, &["publish", "debian", tree.to_str().unwrap()]);
-    assert!(stderr(&out).contains(
-        "dists/pipe: only regular files and symlinks can be published, this is a named pipe"
-    ));
+    assert!(
+        stderr(&out).contains("dists/pipe: only regular files and symlinks can be published, this is a named pipe")
+    );
     std::fs::remove_file(tree.join("dists/pipe")).unwrap();
 
     let out = asof(&data, &["snapshots", "debian"]);
@@ -87,22 +65,12 @@ fn unchanged_files_are_not_stored_again() {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let first = run("v1", &[]);
-    assert_eq!(
-        (first["files"].as_u64(), first["new_blobs"].as_u64()),
-        (Some(8), Some(8))
-    );
+    assert_eq!((first["files"].as_u64(), first["new_blobs"].as_u64()), (Some(8), Some(8)));
     let second = run("v2", &[]);
     // Only asof-tzdata is shared between v1 and v2.
+    assert_eq!((second["files"].as_u64(), second["new_blobs"].as_u64()), (Some(9), Some(8)));
     assert_eq!(
-        (second["files"].as_u64(), second["new_blobs"].as_u64()),
-        (Some(9), Some(8))
-    );
-    assert_eq!(
-        (
-            second["added"].as_u64(),
-            second["changed"].as_u64(),
-            second["removed"].as_u64()
-        ),
+        (second["added"].as_u64(), second["changed"].as_u64(), second["removed"].as_u64()),
         (Some(2), Some(6), Some(1))
     );
     let again = run("v1", &[]);
@@ -122,21 +90,10 @@ fn unchanged_files_are_not_stored_again() {
 fn config_rejects_unknown_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("asof.toml");
-    std::fs::write(
-        &cfg,
-        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_port = 1\n",
-    )
-    .unwrap();
-    let out = asof(
-        &tmp.path().join("data"),
-        &["--config", cfg.to_str().unwrap(), "serve"],
-    );
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nlisten_port = 1\n").unwrap();
+    let out = asof(&tmp.path().join("data"), &["--config", cfg.to_str().unwrap(), "serve"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("unknown field `listen_port`"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("unknown field `listen_port`"), "{}", stderr(&out));
 }
 
 #[test]
@@ -152,18 +109,10 @@ fn serve_stops_gracefully_on_sigterm() {
         .unwrap();
     let mut line = String::new();
     use std::io::BufRead;
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert!(line.starts_with("asof listening on http://"), "{line}");
     let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
@@ -187,22 +136,10 @@ fn demo_serves_two_different_snapshots() {
         .collect();
     let _ = child.kill();
     let _ = child.wait();
-    let debs: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.trim_start().starts_with("deb [signed-by="))
-        .collect();
+    let debs: Vec<&String> = lines.iter().filter(|l| l.trim_start().starts_with("deb [signed-by=")).collect();
     assert_eq!(debs.len(), 2, "{lines:?}");
-    let keyring = debs[0]
-        .split("signed-by=")
-        .nth(1)
-        .unwrap()
-        .split(']')
-        .next()
-        .unwrap();
-    assert!(
-        std::path::Path::new(keyring).is_absolute() && std::path::Path::new(keyring).exists(),
-        "{keyring}"
-    );
+    let keyring = debs[0].split("signed-by=").nth(1).unwrap().split(']').next().unwrap();
+    assert!(std::path::Path::new(keyring).is_absolute() && std::path::Path::new(keyring).exists(), "{keyring}");
     let out = asof(tmp.path(), &["snapshots", "demo", "--json"]);
     let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 2);

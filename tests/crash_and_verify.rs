@@ -24,17 +24,10 @@ fn snapshot_count(data: &Path, archive: &str) -> usize {
     let out = asof(data, &["snapshots", archive, "--json"]);
     if !out.status.success() {
         // The archive only exists once a publish committed.
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("no archive"),
-            "{out:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no archive"), "{out:?}");
         return 0;
     }
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .len()
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().len()
 }
 
 fn blob_count(data: &Path) -> usize {
@@ -45,15 +38,7 @@ fn walkdir(p: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
     };
-    rd.map(|e| e.unwrap())
-        .map(|e| {
-            if e.file_type().unwrap().is_dir() {
-                walkdir(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
+    rd.map(|e| e.unwrap()).map(|e| if e.file_type().unwrap().is_dir() { walkdir(&e.path()) } else { 1 }).sum()
 }
 
 fn verify_clean(data: &Path) {
@@ -91,38 +76,20 @@ fn killed_publishes_leave_nothing_half_written() {
         if status.success() {
             committed += 1;
         } else {
-            assert_eq!(
-                status.signal(),
-                Some(9),
-                "publish failed on its own: {status:?}"
-            );
+            assert_eq!(status.signal(), Some(9), "publish failed on its own: {status:?}");
             if blob_count(&data) > blobs_before {
                 killed_midway += 1;
             }
         }
-        assert_eq!(
-            snapshot_count(&data, "crashy"),
-            committed,
-            "after attempt {attempt} ({delay_ms} ms)"
-        );
+        assert_eq!(snapshot_count(&data, "crashy"), committed, "after attempt {attempt} ({delay_ms} ms)");
         verify_clean(&data);
     }
-    assert!(
-        killed_midway > 0,
-        "no attempt was killed while it was storing blobs; the test proved nothing"
-    );
+    assert!(killed_midway > 0, "no attempt was killed while it was storing blobs; the test proved nothing");
 
     // The next publish of an interrupted tree works and reuses what was already stored.
     let tree = tmp.path().join("tree0");
-    let out = asof(
-        &data,
-        &["publish", "crashy", tree.to_str().unwrap(), "--json"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = asof(&data, &["publish", "crashy", tree.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["files"], 300);
     assert_eq!(snapshot_count(&data, "crashy"), committed + 1);
@@ -130,18 +97,12 @@ fn killed_publishes_leave_nothing_half_written() {
 }
 
 fn blob_path(data: &Path, hex: &str) -> std::path::PathBuf {
-    data.join("blobs/sha256")
-        .join(&hex[..2])
-        .join(&hex[2..4])
-        .join(hex)
+    data.join("blobs/sha256").join(&hex[..2]).join(&hex[2..4]).join(hex)
 }
 
 fn verify_output(data: &Path) -> (bool, String) {
     let out = asof(data, &["verify"]);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]
@@ -163,18 +124,13 @@ fn verify_reports_corrupt_and_missing_blobs() {
     bytes[0] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
 
-    let deb =
-        std::fs::read(fixtures().join("apt/v1/pool/main/h/hello-asof/hello-asof_1.0-1_all.deb"))
-            .unwrap();
+    let deb = std::fs::read(fixtures().join("apt/v1/pool/main/h/hello-asof/hello-asof_1.0-1_all.deb")).unwrap();
     let deb_hex = sha256_hex(&deb);
     std::fs::remove_file(blob_path(&data, &deb_hex)).unwrap();
 
     let (ok, out) = verify_output(&data);
     assert!(!ok, "verify must fail");
-    assert!(
-        out.contains(&format!("corrupt blob {release_hex}")),
-        "{out}"
-    );
+    assert!(out.contains(&format!("corrupt blob {release_hex}")), "{out}");
     assert!(
         out.contains(&format!(
             "missing blob {deb_hex} ({} bytes), used by debian/{id}/pool/main/h/hello-asof/hello-asof_1.0-1_all.deb",
@@ -191,13 +147,12 @@ fn verify_reports_a_manifest_that_no_longer_matches_its_digest() {
     let data = tmp.path().join("data");
     let id = publish(&data, "debian", &fixtures().join("apt/v1"));
     let db = rusqlite::Connection::open(data.join("asof.db")).unwrap();
-    let n = db.execute("UPDATE entries SET path = 'dists/stable/Release.renamed' WHERE path = 'dists/stable/Release'", []).unwrap();
+    let n = db
+        .execute("UPDATE entries SET path = 'dists/stable/Release.renamed' WHERE path = 'dists/stable/Release'", [])
+        .unwrap();
     assert_eq!(n, 1);
     drop(db);
     let (ok, out) = verify_output(&data);
     assert!(!ok);
-    assert!(
-        out.contains(&format!("snapshot debian/{id}: manifest hashes to")),
-        "{out}"
-    );
+    assert!(out.contains(&format!("snapshot debian/{id}: manifest hashes to")), "{out}");
 }

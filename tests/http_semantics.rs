@@ -30,12 +30,7 @@ fn setup_with(config: Option<&str>) -> Setup {
         }
         None => Server::start(&data),
     };
-    Setup {
-        _tmp: tmp,
-        server,
-        id1,
-        id2,
-    }
+    Setup { _tmp: tmp, server, id1, id2 }
 }
 
 fn setup() -> Setup {
@@ -49,9 +44,7 @@ fn fixture_bytes(rel: &str) -> Vec<u8> {
 #[test]
 fn serves_a_file_with_identity_headers() {
     let s = setup();
-    let r = s
-        .server
-        .get(&format!("/debian/{}/dists/stable/Release", s.id1));
+    let r = s.server.get(&format!("/debian/{}/dists/stable/Release", s.id1));
     let expected = fixture_bytes("apt/v1/dists/stable/Release");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, expected);
@@ -59,28 +52,17 @@ fn serves_a_file_with_identity_headers() {
     assert_eq!(r.header("etag"), format!("\"{}\"", sha256_hex(&expected)));
     assert_eq!(r.header("accept-ranges"), "bytes");
     assert_eq!(r.header("x-asof-snapshot"), s.id1);
-    assert!(
-        r.header("last-modified").ends_with("GMT"),
-        "{:?}",
-        r.headers
-    );
+    assert!(r.header("last-modified").ends_with("GMT"), "{:?}", r.headers);
     assert!(r.header("content-encoding").is_empty());
     // An old snapshot never changes.
-    assert_eq!(
-        r.header("cache-control"),
-        "public, max-age=31536000, immutable"
-    );
+    assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable");
 }
 
 #[test]
 fn head_gives_headers_without_body() {
     let s = setup();
     let expected = fixture_bytes("apt/v2/dists/stable/InRelease");
-    let r = s.server.request(
-        "HEAD",
-        &format!("/debian/{}/dists/stable/InRelease", s.id2),
-        &[],
-    );
+    let r = s.server.request("HEAD", &format!("/debian/{}/dists/stable/InRelease", s.id2), &[]);
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
     assert_eq!(r.header("content-length"), expected.len().to_string());
@@ -100,29 +82,17 @@ fn conditional_requests_give_304() {
     assert!(r.body.is_empty());
     assert_eq!(r.header("etag"), etag);
 
-    let r = s
-        .server
-        .request("GET", &path, &[("If-None-Match", "\"0000\", *")]);
+    let r = s.server.request("GET", &path, &[("If-None-Match", "\"0000\", *")]);
     assert_eq!(r.status, 304);
 
-    let r = s
-        .server
-        .request("GET", &path, &[("If-Modified-Since", &lm)]);
+    let r = s.server.request("GET", &path, &[("If-Modified-Since", &lm)]);
     assert_eq!(r.status, 304);
 
-    let r = s.server.request(
-        "GET",
-        &path,
-        &[("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")],
-    );
+    let r = s.server.request("GET", &path, &[("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")]);
     assert_eq!(r.status, 200);
 
     // A non-matching If-None-Match wins over a matching If-Modified-Since.
-    let r = s.server.request(
-        "GET",
-        &path,
-        &[("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)],
-    );
+    let r = s.server.request("GET", &path, &[("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)]);
     assert_eq!(r.status, 200);
 }
 
@@ -136,10 +106,7 @@ fn ranges_give_206_or_416() {
     let r = s.server.request("GET", &path, &[("Range", "bytes=100-")]);
     assert_eq!(r.status, 206);
     assert_eq!(r.body, &full[100..]);
-    assert_eq!(
-        r.header("content-range"),
-        format!("bytes 100-{}/{n}", n - 1)
-    );
+    assert_eq!(r.header("content-range"), format!("bytes 100-{}/{n}", n - 1));
     assert_eq!(r.header("content-length"), (n - 100).to_string());
 
     let r = s.server.request("GET", &path, &[("Range", "bytes=-10")]);
@@ -151,23 +118,13 @@ fn ranges_give_206_or_416() {
 
     // Resume as apt does: Range plus If-Range with the validator it has.
     let etag = format!("\"{}\"", sha256_hex(&full));
-    let r = s.server.request(
-        "GET",
-        &path,
-        &[("Range", "bytes=100-"), ("If-Range", &etag)],
-    );
+    let r = s.server.request("GET", &path, &[("Range", "bytes=100-"), ("If-Range", &etag)]);
     assert_eq!(r.status, 206);
-    let r = s.server.request(
-        "GET",
-        &path,
-        &[("Range", "bytes=100-"), ("If-Range", "\"stale\"")],
-    );
+    let r = s.server.request("GET", &path, &[("Range", "bytes=100-"), ("If-Range", "\"stale\"")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body, full);
 
-    let r = s
-        .server
-        .request("GET", &path, &[("Range", &format!("bytes={n}-"))]);
+    let r = s.server.request("GET", &path, &[("Range", &format!("bytes={n}-"))]);
     assert_eq!(r.status, 416);
     assert_eq!(r.header("content-range"), format!("bytes */{n}"));
 }
@@ -178,25 +135,17 @@ fn by_hash_serves_any_file_of_the_directory_by_digest() {
     for (id, tree) in [(&s.id1, "v1"), (&s.id2, "v2")] {
         let xz = fixture_bytes(&format!("apt/{tree}/{PACKAGES_XZ}"));
         let hash = sha256_hex(&xz);
-        let r = s.server.get(&format!(
-            "/debian/{id}/dists/stable/main/binary-amd64/by-hash/SHA256/{hash}"
-        ));
+        let r = s.server.get(&format!("/debian/{id}/dists/stable/main/binary-amd64/by-hash/SHA256/{hash}"));
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.body, xz);
         assert_eq!(r.header("etag"), format!("\"{hash}\""));
     }
     // v2's index is not in v1, and a digest of a file elsewhere is not in this directory.
     let v2_hash = sha256_hex(&fixture_bytes(&format!("apt/v2/{PACKAGES_XZ}")));
-    let r = s.server.get(&format!(
-        "/debian/{}/dists/stable/main/binary-amd64/by-hash/SHA256/{v2_hash}",
-        s.id1
-    ));
+    let r = s.server.get(&format!("/debian/{}/dists/stable/main/binary-amd64/by-hash/SHA256/{v2_hash}", s.id1));
     assert_eq!(r.status, 404);
     let release_hash = sha256_hex(&fixture_bytes("apt/v1/dists/stable/Release"));
-    let r = s.server.get(&format!(
-        "/debian/{}/dists/stable/main/binary-amd64/by-hash/SHA256/{release_hash}",
-        s.id1
-    ));
+    let r = s.server.get(&format!("/debian/{}/dists/stable/main/binary-amd64/by-hash/SHA256/{release_hash}", s.id1));
     assert_eq!(r.status, 404);
 }
 
@@ -206,38 +155,24 @@ fn floor_resolution_and_cache_lifetimes() {
     // An ID after the latest snapshot but not yet settled resolves to the latest, briefly cached.
     let soon = id_plus(&s.id2, 1);
     wait_until_past(&soon);
-    let r = s
-        .server
-        .get(&format!("/debian/{soon}/dists/stable/Release"));
+    let r = s.server.get(&format!("/debian/{soon}/dists/stable/Release"));
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-asof-snapshot"), s.id2);
     assert_eq!(r.header("cache-control"), "public, max-age=10");
     // The exact latest ID can never change meaning.
-    let r = s
-        .server
-        .get(&format!("/debian/{}/dists/stable/Release", s.id2));
-    assert_eq!(
-        r.header("cache-control"),
-        "public, max-age=31536000, immutable"
-    );
+    let r = s.server.get(&format!("/debian/{}/dists/stable/Release", s.id2));
+    assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable");
     assert_eq!(r.body, fixture_bytes("apt/v2/dists/stable/Release"));
 }
 
 #[test]
 fn settled_ids_become_immutable() {
-    let s = setup_with(Some(
-        "[server]\nsettle_margin_secs = 0\nshort_max_age_secs = 3\n",
-    ));
+    let s = setup_with(Some("[server]\nsettle_margin_secs = 0\nshort_max_age_secs = 3\n"));
     let later = id_plus(&s.id2, 1);
     wait_until_past(&id_plus(&later, 1));
-    let r = s
-        .server
-        .get(&format!("/debian/{later}/dists/stable/Release"));
+    let r = s.server.get(&format!("/debian/{later}/dists/stable/Release"));
     assert_eq!(r.header("x-asof-snapshot"), s.id2);
-    assert_eq!(
-        r.header("cache-control"),
-        "public, max-age=31536000, immutable"
-    );
+    assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable");
     let r = s.server.get("/debian/");
     assert_eq!(r.header("cache-control"), "public, max-age=3");
 }
@@ -251,40 +186,15 @@ fn assert_json_404(r: &Response, needle: &str) {
 #[test]
 fn not_found_cases_answer_404_with_a_reason() {
     let s = setup();
-    assert_json_404(
-        &s.server
-            .get("/debian/20000101T000000Z/dists/stable/Release"),
-        "before the first snapshot",
-    );
-    assert_json_404(
-        &s.server
-            .get("/debian/29990101T000000Z/dists/stable/Release"),
-        "in the future",
-    );
-    assert_json_404(
-        &s.server.get("/debian/2024-01-01/dists/stable/Release"),
-        "YYYYMMDDTHHMMSSZ",
-    );
-    assert_json_404(
-        &s.server
-            .get("/debian/20241301T000000Z/dists/stable/Release"),
-        "YYYYMMDDTHHMMSSZ",
-    );
-    assert_json_404(
-        &s.server
-            .get(&format!("/debian/{}/dists/stable/Nope", s.id1)),
-        "does not exist",
-    );
-    assert_json_404(
-        &s.server
-            .get(&format!("/ubuntu/{}/dists/stable/Release", s.id1)),
-        "no archive",
-    );
+    assert_json_404(&s.server.get("/debian/20000101T000000Z/dists/stable/Release"), "before the first snapshot");
+    assert_json_404(&s.server.get("/debian/29990101T000000Z/dists/stable/Release"), "in the future");
+    assert_json_404(&s.server.get("/debian/2024-01-01/dists/stable/Release"), "YYYYMMDDTHHMMSSZ");
+    assert_json_404(&s.server.get("/debian/20241301T000000Z/dists/stable/Release"), "YYYYMMDDTHHMMSSZ");
+    assert_json_404(&s.server.get(&format!("/debian/{}/dists/stable/Nope", s.id1)), "does not exist");
+    assert_json_404(&s.server.get(&format!("/ubuntu/{}/dists/stable/Release", s.id1)), "no archive");
     assert_json_404(&s.server.get("/ubuntu/"), "no archive");
     // apt falls back from InRelease to Release only on 404, never on 403 or 5xx.
-    let r = s
-        .server
-        .get(&format!("/debian/{}/dists/unstable/InRelease", s.id1));
+    let r = s.server.get(&format!("/debian/{}/dists/unstable/InRelease", s.id1));
     assert_eq!(r.status, 404);
 }
 
@@ -292,12 +202,7 @@ fn not_found_cases_answer_404_with_a_reason() {
 fn percent_encoded_paths_decode() {
     let s = setup();
     let tz = fixture_bytes("apt/v1/pool/main/a/asof-tzdata/asof-tzdata_2025b-0+deb12u1_all.deb");
-    for p in [
-        TZ,
-        &TZ.replace("%2b", "%2B"),
-        &TZ.replace("%2b", "+"),
-        &TZ.replace("asof", "%61sof"),
-    ] {
+    for p in [TZ, &TZ.replace("%2b", "%2B"), &TZ.replace("%2b", "+"), &TZ.replace("asof", "%61sof")] {
         let r = s.server.get(&format!("/debian/{}/{p}", s.id1));
         assert_eq!(r.status, 200, "{p}");
         assert_eq!(r.body, tz);
@@ -325,56 +230,23 @@ fn traversal_attempts_are_rejected() {
 #[test]
 fn directory_listings_in_html_and_json() {
     let s = setup();
-    for path in [
-        format!("/debian/{}/dists/stable", s.id2),
-        format!("/debian/{}/dists/stable/", s.id2),
-    ] {
+    for path in [format!("/debian/{}/dists/stable", s.id2), format!("/debian/{}/dists/stable/", s.id2)] {
         let r = s.server.get(&path);
         assert_eq!(r.status, 200);
         assert!(r.header("content-type").starts_with("text/html"));
         let html = r.text();
-        assert!(
-            html.contains("InRelease") && html.contains("main/"),
-            "{html}"
-        );
+        assert!(html.contains("InRelease") && html.contains("main/"), "{html}");
     }
-    let r = s.server.request(
-        "GET",
-        &format!("/debian/{}/dists/stable/", s.id2),
-        &[("Accept", "application/json")],
-    );
+    let r = s.server.request("GET", &format!("/debian/{}/dists/stable/", s.id2), &[("Accept", "application/json")]);
     let j = r.json();
-    let names: Vec<&str> = j["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = j["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["InRelease", "Release", "Release.gpg", "main"]);
     let release = &j["entries"][1];
     assert_eq!(release["kind"], "file");
-    assert_eq!(
-        release["sha256"],
-        sha256_hex(&fixture_bytes("apt/v2/dists/stable/Release"))
-    );
-    assert_eq!(
-        release["size"],
-        fixture_bytes("apt/v2/dists/stable/Release").len()
-    );
-    let root = s
-        .server
-        .request(
-            "GET",
-            &format!("/debian/{}/", s.id1),
-            &[("Accept", "application/json")],
-        )
-        .json();
-    let names: Vec<&str> = root["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    assert_eq!(release["sha256"], sha256_hex(&fixture_bytes("apt/v2/dists/stable/Release")));
+    assert_eq!(release["size"], fixture_bytes("apt/v2/dists/stable/Release").len());
+    let root = s.server.request("GET", &format!("/debian/{}/", s.id1), &[("Accept", "application/json")]).json();
+    let names: Vec<&str> = root["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["dists", "pool"]);
 }
 
@@ -384,20 +256,11 @@ fn snapshot_and_archive_lists() {
     let html = s.server.get("/debian/").text();
     let (p2, p1) = (html.find(&s.id2).unwrap(), html.find(&s.id1).unwrap());
     assert!(p2 < p1, "newest first");
-    assert!(
-        html.contains(&format!("<h2>{}-{}</h2>", &s.id1[..4], &s.id1[4..6])),
-        "grouped by month"
-    );
-    let j = s
-        .server
-        .request("GET", "/debian", &[("Accept", "application/json")])
-        .json();
+    assert!(html.contains(&format!("<h2>{}-{}</h2>", &s.id1[..4], &s.id1[4..6])), "grouped by month");
+    let j = s.server.request("GET", "/debian", &[("Accept", "application/json")]).json();
     assert_eq!(j["snapshots"][0]["id"], s.id2);
     assert_eq!(j["snapshots"][1]["id"], s.id1);
-    let j = s
-        .server
-        .request("GET", "/", &[("Accept", "application/json")])
-        .json();
+    let j = s.server.request("GET", "/", &[("Accept", "application/json")]).json();
     assert_eq!(j["archives"][0]["name"], "debian");
     assert_eq!(j["archives"][0]["snapshots"], 2);
     assert!(s.server.get("/").text().contains("href=\"/debian/\""));
@@ -414,11 +277,7 @@ fn nested_archive_names_and_symlinks() {
     std::os::unix::fs::symlink("Release", tree.join("dists/bookworm/Release.link")).unwrap();
     let id = publish(&data, "repos/prod/ubuntu/22.04", &tree);
     let server = Server::start(&data);
-    for p in [
-        "dists/bookworm/Release",
-        "dists/stable/Release",
-        "dists/stable/Release.link",
-    ] {
+    for p in ["dists/bookworm/Release", "dists/stable/Release", "dists/stable/Release.link"] {
         let r = server.get(&format!("/repos/prod/ubuntu/22.04/{id}/{p}"));
         assert_eq!(r.status, 200, "{p}: {}", r.text());
         assert_eq!(r.text(), "real release\n");
@@ -435,10 +294,8 @@ fn nested_archive_names_and_symlinks() {
 fn json_api_for_orchestrators() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let ids: Vec<String> = ["v1", "v2", "v1"]
-        .iter()
-        .map(|v| publish(&data, "ubuntu/22.04", &fixtures().join("apt").join(v)))
-        .collect();
+    let ids: Vec<String> =
+        ["v1", "v2", "v1"].iter().map(|v| publish(&data, "ubuntu/22.04", &fixtures().join("apt").join(v))).collect();
     let server = Server::start(&data);
     let api = |p: &str| server.get(&format!("/api/v1/archives/ubuntu/22.04{p}"));
 
@@ -448,12 +305,7 @@ fn json_api_for_orchestrators() {
     assert_eq!(api("").json()["first"], ids[0]);
 
     let page1 = api("/-/snapshots?limit=2").json();
-    let got: Vec<&str> = page1["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
+    let got: Vec<&str> = page1["snapshots"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(got, [ids[2].as_str(), ids[1].as_str()]);
     let cursor = page1["next_cursor"].as_str().unwrap();
     let page2 = api(&format!("/-/snapshots?limit=2&cursor={cursor}")).json();
@@ -463,14 +315,8 @@ fn json_api_for_orchestrators() {
     assert_eq!(asc["snapshots"].as_array().unwrap().len(), 2);
     assert_eq!(asc["snapshots"][0]["id"], ids[1]);
     // Same tree, same digest, whatever the history.
-    assert_eq!(
-        page1["snapshots"][0]["digest"],
-        page2["snapshots"][0]["digest"]
-    );
-    assert_ne!(
-        page1["snapshots"][0]["digest"],
-        page1["snapshots"][1]["digest"]
-    );
+    assert_eq!(page1["snapshots"][0]["digest"], page2["snapshots"][0]["digest"]);
+    assert_ne!(page1["snapshots"][0]["digest"], page1["snapshots"][1]["digest"]);
 
     let details = api(&format!("/-/snapshots/{}", ids[1])).json();
     assert_eq!(details["previous"], ids[0]);
@@ -478,11 +324,7 @@ fn json_api_for_orchestrators() {
     assert_eq!(details["files"], 9);
     assert_eq!(details["url"], format!("/ubuntu/22.04/{}/", ids[1]));
 
-    let resolved = api(&format!(
-        "/-/resolve/{}",
-        id_plus(&ids[2], -100_000).max(ids[0].clone())
-    ))
-    .json();
+    let resolved = api(&format!("/-/resolve/{}", id_plus(&ids[2], -100_000).max(ids[0].clone()))).json();
     assert_eq!(resolved["snapshot"]["id"], ids[0]);
     assert_eq!(resolved["exact"], true);
     wait_until_past(&id_plus(&ids[2], 1));
@@ -517,27 +359,13 @@ fn probes_metrics_and_methods() {
     s.server.get(&format!("/debian/{}/{TZ}", s.id1));
     s.server.get("/debian/20000101T000000Z/x");
     let m = s.server.get("/metrics").text();
-    assert!(
-        m.contains("asof_http_requests_total{status=\"200\"}"),
-        "{m}"
-    );
-    assert!(
-        m.contains("asof_http_requests_total{status=\"404\"}"),
-        "{m}"
-    );
+    assert!(m.contains("asof_http_requests_total{status=\"200\"}"), "{m}");
+    assert!(m.contains("asof_http_requests_total{status=\"404\"}"), "{m}");
     assert!(m.contains("asof_lookup_duration_seconds_count"), "{m}");
-    let served: f64 = m
-        .lines()
-        .find_map(|l| l.strip_prefix("asof_http_response_body_bytes_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let served: f64 =
+        m.lines().find_map(|l| l.strip_prefix("asof_http_response_body_bytes_total ")).unwrap().parse().unwrap();
     assert!(served >= 1012.0, "{served}");
-    let r = s.server.request(
-        "POST",
-        &format!("/debian/{}/{TZ}", s.id1),
-        &[("Content-Length", "0")],
-    );
+    let r = s.server.request("POST", &format!("/debian/{}/{TZ}", s.id1), &[("Content-Length", "0")]);
     assert_eq!(r.status, 405);
 }
 
@@ -547,15 +375,7 @@ fn many_concurrent_requests_while_publishing() {
     let data = s.server.data.clone();
     let publisher = std::thread::spawn(move || {
         (0..5)
-            .map(|i| {
-                publish(
-                    &data,
-                    "debian",
-                    &fixtures()
-                        .join("apt")
-                        .join(if i % 2 == 0 { "v1" } else { "v2" }),
-                )
-            })
+            .map(|i| publish(&data, "debian", &fixtures().join("apt").join(if i % 2 == 0 { "v1" } else { "v2" })))
             .collect::<Vec<_>>()
     });
     let expected = fixture_bytes("apt/v1/dists/stable/Release");
@@ -563,9 +383,7 @@ fn many_concurrent_requests_while_publishing() {
         for _ in 0..16 {
             scope.spawn(|| {
                 for _ in 0..25 {
-                    let r = s
-                        .server
-                        .get(&format!("/debian/{}/dists/stable/Release", s.id1));
+                    let r = s.server.get(&format!("/debian/{}/dists/stable/Release", s.id1));
                     assert_eq!(r.status, 200);
                     assert_eq!(r.body, expected);
                 }
@@ -575,8 +393,5 @@ fn many_concurrent_requests_while_publishing() {
     let new_ids = publisher.join().unwrap();
     let mut all = vec![s.id1.clone(), s.id2.clone()];
     all.extend(new_ids);
-    assert!(
-        all.windows(2).all(|w| w[0] < w[1]),
-        "IDs strictly increase: {all:?}"
-    );
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "IDs strictly increase: {all:?}");
 }

@@ -13,20 +13,12 @@ fn write_tree(dir: &Path, n: usize, changed: &[usize], version: u32) {
         let sub = dir.join(format!("pool/main/{}/pkg{}", i % 26, i % 400));
         std::fs::create_dir_all(&sub).unwrap();
         let v = if changed.contains(&i) { version } else { 1 };
-        std::fs::write(
-            sub.join(format!("pkg{i}_all.deb")),
-            format!("package {i} version {v}"),
-        )
-        .unwrap();
+        std::fs::write(sub.join(format!("pkg{i}_all.deb")), format!("package {i} version {v}")).unwrap();
     }
 }
 
 fn publish(store: &Store, archive: &ArchiveName, dir: &Path) {
-    let opts = PublishOptions {
-        progress: &NoProgress,
-        source: serde_json::json!({"test": true}),
-        always: true,
-    };
+    let opts = PublishOptions { progress: &NoProgress, source: serde_json::json!({"test": true}), always: true };
     publish_dir(store, archive, dir, &opts).unwrap();
 }
 
@@ -65,10 +57,7 @@ fn publish_metadata_grows_with_changes_not_archive_size() {
         "first publish: {} B (n=1000), {} B (n=10000); second publish adds {small_bytes} B and {big_bytes} B for k={k}",
         small_first.database_bytes, big_first.database_bytes
     );
-    assert!(
-        big_bytes <= small_bytes + 16 * 4096,
-        "growth depends on n: {small_bytes} vs {big_bytes}"
-    );
+    assert!(big_bytes <= small_bytes + 16 * 4096, "growth depends on n: {small_bytes} vs {big_bytes}");
     assert!(
         big_bytes * 20 < big_first.database_bytes,
         "growth {big_bytes} is not small next to {}",
@@ -89,12 +78,5 @@ fn identical_publish_adds_only_a_snapshot_row() {
     let after = store.catalog.stats().unwrap();
     assert_eq!(after.entry_rows, before.entry_rows);
     assert_eq!(after.snapshots, before.snapshots + 1);
-    assert_eq!(
-        store
-            .catalog
-            .snapshots(&archive, &Default::default())
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(store.catalog.snapshots(&archive, &Default::default()).unwrap().len(), 2);
 }

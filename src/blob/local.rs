@@ -28,11 +28,7 @@ impl LocalBlobStore {
     /// The one place that turns a digest into a storage location.
     pub fn path_of(&self, digest: &Digest) -> PathBuf {
         let hex = digest.hex();
-        self.root
-            .join("sha256")
-            .join(&hex[..2])
-            .join(&hex[2..4])
-            .join(hex)
+        self.root.join("sha256").join(&hex[..2]).join(&hex[2..4]).join(hex)
     }
 
     /// Deletes temp files left by writers that died more than `older_than` ago.
@@ -82,10 +78,7 @@ impl BlobStore for LocalBlobStore {
         match File::open(self.path_of(digest)) {
             Ok(f) => {
                 let len = f.metadata()?.len();
-                Ok(Some(BlobReader {
-                    len,
-                    reader: Box::new(f),
-                }))
+                Ok(Some(BlobReader { len, reader: Box::new(f) }))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -102,16 +95,10 @@ impl BlobStore for LocalBlobStore {
             && let Some(size) = self.size(d)?
         {
             // Already stored: still consume nothing, write nothing.
-            return Ok(PutOutcome {
-                digest: *d,
-                size,
-                created: false,
-            });
+            return Ok(PutOutcome { digest: *d, size, created: false });
         }
         // The temp file deletes itself on drop, so every early return cleans up.
-        let mut tmp = tempfile::Builder::new()
-            .prefix("put-")
-            .tempfile_in(self.root.join("tmp"))?;
+        let mut tmp = tempfile::Builder::new().prefix("put-").tempfile_in(self.root.join("tmp"))?;
         let mut hasher = Hasher::new();
         let mut size = 0u64;
         let mut buf = vec![0u8; COPY_BUF];
@@ -128,49 +115,31 @@ impl BlobStore for LocalBlobStore {
             if let Some(limit) = expected_len
                 && size > limit
             {
-                return Err(PutError::LengthMismatch {
-                    expected: limit,
-                    actual: size,
-                });
+                return Err(PutError::LengthMismatch { expected: limit, actual: size });
             }
         }
         let digest = hasher.finish();
         if let Some(limit) = expected_len
             && size != limit
         {
-            return Err(PutError::LengthMismatch {
-                expected: limit,
-                actual: size,
-            });
+            return Err(PutError::LengthMismatch { expected: limit, actual: size });
         }
         if let Some(exp) = expected
             && *exp != digest
         {
-            return Err(PutError::DigestMismatch {
-                expected: *exp,
-                actual: digest,
-            });
+            return Err(PutError::DigestMismatch { expected: *exp, actual: digest });
         }
         let dest = self.path_of(&digest);
         if dest.exists() {
-            return Ok(PutOutcome {
-                digest,
-                size,
-                created: false,
-            });
+            return Ok(PutOutcome { digest, size, created: false });
         }
         tmp.as_file().sync_all()?;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o444))?;
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;
         let dir = dest.parent().expect("blob paths have a parent");
         self.ensure_dir_durable(dir)?;
         tmp.persist(&dest).map_err(|e| e.error)?;
         fsync_dir(dir)?;
-        Ok(PutOutcome {
-            digest,
-            size,
-            created: true,
-        })
+        Ok(PutOutcome { digest, size, created: true })
     }
 
     fn for_each(&self, f: &mut dyn FnMut(Digest) -> io::Result<()>) -> io::Result<()> {
@@ -232,13 +201,7 @@ mod tests {
         let b = store.put(&mut &b"hello"[..], None, None).unwrap();
         assert!(!b.created);
         let mut s = String::new();
-        store
-            .open(&a.digest)
-            .unwrap()
-            .unwrap()
-            .reader
-            .read_to_string(&mut s)
-            .unwrap();
+        store.open(&a.digest).unwrap().unwrap().reader.read_to_string(&mut s).unwrap();
         assert_eq!(s, "hello");
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
@@ -248,14 +211,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(dir.path()).unwrap();
         let wrong = Digest::of(b"other");
-        assert!(matches!(
-            store.put(&mut &b"hello"[..], Some(&wrong), None),
-            Err(PutError::DigestMismatch { .. })
-        ));
-        assert!(matches!(
-            store.put(&mut &b"hello"[..], None, Some(3)),
-            Err(PutError::LengthMismatch { .. })
-        ));
+        assert!(matches!(store.put(&mut &b"hello"[..], Some(&wrong), None), Err(PutError::DigestMismatch { .. })));
+        assert!(matches!(store.put(&mut &b"hello"[..], None, Some(3)), Err(PutError::LengthMismatch { .. })));
         let mut n = 0;
         store
             .for_each(&mut |_| {

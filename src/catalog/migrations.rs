@@ -5,12 +5,10 @@ use rusqlite::Connection;
 use super::{CatalogError, Result};
 
 /// Migrations are compiled in so the binary needs no files at run time.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init.sql", include_str!("../../schema/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../schema/0001_init.sql"))];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
-    let current: usize =
-        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if current > MIGRATIONS.len() {
         return Err(CatalogError::Migration(format!(
             "database schema version {current} is newer than this asof ({}); upgrade asof",
@@ -24,8 +22,7 @@ pub fn apply(conn: &mut Connection) -> Result<()> {
         if now as usize > i {
             continue;
         }
-        tx.execute_batch(sql)
-            .map_err(|e| CatalogError::Migration(format!("{name}: {e}")))?;
+        tx.execute_batch(sql).map_err(|e| CatalogError::Migration(format!("{name}: {e}")))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
         tracing::info!(migration = name, "applied schema migration");

@@ -13,14 +13,8 @@ use crate::manifest::{Content, ManifestEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error(
-        "archive {archive} moved on: expected its latest snapshot to be #{expected}, it is #{actual}"
-    )]
-    Conflict {
-        archive: ArchiveName,
-        expected: u64,
-        actual: u64,
-    },
+    #[error("archive {archive} moved on: expected its latest snapshot to be #{expected}, it is #{actual}")]
+    Conflict { archive: ArchiveName, expected: u64, actual: u64 },
     #[error("metadata database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("metadata connection pool: {0}")]
@@ -73,10 +67,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn to_manifest(&self) -> ManifestEntry {
-        ManifestEntry {
-            path: self.path.clone(),
-            content: self.content.clone(),
-        }
+        ManifestEntry { path: self.path.clone(), content: self.content.clone() }
     }
 }
 
@@ -134,16 +125,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// Direct children of directory `dir` (`""` for the root), sorted by path.
     fn children(&self, at: SnapshotKey, dir: &str) -> Result<Vec<Entry>>;
     /// A direct child file of `dir` whose content has `digest` (apt's by-hash).
-    fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest)
-    -> Result<Option<Entry>>;
+    fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest) -> Result<Option<Entry>>;
     /// Every entry of a snapshot, in path order.
-    fn for_each_entry(&self, at: SnapshotKey, f: &mut dyn FnMut(Entry) -> Result<()>)
-    -> Result<()>;
+    fn for_each_entry(&self, at: SnapshotKey, f: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()>;
     /// The latest snapshot and its full manifest (what a publish diffs against).
-    fn live_manifest(
-        &self,
-        archive: &ArchiveName,
-    ) -> Result<(Option<Snapshot>, Vec<ManifestEntry>)>;
+    fn live_manifest(&self, archive: &ArchiveName) -> Result<(Option<Snapshot>, Vec<ManifestEntry>)>;
 
     /// Atomically records a snapshot; fails with `Conflict` if `plan.base_seq` is stale.
     /// The snapshot ID is stamped inside the commit: max(now, previous + 1s).

@@ -58,24 +58,17 @@ fn snapshot_from_row(r: &Row) -> rusqlite::Result<Result<Snapshot>> {
     let source: String = r.get(11)?;
     let parsed = (|| {
         Ok(Snapshot {
-            key: SnapshotKey {
-                archive_id: r.get(0)?,
-                seq: r.get::<_, i64>(1)? as u64,
-            },
-            archive: name
-                .parse()
-                .map_err(|e| bad(format!("archive name {name:?}: {e}")))?,
+            key: SnapshotKey { archive_id: r.get(0)?, seq: r.get::<_, i64>(1)? as u64 },
+            archive: name.parse().map_err(|e| bad(format!("archive name {name:?}: {e}")))?,
             id: SnapshotId::from_unix(id).map_err(|e| bad(e.to_string()))?,
             committed_at_ms: r.get(4)?,
-            digest: Digest::from_slice(&digest)
-                .ok_or_else(|| bad("snapshot digest is not 32 bytes"))?,
+            digest: Digest::from_slice(&digest).ok_or_else(|| bad("snapshot digest is not 32 bytes"))?,
             files: r.get::<_, i64>(6)? as u64,
             bytes: r.get::<_, i64>(7)? as u64,
             added: r.get::<_, i64>(8)? as u64,
             changed: r.get::<_, i64>(9)? as u64,
             removed: r.get::<_, i64>(10)? as u64,
-            source: serde_json::from_str(&source)
-                .unwrap_or(serde_json::Value::String(source.clone())),
+            source: serde_json::from_str(&source).unwrap_or(serde_json::Value::String(source.clone())),
         })
     })();
     Ok(parsed)
@@ -88,10 +81,7 @@ fn content_from_row(r: &Row, kind_col: usize) -> rusqlite::Result<Result<Content
     let target: Option<String> = r.get(kind_col + 3)?;
     Ok(match (kind, sha, target) {
         (0, Some(sha), _) => Digest::from_slice(&sha)
-            .map(|sha256| Content::File {
-                size: size as u64,
-                sha256,
-            })
+            .map(|sha256| Content::File { size: size as u64, sha256 })
             .ok_or_else(|| bad("entry digest is not 32 bytes")),
         (1, _, Some(target)) => Ok(Content::Symlink { target }),
         (2, _, _) => Ok(Content::Dir),
@@ -122,15 +112,9 @@ fn summary_from_row(r: &Row) -> rusqlite::Result<Result<ArchiveSummary>> {
     let first: Option<i64> = r.get(2)?;
     let latest: Option<i64> = r.get(3)?;
     Ok((|| {
-        let id = |v: Option<i64>| {
-            v.map(SnapshotId::from_unix)
-                .transpose()
-                .map_err(|e| bad(e.to_string()))
-        };
+        let id = |v: Option<i64>| v.map(SnapshotId::from_unix).transpose().map_err(|e| bad(e.to_string()));
         Ok(ArchiveSummary {
-            name: name
-                .parse()
-                .map_err(|e| bad(format!("archive name {name:?}: {e}")))?,
+            name: name.parse().map_err(|e| bad(format!("archive name {name:?}: {e}")))?,
             snapshots: count as u64,
             first: id(first)?,
             latest: id(latest)?,
@@ -144,27 +128,19 @@ const SUMMARY_SQL: &str = "SELECT a.name, COUNT(s.seq), MIN(s.id), MAX(s.id) \
 impl Catalog for SqliteCatalog {
     fn archives(&self) -> Result<Vec<ArchiveSummary>> {
         let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare_cached(&format!("{SUMMARY_SQL} GROUP BY a.id ORDER BY a.name"))?;
+        let mut stmt = conn.prepare_cached(&format!("{SUMMARY_SQL} GROUP BY a.id ORDER BY a.name"))?;
         collect(stmt.query_map([], summary_from_row)?)
     }
 
     fn archive(&self, name: &ArchiveName) -> Result<Option<ArchiveSummary>> {
         let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare_cached(&format!("{SUMMARY_SQL} WHERE a.name = ?1 GROUP BY a.id"))?;
-        stmt.query_row([name.as_str()], summary_from_row)
-            .optional()?
-            .transpose()
+        let mut stmt = conn.prepare_cached(&format!("{SUMMARY_SQL} WHERE a.name = ?1 GROUP BY a.id"))?;
+        stmt.query_row([name.as_str()], summary_from_row).optional()?.transpose()
     }
 
     fn snapshots(&self, archive: &ArchiveName, q: &SnapshotQuery) -> Result<Vec<Snapshot>> {
         let conn = self.conn()?;
-        let (cmp, order) = if q.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let (cmp, order) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
         let sql = format!(
             "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN archives a ON a.id = s.archive_id \
              WHERE a.name = ?1 AND s.id >= ?2 AND s.id <= ?3 AND (?4 IS NULL OR s.id {cmp} ?4) \
@@ -190,22 +166,16 @@ impl Catalog for SqliteCatalog {
             "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN archives a ON a.id = s.archive_id \
              WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id DESC LIMIT 1"
         ))?;
-        stmt.query_row(params![archive.as_str(), at.unix()], snapshot_from_row)
-            .optional()?
-            .transpose()
+        stmt.query_row(params![archive.as_str(), at.unix()], snapshot_from_row).optional()?.transpose()
     }
 
     fn latest(&self, archive: &ArchiveName) -> Result<Option<Snapshot>> {
-        self.resolve(
-            archive,
-            SnapshotId::from_unix(253_402_300_799).expect("max id"),
-        )
+        self.resolve(archive, SnapshotId::from_unix(253_402_300_799).expect("max id"))
     }
 
     fn neighbours(&self, key: SnapshotKey) -> Result<(Option<SnapshotId>, Option<SnapshotId>)> {
         let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare_cached("SELECT id FROM snapshots WHERE archive_id = ?1 AND seq = ?2")?;
+        let mut stmt = conn.prepare_cached("SELECT id FROM snapshots WHERE archive_id = ?1 AND seq = ?2")?;
         let mut id_at = |seq: i64| -> Result<Option<SnapshotId>> {
             stmt.query_row(params![key.archive_id, seq], |r| r.get::<_, i64>(0))
                 .optional()?
@@ -221,12 +191,7 @@ impl Catalog for SqliteCatalog {
             "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
              WHERE e.archive_id = ?1 AND e.path = ?2 AND {VISIBLE_AT} ORDER BY e.first_seq DESC LIMIT 1"
         ))?;
-        stmt.query_row(
-            params![at.archive_id, path.as_str(), at.seq as i64],
-            entry_from_row,
-        )
-        .optional()?
-        .transpose()
+        stmt.query_row(params![at.archive_id, path.as_str(), at.seq as i64], entry_from_row).optional()?.transpose()
     }
 
     fn children(&self, at: SnapshotKey, dir: &str) -> Result<Vec<Entry>> {
@@ -238,30 +203,18 @@ impl Catalog for SqliteCatalog {
         collect(stmt.query_map(params![at.archive_id, dir, at.seq as i64], entry_from_row)?)
     }
 
-    fn child_by_digest(
-        &self,
-        at: SnapshotKey,
-        dir: &str,
-        digest: &Digest,
-    ) -> Result<Option<Entry>> {
+    fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest) -> Result<Option<Entry>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
              WHERE e.archive_id = ?1 AND e.parent = ?2 AND {VISIBLE_AT} AND e.sha256 = ?4 ORDER BY e.path LIMIT 1"
         ))?;
-        stmt.query_row(
-            params![at.archive_id, dir, at.seq as i64, &digest.as_bytes()[..]],
-            entry_from_row,
-        )
-        .optional()?
-        .transpose()
+        stmt.query_row(params![at.archive_id, dir, at.seq as i64, &digest.as_bytes()[..]], entry_from_row)
+            .optional()?
+            .transpose()
     }
 
-    fn for_each_entry(
-        &self,
-        at: SnapshotKey,
-        f: &mut dyn FnMut(Entry) -> Result<()>,
-    ) -> Result<()> {
+    fn for_each_entry(&self, at: SnapshotKey, f: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
@@ -274,10 +227,7 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
-    fn live_manifest(
-        &self,
-        archive: &ArchiveName,
-    ) -> Result<(Option<Snapshot>, Vec<ManifestEntry>)> {
+    fn live_manifest(&self, archive: &ArchiveName) -> Result<(Option<Snapshot>, Vec<ManifestEntry>)> {
         // One read transaction so the manifest and the snapshot it belongs to agree.
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
@@ -303,8 +253,7 @@ impl Catalog for SqliteCatalog {
             let content = content_from_row(r, 1)?;
             Ok((|| {
                 Ok(ManifestEntry {
-                    path: RelPath::new(&path)
-                        .map_err(|e| bad(format!("stored path {path:?}: {e}")))?,
+                    path: RelPath::new(&path).map_err(|e| bad(format!("stored path {path:?}: {e}")))?,
                     content: content?,
                 })
             })())
@@ -321,11 +270,7 @@ impl Catalog for SqliteCatalog {
         // so the base check and the ID stamp below cannot race another writer.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let archive_id: i64 = match tx
-            .query_row(
-                "SELECT id FROM archives WHERE name = ?1",
-                [archive.as_str()],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM archives WHERE name = ?1", [archive.as_str()], |r| r.get(0))
             .optional()?
         {
             Some(id) => id,
@@ -346,11 +291,7 @@ impl Catalog for SqliteCatalog {
             .optional()?
             .unwrap_or((0, None));
         if prev_seq != plan.base_seq {
-            return Err(CatalogError::Conflict {
-                archive: archive.clone(),
-                expected: plan.base_seq,
-                actual: prev_seq,
-            });
+            return Err(CatalogError::Conflict { archive: archive.clone(), expected: plan.base_seq, actual: prev_seq });
         }
         let seq = prev_seq as i64 + 1;
         {
@@ -363,9 +304,7 @@ impl Catalog for SqliteCatalog {
             )?;
             for path in &plan.removals {
                 if close.execute(params![archive_id, path.as_str(), seq])? != 1 {
-                    return Err(bad(format!(
-                        "cannot remove {path}: it is not in snapshot #{prev_seq}"
-                    )));
+                    return Err(bad(format!("cannot remove {path}: it is not in snapshot #{prev_seq}")));
                 }
             }
             for e in &plan.upserts {
@@ -411,10 +350,7 @@ impl Catalog for SqliteCatalog {
         )?;
         tx.commit()?;
         Ok(Snapshot {
-            key: SnapshotKey {
-                archive_id,
-                seq: seq as u64,
-            },
+            key: SnapshotKey { archive_id, seq: seq as u64 },
             archive: archive.clone(),
             id: snapshot_id,
             committed_at_ms: now.timestamp_millis(),
@@ -430,34 +366,25 @@ impl Catalog for SqliteCatalog {
 
     fn referenced_blobs(&self, f: &mut dyn FnMut(Digest, u64) -> Result<()>) -> Result<()> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT sha256, MIN(size) FROM entries WHERE sha256 IS NOT NULL GROUP BY sha256",
-        )?;
+        let mut stmt =
+            conn.prepare_cached("SELECT sha256, MIN(size) FROM entries WHERE sha256 IS NOT NULL GROUP BY sha256")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let sha: Vec<u8> = row.get(0)?;
             let size: i64 = row.get(1)?;
-            f(
-                Digest::from_slice(&sha).ok_or_else(|| bad("entry digest is not 32 bytes"))?,
-                size as u64,
-            )?;
+            f(Digest::from_slice(&sha).ok_or_else(|| bad("entry digest is not 32 bytes"))?, size as u64)?;
         }
         Ok(())
     }
 
     fn stats(&self) -> Result<CatalogStats> {
         let conn = self.conn()?;
-        let count = |sql: &str| {
-            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map(|v| v as u64)
-        };
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|v| v as u64);
         Ok(CatalogStats {
             archives: count("SELECT COUNT(*) FROM archives")?,
             snapshots: count("SELECT COUNT(*) FROM snapshots")?,
             entry_rows: count("SELECT COUNT(*) FROM entries")?,
-            database_bytes: count(
-                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-            )?,
+            database_bytes: count("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")?,
         })
     }
 }

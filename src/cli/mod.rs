@@ -18,11 +18,7 @@ use crate::publish::{NoProgress, Progress, PublishOptions, publish_dir};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "asof",
-    version,
-    about = "Point-in-time snapshots of package archives"
-)]
+#[command(name = "asof", version, about = "Point-in-time snapshots of package archives")]
 pub struct Cli {
     /// Data directory of the embedded default (SQLite + blobs) [default: ./asof-data]
     #[arg(long, env = "ASOF_DATA", global = true)]
@@ -74,11 +70,50 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Record the current state of an upstream apt archive as a new snapshot (or, without
+    /// ARCHIVE, run every mirror of the config file once).
+    Mirror(MirrorArgs),
     /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong.
     Verify {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MirrorArgs {
+    /// Archive name to record snapshots under; omit to run all mirrors of --config.
+    pub archive: Option<String>,
+    /// Base URL of the upstream archive (the directory holding dists/ and pool/).
+    #[arg(long, requires = "archive")]
+    pub upstream: Option<String>,
+    /// Suite to mirror (repeatable).
+    #[arg(long = "suite")]
+    pub suites: Vec<String>,
+    /// Component (repeatable); default: all in the Release file.
+    #[arg(long = "component")]
+    pub components: Vec<String>,
+    /// Architecture (repeatable); default: all in the Release file.
+    #[arg(long = "arch")]
+    pub architectures: Vec<String>,
+    /// Mirror source packages too.
+    #[arg(long)]
+    pub sources: bool,
+    /// OpenPGP keyring (binary or armored) that must have signed the Release files.
+    #[arg(long)]
+    pub keyring: Option<PathBuf>,
+    /// Do not check signatures (recorded in the snapshot).
+    #[arg(long)]
+    pub insecure_skip_signature: bool,
+    /// Make a snapshot even if upstream has not changed.
+    #[arg(long)]
+    pub always: bool,
+    /// Downloads in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub jobs: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -100,9 +135,7 @@ fn init_logging(cli: &Cli) {
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -110,8 +143,7 @@ fn init_logging(cli: &Cli) {
 }
 
 fn parse_archive(s: &str) -> anyhow::Result<ArchiveName> {
-    s.parse()
-        .with_context(|| format!("invalid archive name '{s}'"))
+    s.parse().with_context(|| format!("invalid archive name '{s}'"))
 }
 
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
@@ -119,18 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    let data = cli
-        .data
-        .clone()
-        .or(config.data.clone())
-        .unwrap_or_else(|| PathBuf::from("asof-data"));
+    let data = cli.data.clone().or(config.data.clone()).unwrap_or_else(|| PathBuf::from("asof-data"));
     match cli.command {
-        Command::Publish {
-            archive,
-            dir,
-            if_changed,
-            json,
-        } => {
+        Command::Publish { archive, dir, if_changed, json } => {
             let archive = parse_archive(&archive)?;
             let store = Store::open_local(&data)?;
             let bar = progress::TerminalProgress::new(std::io::stderr().is_terminal());
@@ -140,9 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 "host": hostname(),
             });
             let opts = PublishOptions {
-                progress: bar
-                    .as_ref()
-                    .map_or(&NoProgress as &dyn Progress, |b| b as &dyn Progress),
+                progress: bar.as_ref().map_or(&NoProgress as &dyn Progress, |b| b as &dyn Progress),
                 source,
                 always: !if_changed,
             };
@@ -154,10 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{}", report.snapshot);
             }
             if report.unchanged {
-                eprintln!(
-                    "{archive}: tree unchanged since snapshot {}; no new snapshot",
-                    report.snapshot
-                );
+                eprintln!("{archive}: tree unchanged since snapshot {}; no new snapshot", report.snapshot);
             } else {
                 eprintln!(
                     "{archive}: snapshot {} — {} files ({} bytes), {} added, {} changed, {} removed; \
@@ -184,14 +202,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let mut all = Vec::new();
             let mut after = None;
             loop {
-                let page = store.catalog.snapshots(
-                    &archive,
-                    &SnapshotQuery {
-                        after,
-                        limit: 1000,
-                        ..Default::default()
-                    },
-                )?;
+                let page =
+                    store.catalog.snapshots(&archive, &SnapshotQuery { after, limit: 1000, ..Default::default() })?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.id);
                 all.extend(page.iter().map(SnapshotJson::from));
@@ -207,6 +219,77 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Mirror(args) => {
+            let store = Store::open_local(&data)?;
+            let specs: Vec<crate::mirror::MirrorSpec> = match &args.archive {
+                Some(archive) => vec![crate::mirror::MirrorSpec {
+                    archive: parse_archive(archive)?,
+                    upstream: args.upstream.clone().context("--upstream URL is required with an archive")?,
+                    suites: args.suites.clone(),
+                    components: args.components.clone(),
+                    architectures: args.architectures.clone(),
+                    sources: args.sources,
+                    keyring: args.keyring.clone(),
+                    insecure_skip_signature: args.insecure_skip_signature,
+                }],
+                None => {
+                    if config.mirror.is_empty() {
+                        bail!("give an ARCHIVE with --upstream, or a --config file with [[mirror]] entries");
+                    }
+                    config.mirror.iter().map(|m| m.to_scheduled().map(|s| s.spec)).collect::<anyhow::Result<_>>()?
+                }
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let mut failed = 0;
+            for spec in &specs {
+                if spec.insecure_skip_signature {
+                    eprintln!(
+                        "WARNING: {}: upstream signatures are NOT checked (--insecure-skip-signature); the snapshot records this",
+                        spec.archive
+                    );
+                }
+                let mut opts = crate::mirror::MirrorOptions::for_data_dir(&data);
+                opts.always = args.always;
+                opts.jobs = args.jobs;
+                if std::io::stderr().is_terminal() {
+                    opts.progress = progress::download_bar();
+                }
+                match rt.block_on(crate::mirror::mirror(&store, spec, &opts)) {
+                    Ok(r) => {
+                        if args.json {
+                            println!("{}", serde_json::to_string_pretty(&r)?);
+                        } else {
+                            println!("{}", r.snapshot);
+                        }
+                        if r.unchanged {
+                            eprintln!(
+                                "{}: upstream unchanged since snapshot {}; no new snapshot (--always makes one)",
+                                r.archive, r.snapshot
+                            );
+                        } else {
+                            eprintln!(
+                                "{}: snapshot {} — {} files ({} bytes); downloaded {} files ({} bytes), reused {} files ({} bytes) in {:.1}s; signature {}",
+                                r.archive,
+                                r.snapshot,
+                                r.files,
+                                r.bytes,
+                                r.downloaded_files,
+                                r.downloaded_bytes,
+                                r.reused_files,
+                                r.reused_bytes,
+                                r.duration_ms as f64 / 1000.0,
+                                r.signature
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: mirroring {}: {e}", spec.archive);
+                    }
+                }
+            }
+            Ok(if failed == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
         }
         Command::Verify { json } => {
             let store = Store::open_local(&data)?;
@@ -233,9 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             })
         }
         Command::Serve { listen, demo } => {
-            let listen = listen
-                .or(config.server.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
+            let listen = listen.or(config.server.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
             let mut options = ServeOptions::default();
             if let Some(s) = config.server.settle_margin_secs {
                 options.settle_margin = Duration::from_secs(s);
@@ -243,11 +324,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(s) = config.server.short_max_age_secs {
                 options.short_max_age = Duration::from_secs(s);
             }
+            let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
             let store = Store::open_local(&data)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(serve(store, data, listen, demo, options))?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(serve(store, data, listen, demo, options, mirrors))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
@@ -259,23 +339,17 @@ async fn serve(
     listen: SocketAddr,
     demo: bool,
     options: ServeOptions,
+    mirrors: Vec<crate::mirror::schedule::ScheduledMirror>,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     if demo {
         let (store2, data2) = (store.clone(), data.clone());
-        let d =
-            tokio::task::spawn_blocking(move || crate::demo::prepare(&store2, &data2)).await??;
+        let d = tokio::task::spawn_blocking(move || crate::demo::prepare(&store2, &data2)).await??;
         println!(
             "demo archive '{}' has snapshots {}",
             d.archive,
-            d.snapshots
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            d.snapshots.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
         );
         println!("try it with apt (one line in a sources.list; Debian 12's apt 2.6 works):");
         for id in &d.snapshots {
@@ -286,20 +360,21 @@ async fn serve(
                 crate::demo::SUITE
             );
         }
-        println!(
-            "hello-asof is 1.0-1 in the first snapshot and 1.1-1 in the second (`apt-get download hello-asof`)"
-        );
+        println!("hello-asof is 1.0-1 in the first snapshot and 1.1-1 in the second (`apt-get download hello-asof`)");
         println!("or browse http://{addr}/{}/", d.archive);
     }
     println!("asof listening on http://{addr}");
     use std::io::Write;
     std::io::stdout().flush()?;
     tracing::info!(%addr, data = %data.display(), "serving");
-    crate::http::serve(AppState::new(store, options), listener).await
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    if !mirrors.is_empty() {
+        tracing::info!(count = mirrors.len(), "scheduling mirrors");
+        crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());
+    }
+    crate::http::serve(AppState::with_metrics(store, options, metrics), listener).await
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }

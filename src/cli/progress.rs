@@ -14,13 +14,14 @@ impl TerminalProgress {
 
 impl Progress for TerminalProgress {
     fn start(&self, files: u64, bytes: u64) {
-        self.0
-            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
         self.0.set_length(bytes);
         self.0.set_style(
-            ProgressStyle::with_template("{spinner} hashing {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} hashing {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         self.0.set_message(format!("{files} files"));
     }
@@ -32,4 +33,16 @@ impl Progress for TerminalProgress {
     fn finish(&self) {
         self.0.finish_and_clear();
     }
+}
+
+/// A bar for downloads: bytes, rate and the current phase as its message.
+pub fn download_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }

@@ -89,10 +89,7 @@ mod tests {
     #[test]
     fn known_vector_and_roundtrip() {
         let d = Digest::of(b"abc");
-        assert_eq!(
-            d.hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(d.hex().parse::<Digest>().unwrap(), d);
         assert_eq!(d.hex().to_uppercase().parse::<Digest>().unwrap(), d);
         let mut h = Hasher::new();

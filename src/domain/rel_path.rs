@@ -57,9 +57,7 @@ impl RelPath {
 
     /// Builds a path from already-decoded segments (e.g. URL segments), refusing any
     /// segment that would smuggle a separator in.
-    pub fn from_segments<'a>(
-        segs: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Self, RelPathError> {
+    pub fn from_segments<'a>(segs: impl IntoIterator<Item = &'a str>) -> Result<Self, RelPathError> {
         let segs: Vec<&str> = segs.into_iter().collect();
         if segs.iter().any(|s| s.contains('/')) {
             return Err(RelPathError::EmptySegment(segs.join("/")));
@@ -126,26 +124,13 @@ mod tests {
         let p = RelPath::new("pool/main/t/tzdata/tzdata_2025b-0+deb12u1_all.deb").unwrap();
         assert_eq!(p.parent(), "pool/main/t/tzdata");
         assert_eq!(p.file_name(), "tzdata_2025b-0+deb12u1_all.deb");
-        assert_eq!(
-            p.ancestors().collect::<Vec<_>>(),
-            ["pool", "pool/main", "pool/main/t", "pool/main/t/tzdata"]
-        );
+        assert_eq!(p.ancestors().collect::<Vec<_>>(), ["pool", "pool/main", "pool/main/t", "pool/main/t/tzdata"]);
         assert_eq!(RelPath::new("InRelease").unwrap().parent(), "");
     }
 
     #[test]
     fn rejects_escapes() {
-        for bad in [
-            "",
-            "/etc/passwd",
-            "a//b",
-            "a/./b",
-            "../x",
-            "a/..",
-            "a\0b",
-            "a\nb",
-            "a/",
-        ] {
+        for bad in ["", "/etc/passwd", "a//b", "a/./b", "../x", "a/..", "a\0b", "a\nb", "a/"] {
             assert!(RelPath::new(bad).is_err(), "{bad:?}");
         }
         assert!(RelPath::new(&"a".repeat(256)).is_err());
@@ -155,10 +140,7 @@ mod tests {
     #[test]
     fn resolves_links_inside_the_tree_only() {
         let link = RelPath::new("dists/stable").unwrap();
-        assert_eq!(
-            link.resolve_link("bookworm").unwrap().as_str(),
-            "dists/bookworm"
-        );
+        assert_eq!(link.resolve_link("bookworm").unwrap().as_str(), "dists/bookworm");
         let deep = RelPath::new("a/b/c").unwrap();
         assert_eq!(deep.resolve_link("../../x/./y").unwrap().as_str(), "x/y");
         assert!(deep.resolve_link("../../../x").is_none());

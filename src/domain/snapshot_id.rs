@@ -6,8 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// The textual form every snapshot service agrees on (Debian, Ubuntu, Pulp).
-pub const FORMAT_HELP: &str =
-    "snapshot IDs are UTC times written YYYYMMDDTHHMMSSZ, e.g. 20240301T030400Z";
+pub const FORMAT_HELP: &str = "snapshot IDs are UTC times written YYYYMMDDTHHMMSSZ, e.g. 20240301T030400Z";
 
 /// A moment in UTC with one-second resolution; ordered like time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,11 +26,7 @@ impl SnapshotId {
     const MAX_UNIX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
 
     pub fn from_unix(secs: i64) -> Result<Self, SnapshotIdError> {
-        if (0..=Self::MAX_UNIX).contains(&secs) {
-            Ok(Self(secs))
-        } else {
-            Err(SnapshotIdError::OutOfRange(secs))
-        }
+        if (0..=Self::MAX_UNIX).contains(&secs) { Ok(Self(secs)) } else { Err(SnapshotIdError::OutOfRange(secs)) }
     }
 
     /// The current second; the clock is trusted to be after 1970.
@@ -110,34 +105,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes_and_times() {
-        for bad in [
-            "2024-03-01",
-            "20240301T0304Z",
-            "20240301t030400z",
-            "",
-            "20240301T030400ZZ",
-        ] {
-            assert!(
-                matches!(
-                    bad.parse::<SnapshotId>(),
-                    Err(SnapshotIdError::Malformed(_))
-                ),
-                "{bad}"
-            );
+        for bad in ["2024-03-01", "20240301T0304Z", "20240301t030400z", "", "20240301T030400ZZ"] {
+            assert!(matches!(bad.parse::<SnapshotId>(), Err(SnapshotIdError::Malformed(_))), "{bad}");
         }
         for bad in ["20241301T000000Z", "20240230T000000Z", "20240101T250000Z"] {
-            assert!(
-                matches!(
-                    bad.parse::<SnapshotId>(),
-                    Err(SnapshotIdError::InvalidTime(_))
-                ),
-                "{bad}"
-            );
+            assert!(matches!(bad.parse::<SnapshotId>(), Err(SnapshotIdError::InvalidTime(_))), "{bad}");
         }
-        assert!(matches!(
-            "19691231T235959Z".parse::<SnapshotId>(),
-            Err(SnapshotIdError::OutOfRange(_))
-        ));
+        assert!(matches!("19691231T235959Z".parse::<SnapshotId>(), Err(SnapshotIdError::OutOfRange(_))));
     }
 
     proptest! {

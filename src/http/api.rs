@@ -17,9 +17,7 @@ use crate::catalog::{Snapshot, SnapshotQuery};
 use crate::domain::{ArchiveName, Digest, SnapshotId};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/archives", get(list_archives))
-        .route("/archives/{*rest}", get(archive_action))
+    Router::new().route("/archives", get(list_archives)).route("/archives/{*rest}", get(archive_action))
 }
 
 /// One snapshot as the API shows it.
@@ -50,9 +48,7 @@ fn ser_digest<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error>
 
 fn de_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
     let s = String::deserialize(d)?;
-    s.trim_start_matches("sha256:")
-        .parse()
-        .map_err(serde::de::Error::custom)
+    s.trim_start_matches("sha256:").parse().map_err(serde::de::Error::custom)
 }
 
 impl From<&Snapshot> for SnapshotJson {
@@ -60,8 +56,7 @@ impl From<&Snapshot> for SnapshotJson {
         Self {
             archive: s.archive.to_string(),
             id: s.id,
-            committed_at: chrono::DateTime::from_timestamp_millis(s.committed_at_ms)
-                .unwrap_or_default(),
+            committed_at: chrono::DateTime::from_timestamp_millis(s.committed_at_ms).unwrap_or_default(),
             digest: s.digest,
             files: s.files,
             bytes: s.bytes,
@@ -111,12 +106,7 @@ pub struct ListParams {
 }
 
 fn parse_id(name: &str, v: &Option<String>) -> Result<Option<SnapshotId>, ApiError> {
-    v.as_deref()
-        .map(|s| {
-            s.parse()
-                .map_err(|e| ApiError::BadRequest(format!("parameter '{name}': {e}")))
-        })
-        .transpose()
+    v.as_deref().map(|s| s.parse().map_err(|e| ApiError::BadRequest(format!("parameter '{name}': {e}")))).transpose()
 }
 
 pub async fn archive_snapshots_page(
@@ -126,17 +116,13 @@ pub async fn archive_snapshots_page(
 ) -> Result<SnapshotListJson, ApiError> {
     let limit = p.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "parameter 'limit' must be between 1 and 1000".into(),
-        ));
+        return Err(ApiError::BadRequest("parameter 'limit' must be between 1 and 1000".into()));
     }
     let descending = match p.order.as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
         Some(o) => {
-            return Err(ApiError::BadRequest(format!(
-                "parameter 'order' must be 'asc' or 'desc', not '{o}'"
-            )));
+            return Err(ApiError::BadRequest(format!("parameter 'order' must be 'asc' or 'desc', not '{o}'")));
         }
     };
     let q = SnapshotQuery {
@@ -159,32 +145,23 @@ pub async fn archive_snapshots_page(
     snaps.truncate(limit as usize);
     Ok(SnapshotListJson {
         archive: archive.to_string(),
-        next_cursor: if more {
-            snaps.last().map(|s| s.id)
-        } else {
-            None
-        },
+        next_cursor: if more { snaps.last().map(|s| s.id) } else { None },
         snapshots: snaps.iter().map(SnapshotJson::from).collect(),
     })
 }
 
 async fn list_archives(State(st): State<AppState>) -> Result<Response, ApiError> {
     let list = st.blocking(|s| Ok(s.catalog.archives()?)).await?;
-    Ok(short(
-        &st,
-        Json(serde_json::json!({ "archives": list })).into_response(),
-    ))
+    Ok(short(&st, Json(serde_json::json!({ "archives": list })).into_response()))
 }
 
 fn short(st: &AppState, mut r: Response) -> Response {
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, st.short_cache());
+    r.headers_mut().insert(header::CACHE_CONTROL, st.short_cache());
     r
 }
 
 fn parse_archive(s: &str) -> Result<ArchiveName, ApiError> {
-    s.parse()
-        .map_err(|e| ApiError::NotFound(format!("no such archive: {e}")))
+    s.parse().map_err(|e| ApiError::NotFound(format!("no such archive: {e}")))
 }
 
 async fn archive_action(
@@ -203,19 +180,14 @@ async fn archive_action(
             let name = archive.clone();
             let summary = st
                 .blocking(move |s| {
-                    s.catalog
-                        .archive(&name)?
-                        .ok_or_else(|| ApiError::NotFound(format!("no archive named '{name}'")))
+                    s.catalog.archive(&name)?.ok_or_else(|| ApiError::NotFound(format!("no archive named '{name}'")))
                 })
                 .await?;
             Ok(short(&st, Json(summary).into_response()))
         }
         ["snapshots"] => {
             let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-            Ok(short(
-                &st,
-                Json(archive_snapshots_page(&st, archive, p).await?).into_response(),
-            ))
+            Ok(short(&st, Json(archive_snapshots_page(&st, archive, p).await?).into_response()))
         }
         ["snapshots", id] => {
             let id = parse_path_id(id)?;
@@ -223,15 +195,10 @@ async fn archive_action(
             let snap = st
                 .blocking(move |s| {
                     let found = s.catalog.resolve(&name, id)?.filter(|s| s.id == id);
-                    let snap = found.ok_or_else(|| {
-                        ApiError::NotFound(format!("archive '{name}' has no snapshot {id}"))
-                    })?;
+                    let snap =
+                        found.ok_or_else(|| ApiError::NotFound(format!("archive '{name}' has no snapshot {id}")))?;
                     let (previous, next) = s.catalog.neighbours(snap.key)?;
-                    Ok(SnapshotJson {
-                        previous,
-                        next,
-                        ..SnapshotJson::from(&snap)
-                    })
+                    Ok(SnapshotJson { previous, next, ..SnapshotJson::from(&snap) })
                 })
                 .await?;
             // An exact snapshot never changes, but its `next` link can appear later.
@@ -249,8 +216,7 @@ async fn archive_action(
             };
             let mut r = Json(body).into_response();
             if is_final {
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
                 Ok(r)
             } else {
                 Ok(short(&st, r))
@@ -261,15 +227,10 @@ async fn archive_action(
             let snap = st
                 .blocking(move |s| {
                     let latest = s.catalog.latest(&name)?.ok_or_else(|| {
-                        ApiError::NotFound(format!(
-                            "archive '{name}' does not exist or has no snapshots"
-                        ))
+                        ApiError::NotFound(format!("archive '{name}' does not exist or has no snapshots"))
                     })?;
                     let (previous, _) = s.catalog.neighbours(latest.key)?;
-                    Ok(SnapshotJson {
-                        previous,
-                        ..SnapshotJson::from(&latest)
-                    })
+                    Ok(SnapshotJson { previous, ..SnapshotJson::from(&latest) })
                 })
                 .await?;
             Ok(short(&st, Json(snap).into_response()))
@@ -281,6 +242,5 @@ async fn archive_action(
 }
 
 fn parse_path_id(s: &str) -> Result<SnapshotId, ApiError> {
-    s.parse()
-        .map_err(|e: crate::domain::SnapshotIdError| ApiError::NotFound(e.to_string()))
+    s.parse().map_err(|e: crate::domain::SnapshotIdError| ApiError::NotFound(e.to_string()))
 }

@@ -58,19 +58,10 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
         let msg = self.to_string();
-        let mut resp = (
-            status,
-            Json(ErrorBody {
-                error: &msg,
-                status: status.as_u16(),
-            }),
-        )
-            .into_response();
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let mut resp = (status, Json(ErrorBody { error: &msg, status: status.as_u16() })).into_response();
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         if status == StatusCode::METHOD_NOT_ALLOWED {
-            resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
         resp
     }

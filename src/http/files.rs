@@ -27,22 +27,9 @@ impl From<TimeError> for ApiError {
 }
 
 /// Resolves an ID for an archive on the blocking pool.
-pub async fn resolve(
-    st: &AppState,
-    archive: ArchiveName,
-    id: SnapshotId,
-) -> Result<Resolution, ApiError> {
+pub async fn resolve(st: &AppState, archive: ArchiveName, id: SnapshotId) -> Result<Resolution, ApiError> {
     let margin = st.options.settle_margin;
-    st.blocking(move |s| {
-        Ok(resolve_id(
-            s.catalog.as_ref(),
-            &archive,
-            id,
-            SnapshotId::now(),
-            margin,
-        )?)
-    })
-    .await
+    st.blocking(move |s| Ok(resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now(), margin)?)).await
 }
 
 pub async fn in_snapshot(
@@ -66,9 +53,7 @@ pub async fn in_snapshot(
             Ok((res, found))
         })
         .await?;
-    st.metrics
-        .lookup_seconds
-        .observe(started.elapsed().as_secs_f64());
+    st.metrics.lookup_seconds.observe(started.elapsed().as_secs_f64());
     match found {
         Some(Resolved::File(entry)) => file_response(st, method, headers, &res, entry).await,
         Some(Resolved::Dir(dir)) => listing::snapshot_dir(st, headers, &res, dir).await,
@@ -85,15 +70,8 @@ pub async fn in_snapshot(
 /// Headers every answer about a snapshot carries: which snapshot, and how long to cache.
 pub fn snapshot_headers(st: &AppState, res: &Resolution) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(
-        "x-asof-snapshot",
-        HeaderValue::from_str(&res.snapshot.id.to_string()).expect("ascii"),
-    );
-    let cache = if res.is_final {
-        HeaderValue::from_static(IMMUTABLE)
-    } else {
-        st.short_cache()
-    };
+    h.insert("x-asof-snapshot", HeaderValue::from_str(&res.snapshot.id.to_string()).expect("ascii"));
+    let cache = if res.is_final { HeaderValue::from_static(IMMUTABLE) } else { st.short_cache() };
     h.insert(header::CACHE_CONTROL, cache);
     h
 }
@@ -106,56 +84,32 @@ async fn file_response(
     entry: Entry,
 ) -> Result<Response, ApiError> {
     let Content::File { size, sha256 } = entry.content else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "resolved a non-file as a file"
-        )));
+        return Err(ApiError::internal(anyhow::anyhow!("resolved a non-file as a file")));
     };
     let etag = format!("\"{}\"", sha256.hex());
     let last_modified: SystemTime = entry.since.datetime().into();
     let mut headers = snapshot_headers(st, res);
-    headers.insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag).expect("hex is ascii"),
-    );
-    headers.insert(
-        header::LAST_MODIFIED,
-        HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)).expect("ascii"),
-    );
+    headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex is ascii"));
+    headers
+        .insert(header::LAST_MODIFIED, HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)).expect("ascii"));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(entry.path.file_name())),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(entry.path.file_name())));
 
     if not_modified(req, &etag, last_modified) {
-        return Ok(with_headers(
-            StatusCode::NOT_MODIFIED,
-            headers,
-            Body::empty(),
-        ));
+        return Ok(with_headers(StatusCode::NOT_MODIFIED, headers, Body::empty()));
     }
     let (status, start, len) = match decide_range(req, &etag, last_modified, size) {
         RangeDecision::Full => (StatusCode::OK, 0, size),
         RangeDecision::Partial { start, end } => {
             let v = format!("bytes {start}-{end}/{size}");
-            headers.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&v).expect("ascii"),
-            );
+            headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&v).expect("ascii"));
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
         RangeDecision::Unsatisfiable => {
             let v = format!("bytes */{size}");
-            headers.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&v).expect("ascii"),
-            );
+            headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&v).expect("ascii"));
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-            return Ok(with_headers(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                headers,
-                Body::empty(),
-            ));
+            return Ok(with_headers(StatusCode::RANGE_NOT_SATISFIABLE, headers, Body::empty()));
         }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -167,17 +121,11 @@ async fn file_response(
     Ok(with_headers(status, headers, body))
 }
 
-async fn open_at(
-    st: &AppState,
-    digest: Digest,
-    start: u64,
-) -> Result<Box<dyn crate::blob::BlobRead>, ApiError> {
+async fn open_at(st: &AppState, digest: Digest, start: u64) -> Result<Box<dyn crate::blob::BlobRead>, ApiError> {
     st.blocking(move |s| {
         let Some(mut blob) = s.blobs.open(&digest)? else {
             // The manifest names a blob the store lacks: that is our fault, not the client's.
-            return Err(ApiError::internal(anyhow::anyhow!(
-                "blob {digest} is missing from the store"
-            )));
+            return Err(ApiError::internal(anyhow::anyhow!("blob {digest} is missing from the store")));
         };
         blob.reader.seek(SeekFrom::Start(start))?;
         Ok(blob.reader)
@@ -195,14 +143,9 @@ fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response 
 /// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since when both are present.
 fn not_modified(req: &HeaderMap, etag: &str, last_modified: SystemTime) -> bool {
     if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        return inm
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t.trim_start_matches("W/") == etag);
+        return inm.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag);
     }
-    if let Some(ims) = req
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
+    if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())
         && let Ok(since) = httpdate::parse_http_date(ims)
     {
         return last_modified <= since;
@@ -217,12 +160,7 @@ enum RangeDecision {
     Unsatisfiable,
 }
 
-fn decide_range(
-    req: &HeaderMap,
-    etag: &str,
-    last_modified: SystemTime,
-    size: u64,
-) -> RangeDecision {
+fn decide_range(req: &HeaderMap, etag: &str, last_modified: SystemTime, size: u64) -> RangeDecision {
     let Some(range) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return RangeDecision::Full;
     };
@@ -242,10 +180,7 @@ fn decide_range(
         return RangeDecision::Full;
     };
     match parsed.validate(size) {
-        Ok(ranges) if ranges.len() == 1 => RangeDecision::Partial {
-            start: *ranges[0].start(),
-            end: *ranges[0].end(),
-        },
+        Ok(ranges) if ranges.len() == 1 => RangeDecision::Partial { start: *ranges[0].start(), end: *ranges[0].end() },
         // Multipart answers are allowed to be skipped: send the whole file.
         Ok(_) => RangeDecision::Full,
         Err(_) => RangeDecision::Unsatisfiable,
@@ -264,10 +199,8 @@ fn content_type(name: &str) -> &'static str {
         Some("html" | "htm") => "text/html; charset=utf-8",
         Some("json") => "application/json",
         Some("txt" | "dsc" | "changes" | "diff") => "text/plain; charset=utf-8",
-        None if matches!(
-            name,
-            "Release" | "InRelease" | "Packages" | "Sources" | "Index"
-        ) || name.starts_with("Translation-") =>
+        None if matches!(name, "Release" | "InRelease" | "Packages" | "Sources" | "Index")
+            || name.starts_with("Translation-") =>
         {
             "text/plain; charset=utf-8"
         }
@@ -280,10 +213,7 @@ mod tests {
     use super::*;
 
     fn hdrs(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap())).collect()
     }
 
     #[test]
@@ -298,24 +228,12 @@ mod tests {
             decide_range(&hdrs(&[(header::RANGE, "bytes=-3")]), e, t, 10),
             RangeDecision::Partial { start: 7, end: 9 }
         );
-        assert_eq!(
-            decide_range(&hdrs(&[(header::RANGE, "bytes=10-")]), e, t, 10),
-            RangeDecision::Unsatisfiable
-        );
-        assert_eq!(
-            decide_range(&hdrs(&[(header::RANGE, "bytes=0-1,4-5")]), e, t, 10),
-            RangeDecision::Full
-        );
-        assert_eq!(
-            decide_range(&hdrs(&[(header::RANGE, "pages=1")]), e, t, 10),
-            RangeDecision::Full
-        );
+        assert_eq!(decide_range(&hdrs(&[(header::RANGE, "bytes=10-")]), e, t, 10), RangeDecision::Unsatisfiable);
+        assert_eq!(decide_range(&hdrs(&[(header::RANGE, "bytes=0-1,4-5")]), e, t, 10), RangeDecision::Full);
+        assert_eq!(decide_range(&hdrs(&[(header::RANGE, "pages=1")]), e, t, 10), RangeDecision::Full);
         let stale = hdrs(&[(header::RANGE, "bytes=2-"), (header::IF_RANGE, "\"other\"")]);
         assert_eq!(decide_range(&stale, e, t, 10), RangeDecision::Full);
         let fresh = hdrs(&[(header::RANGE, "bytes=2-"), (header::IF_RANGE, e)]);
-        assert_eq!(
-            decide_range(&fresh, e, t, 10),
-            RangeDecision::Partial { start: 2, end: 9 }
-        );
+        assert_eq!(decide_range(&fresh, e, t, 10), RangeDecision::Partial { start: 2, end: 9 });
     }
 }

@@ -36,24 +36,17 @@ pub async fn archives(st: &AppState, headers: &HeaderMap) -> Result<Response, Ap
         Html(page(
             "asof: archives",
             "<a href=\"/\">asof</a>",
-            &format!(
-                "<table><tr><th>archive</th><th>snapshots</th><th>latest</th></tr>{body}</table>"
-            ),
+            &format!("<table><tr><th>archive</th><th>snapshots</th><th>latest</th></tr>{body}</table>"),
         ))
         .into_response()
     };
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, st.short_cache());
+    resp.headers_mut().insert(header::CACHE_CONTROL, st.short_cache());
     Ok(resp)
 }
 
 /// A path with no ID-shaped segment: the snapshot list of an archive, or an archive
 /// followed by something that should have been an ID.
-pub async fn archive_or_bad_id(
-    st: &AppState,
-    headers: &HeaderMap,
-    segs: Vec<String>,
-) -> Result<Response, ApiError> {
+pub async fn archive_or_bad_id(st: &AppState, headers: &HeaderMap, segs: Vec<String>) -> Result<Response, ApiError> {
     let known = st.blocking(|s| Ok(s.catalog.archives()?)).await?;
     let find = |n: usize| -> Option<&ArchiveSummary> {
         let name = segs[..n].join("/");
@@ -72,17 +65,10 @@ pub async fn archive_or_bad_id(
             )));
         }
     }
-    Err(ApiError::NotFound(format!(
-        "no archive named '{}'",
-        segs.join("/").chars().take(200).collect::<String>()
-    )))
+    Err(ApiError::NotFound(format!("no archive named '{}'", segs.join("/").chars().take(200).collect::<String>())))
 }
 
-async fn snapshot_list(
-    st: &AppState,
-    headers: &HeaderMap,
-    archive: ArchiveName,
-) -> Result<Response, ApiError> {
+async fn snapshot_list(st: &AppState, headers: &HeaderMap, archive: ArchiveName) -> Result<Response, ApiError> {
     let mut resp = if wants_json(headers) {
         let page = archive_snapshots_page(st, archive, Default::default()).await?;
         Json(page).into_response()
@@ -90,16 +76,8 @@ async fn snapshot_list(
         let name = archive.clone();
         let all: Vec<SnapshotJson> = st
             .blocking(move |s| {
-                let q = crate::catalog::SnapshotQuery {
-                    descending: true,
-                    limit: 100_000,
-                    ..Default::default()
-                };
-                Ok(s.catalog
-                    .snapshots(&name, &q)?
-                    .iter()
-                    .map(SnapshotJson::from)
-                    .collect())
+                let q = crate::catalog::SnapshotQuery { descending: true, limit: 100_000, ..Default::default() };
+                Ok(s.catalog.snapshots(&name, &q)?.iter().map(SnapshotJson::from).collect())
             })
             .await?;
         let mut body = String::new();
@@ -135,8 +113,7 @@ async fn snapshot_list(
         let title = format!("asof: {}", archive);
         Html(page(&title, &crumbs(&archive, None, None), &body)).into_response()
     };
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, st.short_cache());
+    resp.headers_mut().insert(header::CACHE_CONTROL, st.short_cache());
     Ok(resp)
 }
 
@@ -167,9 +144,7 @@ pub async fn snapshot_dir(
     let key = res.snapshot.key;
     let dir_str = dir.as_ref().map_or(String::new(), |d| d.to_string());
     let lookup = dir_str.clone();
-    let children: Vec<Entry> = st
-        .blocking(move |s| Ok(s.catalog.children(key, &lookup)?))
-        .await?;
+    let children: Vec<Entry> = st.blocking(move |s| Ok(s.catalog.children(key, &lookup)?)).await?;
     let archive = &res.snapshot.archive;
     let mut resp = if wants_json(headers) {
         let entries = children
@@ -181,35 +156,20 @@ pub async fn snapshot_dir(
                 since: e.since,
             })
             .collect();
-        Json(DirJson {
-            archive,
-            requested: res.requested,
-            snapshot: res.snapshot.id,
-            path: dir_str,
-            entries,
-        })
-        .into_response()
+        Json(DirJson { archive, requested: res.requested, snapshot: res.snapshot.id, path: dir_str, entries })
+            .into_response()
     } else {
         let base = format!("/{}/{}/", archive, res.requested);
         let mut rows = String::new();
         for e in &children {
             let name = e.path.file_name();
-            let href = format!(
-                "{base}{}{}",
-                url_path(e.path.as_str()),
-                if e.content == Content::Dir { "/" } else { "" }
-            );
+            let href =
+                format!("{base}{}{}", url_path(e.path.as_str()), if e.content == Content::Dir { "/" } else { "" });
             let (size, digest, shown) = match &e.content {
-                Content::File { size, sha256 } => (
-                    size.to_string(),
-                    format!("<code>{sha256}</code>"),
-                    name.to_string(),
-                ),
-                Content::Symlink { target } => (
-                    String::new(),
-                    format!("→ {}", esc(target)),
-                    name.to_string(),
-                ),
+                Content::File { size, sha256 } => {
+                    (size.to_string(), format!("<code>{sha256}</code>"), name.to_string())
+                }
+                Content::Symlink { target } => (String::new(), format!("→ {}", esc(target)), name.to_string()),
                 Content::Dir => (String::new(), String::new(), format!("{name}/")),
             };
             let _ = write!(
@@ -230,32 +190,22 @@ pub async fn snapshot_dir(
                 id = res.snapshot.id
             )
         };
-        let body = format!(
-            "{note}<table><tr><th>name</th><th>size</th><th>since</th><th>sha256</th></tr>{rows}</table>"
-        );
+        let body =
+            format!("{note}<table><tr><th>name</th><th>size</th><th>since</th><th>sha256</th></tr>{rows}</table>");
         let title = format!("asof: {}/{}/{}", archive, res.requested, dir_str);
-        Html(page(
-            &title,
-            &crumbs(archive, Some(res.requested), dir.as_ref()),
-            &body,
-        ))
-        .into_response()
+        Html(page(&title, &crumbs(archive, Some(res.requested), dir.as_ref()), &body)).into_response()
     };
     for (k, v) in snapshot_headers(st, res) {
         if let Some(k) = k {
             resp.headers_mut().insert(k, v);
         }
     }
-    resp.headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("accept"));
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));
     Ok(resp)
 }
 
 fn crumbs(archive: &ArchiveName, id: Option<SnapshotId>, dir: Option<&RelPath>) -> String {
-    let mut out = format!(
-        "<a href=\"/\">asof</a> / <a href=\"/{a}/\">{a}</a>",
-        a = esc(archive.as_str())
-    );
+    let mut out = format!("<a href=\"/\">asof</a> / <a href=\"/{a}/\">{a}</a>", a = esc(archive.as_str()));
     if let Some(id) = id {
         let mut href = format!("/{archive}/{id}/");
         let _ = write!(out, " / <a href=\"{}\">{id}</a>", esc(&href));
@@ -283,15 +233,7 @@ fn page(title: &str, crumbs: &str, body: &str) -> String {
 /// Percent-encodes what would end or confuse a URL path inside a link.
 fn url_path(p: &str) -> String {
     use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-    const SET: &AsciiSet = &CONTROLS
-        .add(b' ')
-        .add(b'"')
-        .add(b'#')
-        .add(b'%')
-        .add(b'<')
-        .add(b'>')
-        .add(b'?')
-        .add(b'`');
+    const SET: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`');
     utf8_percent_encode(p, SET).to_string()
 }
 

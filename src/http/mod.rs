@@ -4,7 +4,7 @@ mod api;
 mod error;
 mod files;
 mod listing;
-mod metrics;
+
 mod request_path;
 mod stream;
 
@@ -21,9 +21,9 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+pub use crate::metrics::Metrics;
 pub use api::{ResolveJson, SnapshotJson, SnapshotListJson};
 pub use error::ApiError;
-pub use metrics::Metrics;
 
 use crate::store::Store;
 
@@ -38,10 +38,7 @@ pub struct ServeOptions {
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self {
-            settle_margin: Duration::from_secs(60),
-            short_max_age: Duration::from_secs(10),
-        }
+        Self { settle_margin: Duration::from_secs(60), short_max_age: Duration::from_secs(10) }
     }
 }
 
@@ -54,11 +51,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, options: ServeOptions) -> Self {
-        Self {
-            store,
-            metrics: Arc::new(Metrics::new()),
-            options,
-        }
+        Self::with_metrics(store, options, Arc::new(Metrics::new()))
+    }
+
+    pub fn with_metrics(store: Store, options: ServeOptions, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics, options }
     }
 
     /// Runs catalog and blob work on the blocking pool so async workers never wait on I/O.
@@ -67,17 +64,12 @@ impl AppState {
         f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(ApiError::internal)?
+        tokio::task::spawn_blocking(move || f(&store)).await.map_err(ApiError::internal)?
     }
 
     fn short_cache(&self) -> HeaderValue {
-        HeaderValue::from_str(&format!(
-            "public, max-age={}",
-            self.options.short_max_age.as_secs()
-        ))
-        .expect("ascii header")
+        HeaderValue::from_str(&format!("public, max-age={}", self.options.short_max_age.as_secs()))
+            .expect("ascii header")
     }
 }
 
@@ -87,10 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .nest("/api/v1", api::routes())
         .fallback(tree)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
         .with_state(state)
@@ -98,71 +87,45 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz(State(st): State<AppState>) -> Result<Response, ApiError> {
     st.blocking(|s| Ok(s.catalog.stats()?)).await?;
-    Ok((
-        StatusCode::OK,
-        [(header::CACHE_CONTROL, "no-cache")],
-        "ok\n",
-    )
-        .into_response())
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-cache")], "ok\n").into_response())
 }
 
 async fn metrics_text(State(st): State<AppState>) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        st.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4"), (header::CACHE_CONTROL, "no-cache")], st.metrics.render())
         .into_response()
 }
 
 async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
-    st.metrics
-        .requests
-        .with_label_values(&[resp.status().as_str()])
-        .inc();
+    st.metrics.requests.with_label_values(&[resp.status().as_str()]).inc();
     resp
 }
 
 /// Everything outside `/api` and the probes: archive list, snapshot lists, snapshot trees.
-async fn tree(
-    State(st): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> Response {
+async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, uri: axum::http::Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return ApiError::MethodNotAllowed.into_response();
     }
     let result = match request_path::parse(uri.path()) {
         Err(e) => Err(e),
         Ok(request_path::Target::Root) => listing::archives(&st, &headers).await,
-        Ok(request_path::Target::NoId(segs)) => {
-            listing::archive_or_bad_id(&st, &headers, segs).await
+        Ok(request_path::Target::NoId(segs)) => listing::archive_or_bad_id(&st, &headers, segs).await,
+        Ok(request_path::Target::InSnapshot { archive, id, path, .. }) => {
+            files::in_snapshot(&st, &method, &headers, archive, id, path).await
         }
-        Ok(request_path::Target::InSnapshot {
-            archive, id, path, ..
-        }) => files::in_snapshot(&st, &method, &headers, archive, id, path).await,
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Whether the client asked for JSON rather than a page.
 fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/json"))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
 }
 
 /// Binds, serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 

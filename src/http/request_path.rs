@@ -14,12 +14,7 @@ pub enum Target {
     /// malformed ID; only the catalog can tell which. Segments are decoded.
     NoId(Vec<String>),
     /// `/<archive>/<ID>/` or `/<archive>/<ID>/<path>`.
-    InSnapshot {
-        archive: ArchiveName,
-        id: SnapshotId,
-        path: Option<RelPath>,
-        trailing_slash: bool,
-    },
+    InSnapshot { archive: ArchiveName, id: SnapshotId, path: Option<RelPath>, trailing_slash: bool },
 }
 
 /// Parses the raw (still percent-encoded) path of a request.
@@ -27,23 +22,17 @@ pub fn parse(raw: &str) -> Result<Target, ApiError> {
     let trailing_slash = raw.ends_with('/');
     let mut segs = Vec::new();
     for raw_seg in raw.split('/').filter(|s| !s.is_empty()) {
-        let seg = percent_decode_str(raw_seg).decode_utf8().map_err(|_| {
-            ApiError::BadRequest("request path is not valid UTF-8 once percent-decoded".into())
-        })?;
+        let seg = percent_decode_str(raw_seg)
+            .decode_utf8()
+            .map_err(|_| ApiError::BadRequest("request path is not valid UTF-8 once percent-decoded".into()))?;
         if seg.contains('/') || seg.contains('\\') {
-            return Err(ApiError::BadRequest(
-                "encoded slashes are not allowed in request paths".into(),
-            ));
+            return Err(ApiError::BadRequest("encoded slashes are not allowed in request paths".into()));
         }
         if seg == "." || seg == ".." {
-            return Err(ApiError::BadRequest(
-                "'.' and '..' segments are not allowed in request paths".into(),
-            ));
+            return Err(ApiError::BadRequest("'.' and '..' segments are not allowed in request paths".into()));
         }
         if seg.chars().any(char::is_control) {
-            return Err(ApiError::BadRequest(
-                "control characters are not allowed in request paths".into(),
-            ));
+            return Err(ApiError::BadRequest("control characters are not allowed in request paths".into()));
         }
         segs.push(seg.into_owned());
     }
@@ -53,28 +42,16 @@ pub fn parse(raw: &str) -> Result<Target, ApiError> {
     let Some(i) = segs.iter().position(|s| SnapshotId::looks_like_id(s)) else {
         return Ok(Target::NoId(segs));
     };
-    let archive: ArchiveName = segs[..i]
-        .join("/")
-        .parse()
-        .map_err(|e| ApiError::NotFound(format!("no such archive: {e}")))?;
-    let id: SnapshotId = segs[i]
-        .parse()
-        .map_err(|e| ApiError::NotFound(format!("{e}")))?;
+    let archive: ArchiveName =
+        segs[..i].join("/").parse().map_err(|e| ApiError::NotFound(format!("no such archive: {e}")))?;
+    let id: SnapshotId = segs[i].parse().map_err(|e| ApiError::NotFound(format!("{e}")))?;
     let rest = &segs[i + 1..];
     let path = if rest.is_empty() {
         None
     } else {
-        Some(
-            RelPath::from_segments(rest.iter().map(String::as_str))
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?,
-        )
+        Some(RelPath::from_segments(rest.iter().map(String::as_str)).map_err(|e| ApiError::BadRequest(e.to_string()))?)
     };
-    Ok(Target::InSnapshot {
-        archive,
-        id,
-        path,
-        trailing_slash,
-    })
+    Ok(Target::InSnapshot { archive, id, path, trailing_slash })
 }
 
 #[cfg(test)]
@@ -83,13 +60,9 @@ mod tests {
 
     fn in_snapshot(raw: &str) -> (String, String, Option<String>) {
         match parse(raw).unwrap() {
-            Target::InSnapshot {
-                archive, id, path, ..
-            } => (
-                archive.to_string(),
-                id.to_string(),
-                path.map(|p| p.to_string()),
-            ),
+            Target::InSnapshot { archive, id, path, .. } => {
+                (archive.to_string(), id.to_string(), path.map(|p| p.to_string()))
+            }
             other => panic!("{raw}: {other:?}"),
         }
     }
@@ -98,22 +71,14 @@ mod tests {
     fn splits_nested_archives_at_the_first_id() {
         assert_eq!(
             in_snapshot("/repos/prod/ubuntu/22.04/20240101T000000Z/dists/jammy/InRelease"),
-            (
-                "repos/prod/ubuntu/22.04".into(),
-                "20240101T000000Z".into(),
-                Some("dists/jammy/InRelease".into())
-            )
+            ("repos/prod/ubuntu/22.04".into(), "20240101T000000Z".into(), Some("dists/jammy/InRelease".into()))
         );
-        assert_eq!(
-            in_snapshot("/debian/20240101T000000Z/"),
-            ("debian".into(), "20240101T000000Z".into(), None)
-        );
+        assert_eq!(in_snapshot("/debian/20240101T000000Z/"), ("debian".into(), "20240101T000000Z".into(), None));
     }
 
     #[test]
     fn decodes_percent_escapes() {
-        let (_, _, p) =
-            in_snapshot("/debian/20240101T000000Z/pool/tzdata_2025b-0%2bdeb12u1_all.deb");
+        let (_, _, p) = in_snapshot("/debian/20240101T000000Z/pool/tzdata_2025b-0%2bdeb12u1_all.deb");
         assert_eq!(p.unwrap(), "pool/tzdata_2025b-0+deb12u1_all.deb");
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use bytes::Bytes;
 
-use super::metrics::Metrics;
 use crate::blob::BlobRead;
+use crate::metrics::Metrics;
 
 const CHUNK: u64 = 256 * 1024;
 
@@ -45,10 +45,7 @@ pub fn body_from_reader(reader: Box<dyn BlobRead>, len: u64, metrics: Arc<Metric
                 }
                 // A blob shorter than its manifest says: end the body early so the client
                 // sees a truncated transfer rather than hanging.
-                Ok(Ok(_)) => Some((
-                    Err(std::io::Error::other("blob is shorter than recorded")),
-                    None,
-                )),
+                Ok(Ok(_)) => Some((Err(std::io::Error::other("blob is shorter than recorded")), None)),
                 Ok(Err(e)) => Some((Err(e), None)),
                 Err(join) => Some((Err(std::io::Error::other(join)), None)),
             }

@@ -25,21 +25,14 @@ pub enum PublishError {
     #[error(transparent)]
     Scan(#[from] ScanError),
     #[error("reading {path}: {source}")]
-    Read {
-        path: RelPath,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} changed while it was being published ({source}); publish again once the tree is stable"
-    )]
+    Read { path: RelPath, source: std::io::Error },
+    #[error("{path} changed while it was being published ({source}); publish again once the tree is stable")]
     Unstable { path: RelPath, source: PutError },
     #[error("storing {path}: {source}")]
     Store { path: RelPath, source: PutError },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error(
-        "gave up after {0} attempts: other publishes to the same archive kept committing first"
-    )]
+    #[error("gave up after {0} attempts: other publishes to the same archive kept committing first")]
     TooManyConflicts(u32),
 }
 
@@ -99,27 +92,18 @@ pub fn publish_dir(
         .par_iter()
         .map(|e| {
             let content = match &e.kind {
-                ScannedKind::Symlink { target } => Content::Symlink {
-                    target: target.clone(),
-                },
+                ScannedKind::Symlink { target } => Content::Symlink { target: target.clone() },
                 ScannedKind::File => {
-                    let (digest, size, created) =
-                        ingest_file(store, &dir.join(e.path.as_str()), &e.path)?;
+                    let (digest, size, created) = ingest_file(store, &dir.join(e.path.as_str()), &e.path)?;
                     if created {
                         new_blobs.fetch_add(1, Ordering::Relaxed);
                         new_bytes.fetch_add(size, Ordering::Relaxed);
                     }
                     opts.progress.advance(size);
-                    Content::File {
-                        size,
-                        sha256: digest,
-                    }
+                    Content::File { size, sha256: digest }
                 }
             };
-            Ok(ManifestEntry {
-                path: e.path.clone(),
-                content,
-            })
+            Ok(ManifestEntry { path: e.path.clone(), content })
         })
         .collect::<Result<_, PublishError>>()?;
     opts.progress.finish();
@@ -141,15 +125,8 @@ pub fn publish_dir(
 }
 
 /// Hashes a file first, so that a blob already stored costs one read and no write.
-fn ingest_file(
-    store: &Store,
-    file: &Path,
-    path: &RelPath,
-) -> Result<(Digest, u64, bool), PublishError> {
-    let read_err = |source| PublishError::Read {
-        path: path.clone(),
-        source,
-    };
+fn ingest_file(store: &Store, file: &Path, path: &RelPath) -> Result<(Digest, u64, bool), PublishError> {
+    let read_err = |source| PublishError::Read { path: path.clone(), source };
     let (digest, size) = hash_file(file).map_err(read_err)?;
     if store.blobs.contains(&digest).map_err(read_err)? {
         return Ok((digest, size, false));
@@ -158,15 +135,9 @@ fn ingest_file(
     match store.blobs.put(&mut f, Some(&digest), Some(size)) {
         Ok(out) => Ok((out.digest, out.size, out.created)),
         Err(e @ (PutError::DigestMismatch { .. } | PutError::LengthMismatch { .. })) => {
-            Err(PublishError::Unstable {
-                path: path.clone(),
-                source: e,
-            })
+            Err(PublishError::Unstable { path: path.clone(), source: e })
         }
-        Err(e) => Err(PublishError::Store {
-            path: path.clone(),
-            source: e,
-        }),
+        Err(e) => Err(PublishError::Store { path: path.clone(), source: e }),
     }
 }
 

@@ -16,11 +16,8 @@ pub fn plan_commit(
 ) -> CommitPlan {
     let old: HashMap<&str, &Content> = live.iter().map(|e| (e.path.as_str(), &e.content)).collect();
     let next_dirs = implied_dirs(next.iter().map(|e| &e.path));
-    let next_paths: BTreeSet<&str> = next
-        .iter()
-        .map(|e| e.path.as_str())
-        .chain(next_dirs.iter().map(String::as_str))
-        .collect();
+    let next_paths: BTreeSet<&str> =
+        next.iter().map(|e| e.path.as_str()).chain(next_dirs.iter().map(String::as_str)).collect();
 
     let (mut added, mut changed) = (0, 0);
     let mut upserts = Vec::new();
@@ -40,10 +37,7 @@ pub fn plan_commit(
     for d in &next_dirs {
         if old.get(d.as_str()) != Some(&&Content::Dir) {
             let path = RelPath::new(d).expect("ancestors of valid paths are valid");
-            upserts.push(ManifestEntry {
-                path,
-                content: Content::Dir,
-            });
+            upserts.push(ManifestEntry { path, content: Content::Dir });
         }
     }
     let mut removed = 0;
@@ -80,28 +74,16 @@ mod tests {
     fn file(p: &str, data: &str) -> ManifestEntry {
         ManifestEntry {
             path: RelPath::new(p).unwrap(),
-            content: Content::File {
-                size: data.len() as u64,
-                sha256: Digest::of(data.as_bytes()),
-            },
+            content: Content::File { size: data.len() as u64, sha256: Digest::of(data.as_bytes()) },
         }
     }
     fn dir(p: &str) -> ManifestEntry {
-        ManifestEntry {
-            path: RelPath::new(p).unwrap(),
-            content: Content::Dir,
-        }
+        ManifestEntry { path: RelPath::new(p).unwrap(), content: Content::Dir }
     }
 
     #[test]
     fn plan_contains_only_changes() {
-        let live = vec![
-            dir("a"),
-            file("a/x", "1"),
-            file("a/y", "2"),
-            dir("b"),
-            file("b/z", "3"),
-        ];
+        let live = vec![dir("a"), file("a/x", "1"), file("a/y", "2"), dir("b"), file("b/z", "3")];
         let next = vec![file("a/x", "1"), file("a/y", "changed"), file("c/new", "4")];
         let plan = plan_commit(None, &live, &next, serde_json::Value::Null);
         let up: Vec<_> = plan.upserts.iter().map(|e| e.path.as_str()).collect();

@@ -22,10 +22,7 @@ pub enum ScanError {
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),
     #[error("walking {path}: {source}")]
-    Walk {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Walk { path: PathBuf, source: std::io::Error },
     #[error("{0}: file name is not valid UTF-8")]
     NotUtf8(PathBuf),
     #[error("{path}: {source}")]
@@ -47,61 +44,33 @@ pub fn scan_tree(root: &Path) -> Result<Vec<ScannedEntry>, ScanError> {
         return Err(ScanError::NotADirectory(root.to_path_buf()));
     }
     let mut out = Vec::new();
-    for item in walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
+    for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
         let item = item.map_err(|e| ScanError::Walk {
             path: e.path().unwrap_or(root).to_path_buf(),
-            source: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")),
         })?;
         let ft = item.file_type();
         if ft.is_dir() {
             continue;
         }
-        let rel = item
-            .path()
-            .strip_prefix(root)
-            .expect("walkdir yields paths under root");
-        let rel_str = rel
-            .to_str()
-            .ok_or_else(|| ScanError::NotUtf8(item.path().to_path_buf()))?;
-        let path = RelPath::new(rel_str).map_err(|source| ScanError::BadPath {
-            path: rel.to_path_buf(),
-            source,
-        })?;
-        let walk_err = |source| ScanError::Walk {
-            path: item.path().to_path_buf(),
-            source,
-        };
+        let rel = item.path().strip_prefix(root).expect("walkdir yields paths under root");
+        let rel_str = rel.to_str().ok_or_else(|| ScanError::NotUtf8(item.path().to_path_buf()))?;
+        let path = RelPath::new(rel_str).map_err(|source| ScanError::BadPath { path: rel.to_path_buf(), source })?;
+        let walk_err = |source| ScanError::Walk { path: item.path().to_path_buf(), source };
         if ft.is_symlink() {
             let raw = std::fs::read_link(item.path()).map_err(walk_err)?;
             let target = raw
                 .to_str()
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| ScanError::BadTarget {
-                    path: path.clone(),
-                    target: raw.clone(),
-                })?
+                .ok_or_else(|| ScanError::BadTarget { path: path.clone(), target: raw.clone() })?
                 .to_string();
             if path.resolve_link(&target).is_none() {
                 return Err(ScanError::EscapingSymlink { path, target });
             }
-            out.push(ScannedEntry {
-                path,
-                kind: ScannedKind::Symlink { target },
-                size: 0,
-            });
+            out.push(ScannedEntry { path, kind: ScannedKind::Symlink { target }, size: 0 });
         } else if ft.is_file() {
             let size = item.metadata().map_err(|e| walk_err(e.into()))?.len();
-            out.push(ScannedEntry {
-                path,
-                kind: ScannedKind::File,
-                size,
-            });
+            out.push(ScannedEntry { path, kind: ScannedKind::File, size });
         } else {
             use std::os::unix::fs::FileTypeExt;
             let kind = if ft.is_fifo() {
@@ -143,26 +112,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("f"), "x").unwrap();
         symlink("../../etc/passwd", d.path().join("evil")).unwrap();
-        assert!(matches!(
-            scan_tree(d.path()),
-            Err(ScanError::EscapingSymlink { .. })
-        ));
+        assert!(matches!(scan_tree(d.path()), Err(ScanError::EscapingSymlink { .. })));
         std::fs::remove_file(d.path().join("evil")).unwrap();
         symlink("/etc/passwd", d.path().join("abs")).unwrap();
-        assert!(matches!(
-            scan_tree(d.path()),
-            Err(ScanError::EscapingSymlink { .. })
-        ));
+        assert!(matches!(scan_tree(d.path()), Err(ScanError::EscapingSymlink { .. })));
         std::fs::remove_file(d.path().join("abs")).unwrap();
         let fifo = d.path().join("pipe");
-        let status = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(status.success());
-        assert!(matches!(
-            scan_tree(d.path()),
-            Err(ScanError::Unsupported { .. })
-        ));
+        assert!(matches!(scan_tree(d.path()), Err(ScanError::Unsupported { .. })));
     }
 }

@@ -16,20 +16,11 @@ pub enum Resolved {
     Dir(Option<RelPath>),
 }
 
-pub fn resolve_path(
-    catalog: &dyn Catalog,
-    at: SnapshotKey,
-    path: &RelPath,
-) -> Result<Option<Resolved>, CatalogError> {
+pub fn resolve_path(catalog: &dyn Catalog, at: SnapshotKey, path: &RelPath) -> Result<Option<Resolved>, CatalogError> {
     resolve(catalog, at, path.clone(), 0)
 }
 
-fn resolve(
-    catalog: &dyn Catalog,
-    at: SnapshotKey,
-    path: RelPath,
-    hops: u32,
-) -> Result<Option<Resolved>, CatalogError> {
+fn resolve(catalog: &dyn Catalog, at: SnapshotKey, path: RelPath, hops: u32) -> Result<Option<Resolved>, CatalogError> {
     if hops > MAX_HOPS {
         return Ok(None);
     }
@@ -57,8 +48,7 @@ fn resolve(
                     return Ok(None);
                 };
                 let rest = &path.as_str()[dir.len() + 1..];
-                let rewritten =
-                    RelPath::new(&format!("{real_dir}/{rest}")).expect("joined valid paths");
+                let rewritten = RelPath::new(&format!("{real_dir}/{rest}")).expect("joined valid paths");
                 return resolve(catalog, at, rewritten, hops + 1);
             }
             _ => return Ok(None),
@@ -71,9 +61,7 @@ fn resolve(
 fn is_root_link(target: &str, link: &RelPath) -> bool {
     let depth = link.ancestors().count();
     let ups = target.split('/').filter(|s| *s == "..").count();
-    !target.starts_with('/')
-        && target.split('/').all(|s| matches!(s, "" | "." | ".."))
-        && ups == depth
+    !target.starts_with('/') && target.split('/').all(|s| matches!(s, "" | "." | "..")) && ups == depth
 }
 
 /// apt asks for `<dir>/by-hash/SHA256/<hex>` when the Release says `Acquire-By-Hash: yes`;
@@ -85,9 +73,8 @@ fn by_hash(
     hops: u32,
 ) -> Result<Option<Resolved>, CatalogError> {
     let s = path.as_str();
-    let Some((prefix, hex)) = s
-        .rsplit_once("/by-hash/SHA256/")
-        .or_else(|| s.strip_prefix("by-hash/SHA256/").map(|hex| ("", hex)))
+    let Some((prefix, hex)) =
+        s.rsplit_once("/by-hash/SHA256/").or_else(|| s.strip_prefix("by-hash/SHA256/").map(|hex| ("", hex)))
     else {
         return Ok(None);
     };
@@ -97,18 +84,11 @@ fn by_hash(
     let dir = if prefix.is_empty() {
         None
     } else {
-        match resolve(
-            catalog,
-            at,
-            RelPath::new(prefix).expect("prefix of a valid path"),
-            hops + 1,
-        )? {
+        match resolve(catalog, at, RelPath::new(prefix).expect("prefix of a valid path"), hops + 1)? {
             Some(Resolved::Dir(d)) => d,
             _ => return Ok(None),
         }
     };
     let dir_str = dir.as_ref().map_or("", RelPath::as_str);
-    Ok(catalog
-        .child_by_digest(at, dir_str, &digest)?
-        .map(Resolved::File))
+    Ok(catalog.child_by_digest(at, dir_str, &digest)?.map(Resolved::File))
 }

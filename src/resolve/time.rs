@@ -25,20 +25,9 @@ pub enum TimeError {
     #[error("archive '{0}' has no snapshots yet")]
     NoSnapshots(ArchiveName),
     #[error("{requested} is before the first snapshot of '{archive}' ({first})")]
-    BeforeFirst {
-        archive: ArchiveName,
-        requested: SnapshotId,
-        first: SnapshotId,
-    },
-    #[error(
-        "{requested} is in the future (now is {now}); the latest snapshot of '{archive}' is {latest}"
-    )]
-    Future {
-        archive: ArchiveName,
-        requested: SnapshotId,
-        now: SnapshotId,
-        latest: SnapshotId,
-    },
+    BeforeFirst { archive: ArchiveName, requested: SnapshotId, first: SnapshotId },
+    #[error("{requested} is in the future (now is {now}); the latest snapshot of '{archive}' is {latest}")]
+    Future { archive: ArchiveName, requested: SnapshotId, now: SnapshotId, latest: SnapshotId },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -57,38 +46,18 @@ pub fn resolve_id(
         });
     };
     if requested > latest.id && requested > now {
-        return Err(TimeError::Future {
-            archive: archive.clone(),
-            requested,
-            now,
-            latest: latest.id,
-        });
+        return Err(TimeError::Future { archive: archive.clone(), requested, now, latest: latest.id });
     }
     if requested >= latest.id {
         let settled = requested.unix() < now.unix() - margin.as_secs() as i64;
         let is_final = requested == latest.id || settled;
-        return Ok(Resolution {
-            requested,
-            snapshot: latest,
-            is_final,
-        });
+        return Ok(Resolution { requested, snapshot: latest, is_final });
     }
     match catalog.resolve(archive, requested)? {
-        Some(snapshot) => Ok(Resolution {
-            requested,
-            snapshot,
-            is_final: true,
-        }),
+        Some(snapshot) => Ok(Resolution { requested, snapshot, is_final: true }),
         None => {
-            let first = catalog
-                .archive(archive)?
-                .and_then(|a| a.first)
-                .unwrap_or(latest.id);
-            Err(TimeError::BeforeFirst {
-                archive: archive.clone(),
-                requested,
-                first,
-            })
+            let first = catalog.archive(archive)?.and_then(|a| a.first).unwrap_or(latest.id);
+            Err(TimeError::BeforeFirst { archive: archive.clone(), requested, first })
         }
     }
 }

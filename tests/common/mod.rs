@@ -20,41 +20,26 @@ pub fn fixtures() -> PathBuf {
 
 /// Runs `asof --data DATA ARGS...` and returns its output.
 pub fn asof(data: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("run asof")
+    Command::new(bin()).arg("--data").arg(data).args(args).output().expect("run asof")
 }
 
 /// Publishes `dir` and returns the printed snapshot ID.
 pub fn publish(data: &Path, archive: &str, dir: &Path) -> String {
     let out = asof(data, &["publish", archive, dir.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "publish failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "publish failed: {}", String::from_utf8_lossy(&out.stderr));
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(id.len(), 16, "unexpected publish output {id:?}");
     id
 }
 
 pub fn id_plus(id: &str, secs: i64) -> String {
-    let t = chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%SZ")
-        .unwrap()
-        .and_utc();
-    (t + chrono::Duration::seconds(secs))
-        .format("%Y%m%dT%H%M%SZ")
-        .to_string()
+    let t = chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%SZ").unwrap().and_utc();
+    (t + chrono::Duration::seconds(secs)).format("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// Sleeps until the wall clock is past the second named by `id`.
 pub fn wait_until_past(id: &str) {
-    let t = chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%SZ")
-        .unwrap()
-        .and_utc();
+    let t = chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%SZ").unwrap().and_utc();
     while chrono::Utc::now() < t + chrono::Duration::seconds(1) {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -83,21 +68,14 @@ impl Server {
             .expect("start asof serve");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
+            let line = lines.next().expect("server exited before listening").unwrap();
             if let Some(rest) = line.strip_prefix("asof listening on http://") {
                 break rest.trim().to_string();
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            addr,
-            data: data.to_path_buf(),
-        }
+        Self { child, addr, data: data.to_path_buf() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -112,10 +90,7 @@ impl Server {
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -143,37 +118,19 @@ pub struct Response {
 
 impl Response {
     fn parse(raw: &[u8], head: bool) -> Self {
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("complete header block");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("complete header block");
         let head_text = std::str::from_utf8(&raw[..split]).unwrap();
         let mut lines = head_text.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
         let headers: HashMap<String, String> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
         let mut body = raw[split + 4..].to_vec();
-        if headers
-            .get("transfer-encoding")
-            .is_some_and(|t| t == "chunked")
-            && !head
-        {
+        if headers.get("transfer-encoding").is_some_and(|t| t == "chunked") && !head {
             body = dechunk(&body);
         }
-        Self {
-            status,
-            headers,
-            body,
-        }
+        Self { status, headers, body }
     }
 
     pub fn header(&self, name: &str) -> &str {
@@ -185,8 +142,7 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -194,8 +150,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let eol = b.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
         b = &b[eol + 2..];
         if size == 0 {
             return out;

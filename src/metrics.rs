@@ -1,0 +1,100 @@
+//! Prometheus metrics of asof: requests by status, bytes served, lookup and publish
+//! durations, mirror runs.
+
+use prometheus::{Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub bytes_served: IntCounter,
+    pub lookup_seconds: Histogram,
+    pub publish_seconds: Histogram,
+    pub publishes: IntCounterVec,
+    pub mirror_runs: IntCounterVec,
+    pub mirror_last_success: GaugeVec,
+    pub mirror_last_failure: GaugeVec,
+    pub mirror_downloaded_bytes: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("asof".into()), None).expect("valid prefix");
+        let requests =
+            IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests answered, by status code"), &["status"])
+                .expect("valid metric");
+        let bytes_served =
+            IntCounter::new("http_response_body_bytes_total", "File bytes sent to clients").expect("valid metric");
+        let lookup_seconds = Histogram::with_opts(
+            HistogramOpts::new("lookup_duration_seconds", "Time to resolve (archive, ID, path) to content")
+                .buckets(vec![0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0]),
+        )
+        .expect("valid metric");
+        let publish_seconds = Histogram::with_opts(
+            HistogramOpts::new("publish_duration_seconds", "Time to record a publish, scan to commit")
+                .buckets(vec![0.01, 0.05, 0.25, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0]),
+        )
+        .expect("valid metric");
+        let publishes = IntCounterVec::new(
+            Opts::new("publishes_total", "Publishes recorded by this process, by result"),
+            &["result"],
+        )
+        .expect("valid metric");
+        let mirror_runs = IntCounterVec::new(
+            Opts::new("mirror_runs_total", "Scheduled mirror runs, by archive and result"),
+            &["archive", "result"],
+        )
+        .expect("valid metric");
+        let mirror_last_success = GaugeVec::new(
+            Opts::new("mirror_last_success_timestamp_seconds", "Unix time of the last successful mirror run"),
+            &["archive"],
+        )
+        .expect("valid metric");
+        let mirror_last_failure = GaugeVec::new(
+            Opts::new("mirror_last_failure_timestamp_seconds", "Unix time of the last failed mirror run"),
+            &["archive"],
+        )
+        .expect("valid metric");
+        let mirror_downloaded_bytes = IntCounterVec::new(
+            Opts::new("mirror_downloaded_bytes_total", "Bytes downloaded from upstreams by scheduled mirror runs"),
+            &["archive"],
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(bytes_served.clone()),
+            Box::new(lookup_seconds.clone()),
+            Box::new(publish_seconds.clone()),
+            Box::new(publishes.clone()),
+            Box::new(mirror_runs.clone()),
+            Box::new(mirror_last_success.clone()),
+            Box::new(mirror_last_failure.clone()),
+            Box::new(mirror_downloaded_bytes.clone()),
+        ] {
+            registry.register(m).expect("metric registered once");
+        }
+        Self {
+            registry,
+            requests,
+            bytes_served,
+            lookup_seconds,
+            publish_seconds,
+            publishes,
+            mirror_runs,
+            mirror_last_success,
+            mirror_last_failure,
+            mirror_downloaded_bytes,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
