@@ -173,6 +173,9 @@ async fn store_bytes(store: &Store, bytes: Vec<u8>) -> Result<Digest, MirrorErro
     .await
 }
 
+/// One index variant and what fetching it gave (`None`: 404 upstream).
+type IndexFetch = (RelPath, u64, Digest, Result<Option<Fetched>, FetchError>);
+
 struct SuiteState {
     /// Upstream files of `dists/<suite>/` with their content.
     files: BTreeMap<RelPath, (u64, Digest)>,
@@ -282,17 +285,16 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
         }
     }
     opts.progress.set_message(format!("fetching {} index files", index_jobs.len()));
-    let results: Vec<(RelPath, u64, Digest, Result<Option<Fetched>, FetchError>)> =
-        futures::stream::iter(index_jobs.into_iter().map(|(path, size, sha)| {
-            let (fetcher, store, url) = (fetcher.clone(), store.clone(), format!("{upstream}{path}"));
-            async move {
-                let r = fetcher.fetch_blob(&store, &url, size, sha).await;
-                (path, size, sha, r)
-            }
-        }))
-        .buffer_unordered(opts.jobs.max(1))
-        .collect()
-        .await;
+    let results: Vec<IndexFetch> = futures::stream::iter(index_jobs.into_iter().map(|(path, size, sha)| {
+        let (fetcher, store, url) = (fetcher.clone(), store.clone(), format!("{upstream}{path}"));
+        async move {
+            let r = fetcher.fetch_blob(&store, &url, size, sha).await;
+            (path, size, sha, r)
+        }
+    }))
+    .buffer_unordered(opts.jobs.max(1))
+    .collect()
+    .await;
     let mut variants: BTreeMap<String, Vec<(RelPath, bool)>> = BTreeMap::new();
     for (path, size, sha, r) in results {
         let present = r?.is_some();

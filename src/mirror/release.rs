@@ -150,7 +150,8 @@ mod tests {
             .collect();
         let r = parse_release(&body).unwrap();
         assert!(r.components.contains(&"updates/main".to_string()));
-        let s = IndexSelection { components: r.components.clone(), architectures: vec!["amd64".into()], sources: false };
+        let s =
+            IndexSelection { components: r.components.clone(), architectures: vec!["amd64".into()], sources: false };
         let picked: Vec<_> = r.files.iter().filter(|f| s.wants(&f.path)).map(|f| f.path.as_str()).collect();
         assert!(picked.contains(&"main/binary-amd64/Packages.xz"), "{picked:?}");
         assert!(r.architectures.contains(&"amd64".to_string()));

@@ -170,8 +170,11 @@ mod tests {
         let wrong = Keyring::load(&fixture("keys/test-signing.gpg")).unwrap();
         assert!(matches!(wrong.verify_inline(&inrelease), Err(SignatureError::Invalid(_))));
         // One changed byte in the signed text breaks it.
-        let text =
-            String::from_utf8(inrelease).unwrap().replacen("Codename: bookworm-security", "Codename: bookworm-securitx", 1);
+        let text = String::from_utf8(inrelease).unwrap().replacen(
+            "Codename: bookworm-security",
+            "Codename: bookworm-securitx",
+            1,
+        );
         let err = Keyring::load(debian).unwrap().verify_inline(text.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("BAD signature"), "{err}");
     }
