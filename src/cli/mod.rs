@@ -111,6 +111,12 @@ pub struct MirrorArgs {
     /// Downloads in flight at once.
     #[arg(long, default_value_t = 8)]
     pub jobs: usize,
+    /// Retries of a failed download (timeouts, resets, 5xx, 429) before giving up.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// First wait before a retry; doubles each time (e.g. 500ms, 2s).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub retry_backoff: std::time::Duration,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -252,6 +258,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 let mut opts = crate::mirror::MirrorOptions::for_data_dir(&data);
                 opts.always = args.always;
                 opts.jobs = args.jobs;
+                opts.retries = args.retries;
+                opts.backoff = args.retry_backoff;
                 if std::io::stderr().is_terminal() {
                     opts.progress = progress::download_bar();
                 }

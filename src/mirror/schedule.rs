@@ -22,7 +22,7 @@ pub fn spawn_all(store: Store, data: PathBuf, mirrors: Vec<ScheduledMirror>, met
         let (store, data, metrics) = (store.clone(), data.clone(), metrics.clone());
         tokio::spawn(async move {
             // Spread the first runs so that a restart does not hit every upstream at once.
-            tokio::time::sleep(jitter(m.interval.min(Duration::from_secs(30)))).await;
+            tokio::time::sleep(jitter((m.interval / 10).min(Duration::from_secs(5)))).await;
             loop {
                 run_once(&store, &data, &m.spec, &metrics).await;
                 tokio::time::sleep(m.interval + jitter(m.interval / 10)).await;

@@ -3,6 +3,9 @@
 //! like `..` and `%2f` reach the server exactly as written).
 #![allow(dead_code)]
 
+pub mod apt;
+pub mod upstream;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
