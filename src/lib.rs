@@ -6,6 +6,7 @@
 //! Errors: each layer has its own `thiserror` enum; `anyhow` only in the CLI and for
 //! start-up; `http::ApiError` is the one error type at the HTTP edge.
 
+pub mod auth;
 pub mod blob;
 pub mod catalog;
 pub mod cli;
@@ -17,6 +18,8 @@ pub mod manifest;
 pub mod metrics;
 pub mod mirror;
 pub mod publish;
+pub mod push;
 pub mod resolve;
 pub mod store;
 pub mod verify;
+pub mod wire;

@@ -11,6 +11,7 @@ pub struct Metrics {
     pub publish_seconds: Histogram,
     pub publishes: IntCounterVec,
     pub mirror_runs: IntCounterVec,
+    pub auth_failures: IntCounterVec,
     pub mirror_last_success: GaugeVec,
     pub mirror_last_failure: GaugeVec,
     pub mirror_downloaded_bytes: IntCounterVec,
@@ -59,6 +60,11 @@ impl Metrics {
             &["archive"],
         )
         .expect("valid metric");
+        let auth_failures = IntCounterVec::new(
+            Opts::new("auth_failures_total", "Requests refused for a missing, invalid or insufficient token"),
+            &["reason"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bytes_served.clone()),
@@ -66,6 +72,7 @@ impl Metrics {
             Box::new(publish_seconds.clone()),
             Box::new(publishes.clone()),
             Box::new(mirror_runs.clone()),
+            Box::new(auth_failures.clone()),
             Box::new(mirror_last_success.clone()),
             Box::new(mirror_last_failure.clone()),
             Box::new(mirror_downloaded_bytes.clone()),
@@ -80,6 +87,7 @@ impl Metrics {
             publish_seconds,
             publishes,
             mirror_runs,
+            auth_failures,
             mirror_last_success,
             mirror_last_failure,
             mirror_downloaded_bytes,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::auth::AuthStore;
 use crate::blob::{BlobStore, LocalBlobStore};
 use crate::catalog::{Catalog, SqliteCatalog};
 
@@ -14,6 +15,7 @@ use crate::catalog::{Catalog, SqliteCatalog};
 pub struct Store {
     pub catalog: Arc<dyn Catalog>,
     pub blobs: Arc<dyn BlobStore>,
+    pub auth: Arc<dyn AuthStore>,
 }
 
 impl Store {
@@ -29,7 +31,8 @@ impl Store {
         let db = db_path(data_dir);
         let catalog =
             SqliteCatalog::open(&db).with_context(|| format!("opening metadata database {}", db.display()))?;
-        Ok(Self { catalog: Arc::new(catalog), blobs: Arc::new(blobs) })
+        let catalog = Arc::new(catalog);
+        Ok(Self { catalog: catalog.clone(), blobs: Arc::new(blobs), auth: catalog })
     }
 }
 

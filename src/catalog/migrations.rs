@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use super::{CatalogError, Result};
 
 /// Migrations are compiled in so the binary needs no files at run time.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../schema/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init.sql", include_str!("../../schema/0001_init.sql")),
+    ("0002_auth.sql", include_str!("../../schema/0002_auth.sql")),
+];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;

@@ -3,6 +3,7 @@
 
 mod migrations;
 mod sqlite;
+mod sqlite_auth;
 
 use serde::Serialize;
 

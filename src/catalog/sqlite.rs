@@ -42,7 +42,7 @@ impl SqliteCatalog {
         Ok(Self { pool })
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+    pub(super) fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
     }
 }

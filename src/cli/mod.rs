@@ -73,11 +73,67 @@ pub enum Command {
     /// Record the current state of an upstream apt archive as a new snapshot (or, without
     /// ARCHIVE, run every mirror of the config file once).
     Mirror(MirrorArgs),
+    /// Publish a local tree to a remote asof over HTTP, uploading only missing blobs.
+    Push {
+        /// Base URL of the asof server, e.g. https://asof.example
+        url: String,
+        archive: String,
+        dir: PathBuf,
+        /// Token with publish scope on the archive.
+        #[arg(long, env = "ASOF_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Uploads in flight at once.
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+        /// Retries of a failed upload before giving up.
+        #[arg(long, default_value_t = 5)]
+        retries: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage API tokens (stored as hashes in the data directory).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Archive settings.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong.
     Verify {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is shown only this once).
+    Create {
+        /// admin, publish:<archive|prefix/*|*> or read:<archive|prefix/*|*> (repeatable).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 90d, 12h; default: no expiry.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// A name to recognise it by (shown in lists and recorded in snapshots it makes).
+        #[arg(long, default_value = "token")]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; it stops working at once.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArchiveCommand {
+    /// Make an archive private (created empty if it does not exist yet): every read needs
+    /// a read token, as Bearer or as the HTTP Basic password.
+    Private { archive: String },
+    /// Make an archive public again.
+    Public { archive: String },
 }
 
 #[derive(clap::Args, Debug)]
@@ -299,6 +355,88 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(if failed == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
         }
+        Command::Push { url, archive, dir, token, jobs, retries, json } => {
+            let archive = parse_archive(&archive)?;
+            let progress = if std::io::stderr().is_terminal() {
+                progress::download_bar()
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let opts = crate::push::PushOptions { server: url, archive, dir, token, jobs, retries, progress };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let r = rt.block_on(crate::push::push(opts))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("{}", r.snapshot);
+            }
+            eprintln!(
+                "{}: snapshot {} — {} files ({} bytes); uploaded {} blobs ({} bytes), reused {} bytes; {:.1}s",
+                r.archive,
+                r.snapshot,
+                r.files,
+                r.bytes,
+                r.uploaded_files,
+                r.uploaded_bytes,
+                r.reused_bytes,
+                r.duration_ms as f64 / 1000.0
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Token(cmd) => {
+            let store = Store::open_local(&data)?;
+            match cmd {
+                TokenCommand::Create { scopes, expires, name } => {
+                    let scopes =
+                        scopes.iter().map(|s| s.parse::<crate::auth::Scope>()).collect::<Result<Vec<_>, _>>()?;
+                    let expires_at = expires.map(|d| chrono::Utc::now().timestamp() + d.as_secs() as i64);
+                    let (id, token) = crate::auth::create_token(store.auth.as_ref(), &name, &scopes, expires_at)?;
+                    println!("{token}");
+                    eprintln!("token {id} ({name}) created; it is shown only now: keep it in a secret store");
+                }
+                TokenCommand::List { json } => {
+                    let tokens = store.auth.tokens()?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&tokens)?);
+                    } else {
+                        let when = |t: Option<i64>| {
+                            t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                                .map_or_else(|| "-".to_string(), |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                        };
+                        for t in tokens {
+                            let scopes: Vec<String> = t.scopes.iter().map(ToString::to_string).collect();
+                            println!(
+                                "{:>4}  {:<16} {:<40} expires {}  revoked {}  last used {}",
+                                t.id,
+                                t.name,
+                                scopes.join(","),
+                                when(t.expires_at),
+                                when(t.revoked_at),
+                                when(t.last_used_at)
+                            );
+                        }
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    if !store.auth.revoke_token(id, chrono::Utc::now().timestamp())? {
+                        bail!("no token with id {id}");
+                    }
+                    eprintln!("token {id} revoked");
+                }
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Archive(cmd) => {
+            let store = Store::open_local(&data)?;
+            let (name, private) = match cmd {
+                ArchiveCommand::Private { archive } => (archive, true),
+                ArchiveCommand::Public { archive } => (archive, false),
+            };
+            let archive = parse_archive(&name)?;
+            store.auth.set_private(&archive, private, chrono::Utc::now().timestamp())?;
+            eprintln!("archive {archive} is now {}", if private { "private" } else { "public" });
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Verify { json } => {
             let store = Store::open_local(&data)?;
             let report = crate::verify::verify(&store)?;
@@ -331,6 +469,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             if let Some(s) = config.server.short_max_age_secs {
                 options.short_max_age = Duration::from_secs(s);
+            }
+            if let Some(b) = config.server.max_blob_bytes {
+                options.max_blob_bytes = b;
+            }
+            if let Some(b) = config.server.max_manifest_bytes {
+                options.max_manifest_bytes = b;
             }
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
             let store = Store::open_local(&data)?;

@@ -4,90 +4,108 @@
 //! `.../-/latest`; `/api/v1/archives/<archive>` describes the archive.
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
 use super::files::{IMMUTABLE, resolve};
-use crate::catalog::{Snapshot, SnapshotQuery};
-use crate::domain::{ArchiveName, Digest, SnapshotId};
+use crate::catalog::SnapshotQuery;
+use crate::domain::{ArchiveName, SnapshotId};
+use crate::manifest::Content;
+use crate::wire::WireEntry;
+pub use crate::wire::{ResolveJson, SnapshotJson, SnapshotListJson};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/archives", get(list_archives)).route("/archives/{*rest}", get(archive_action))
+    Router::new()
+        .route("/archives", get(list_archives))
+        .route("/archives/{*rest}", get(archive_action).post(archive_post).put(archive_put))
+        .route("/blobs/missing", post(super::write::missing))
+        .route("/blobs/{digest}", put(super::write::upload))
 }
 
-/// One snapshot as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SnapshotJson {
-    pub archive: String,
-    pub id: SnapshotId,
-    pub committed_at: chrono::DateTime<chrono::Utc>,
-    #[serde(serialize_with = "ser_digest", deserialize_with = "de_digest")]
-    pub digest: Digest,
-    pub files: u64,
-    pub bytes: u64,
-    pub added: u64,
-    pub changed: u64,
-    pub removed: u64,
-    pub source: serde_json::Value,
-    /// Where the tree of this snapshot is served.
-    pub url: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub previous: Option<SnapshotId>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub next: Option<SnapshotId>,
+/// Splits `<archive>/-/<action>` (axum has already percent-decoded it; `/-/` cannot occur
+/// inside an archive name).
+fn split_action(rest: &str) -> Result<(ArchiveName, &str), ApiError> {
+    Ok(match rest.split_once("/-/") {
+        Some((a, act)) => (parse_archive(a)?, act.trim_end_matches('/')),
+        None => (parse_archive(rest.trim_end_matches('/'))?, ""),
+    })
 }
 
-fn ser_digest<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("sha256:{d}"))
-}
-
-fn de_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
-    let s = String::deserialize(d)?;
-    s.trim_start_matches("sha256:").parse().map_err(serde::de::Error::custom)
-}
-
-impl From<&Snapshot> for SnapshotJson {
-    fn from(s: &Snapshot) -> Self {
-        Self {
-            archive: s.archive.to_string(),
-            id: s.id,
-            committed_at: chrono::DateTime::from_timestamp_millis(s.committed_at_ms).unwrap_or_default(),
-            digest: s.digest,
-            files: s.files,
-            bytes: s.bytes,
-            added: s.added,
-            changed: s.changed,
-            removed: s.removed,
-            source: s.source.clone(),
-            url: format!("/{}/{}/", s.archive, s.id),
-            previous: None,
-            next: None,
-        }
+async fn archive_post(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    match split_action(&rest)? {
+        (archive, "snapshots") => super::write::commit(&st, archive, &headers, body).await,
+        _ => Err(ApiError::MethodNotAllowed),
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SnapshotListJson {
-    pub archive: String,
-    pub snapshots: Vec<SnapshotJson>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<SnapshotId>,
+async fn archive_put(
+    State(st): State<AppState>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    match split_action(&rest)? {
+        (archive, "") => super::write::settings(&st, archive, &headers, body).await,
+        _ => Err(ApiError::MethodNotAllowed),
+    }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ResolveJson {
-    pub requested: SnapshotId,
-    /// True when `requested` is exactly a snapshot's ID.
-    pub exact: bool,
-    /// True when this answer can never change (see docs/api.md).
-    #[serde(rename = "final")]
-    pub is_final: bool,
-    pub snapshot: SnapshotJson,
+/// `GET .../-/snapshots/<ID>/manifest`: every file and symlink as one JSON object per line,
+/// streamed (a client computing a change set needs the base's manifest).
+async fn manifest_ndjson(st: &AppState, archive: ArchiveName, id: SnapshotId) -> Result<Response, ApiError> {
+    let name = archive.clone();
+    let snap = st
+        .blocking(move |s| {
+            s.catalog
+                .resolve(&name, id)?
+                .filter(|s| s.id == id)
+                .ok_or_else(|| ApiError::NotFound(format!("archive '{name}' has no snapshot {id}")))
+        })
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
+    let store = st.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let result = store.catalog.for_each_entry(snap.key, &mut |e| {
+            let wire = match &e.content {
+                Content::File { size, sha256 } => {
+                    WireEntry::File { path: e.path.to_string(), size: *size, sha256: sha256.hex() }
+                }
+                Content::Symlink { target } => WireEntry::Symlink { path: e.path.to_string(), target: target.clone() },
+                Content::Dir => return Ok(()),
+            };
+            serde_json::to_writer(&mut buf, &wire).expect("serializable");
+            buf.push(b'\n');
+            if buf.len() >= 60 * 1024 && tx.blocking_send(Ok(bytes::Bytes::from(std::mem::take(&mut buf)))).is_err() {
+                return Err(crate::catalog::CatalogError::Corrupt("client went away".into()));
+            }
+            Ok(())
+        });
+        let last = match result {
+            Ok(()) => Ok(bytes::Bytes::from(buf)),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        let _ = tx.blocking_send(last);
+    });
+    // Fused: body layers (compression) may poll once more after the end.
+    let stream = futures::StreamExt::fuse(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let mut resp = Response::new(axum::body::Body::from_stream(stream));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    Ok(resp)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,9 +168,29 @@ pub async fn archive_snapshots_page(
     })
 }
 
-async fn list_archives(State(st): State<AppState>) -> Result<Response, ApiError> {
-    let list = st.blocking(|s| Ok(s.catalog.archives()?)).await?;
+async fn list_archives(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let list = visible_archives(&st, &headers).await?;
     Ok(short(&st, Json(serde_json::json!({ "archives": list })).into_response()))
+}
+
+/// The archives this caller may see (private ones only with a token that may read them).
+pub async fn visible_archives(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<Vec<crate::catalog::ArchiveSummary>, ApiError> {
+    let creds = super::access::credentials(headers);
+    let metrics = st.metrics.clone();
+    st.blocking(move |s| {
+        let who = super::access::principal(s, &metrics, creds.as_deref())?;
+        let mut out = Vec::new();
+        for a in s.catalog.archives()? {
+            if super::access::may_list(s, &a.name, who.as_ref())? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    })
+    .await
 }
 
 fn short(st: &AppState, mut r: Response) -> Response {
@@ -167,15 +205,16 @@ fn parse_archive(s: &str) -> Result<ArchiveName, ApiError> {
 async fn archive_action(
     State(st): State<AppState>,
     Path(rest): Path<String>,
+    headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    // axum has already percent-decoded `rest`; `/-/` cannot occur inside an archive name.
-    let (archive, action) = match rest.split_once("/-/") {
-        Some((a, act)) => (parse_archive(a)?, act.trim_end_matches('/')),
-        None => (parse_archive(&rest)?, ""),
-    };
+    let (archive, action) = split_action(&rest)?;
+    let creds = super::access::credentials(&headers);
+    let (metrics, name) = (st.metrics.clone(), archive.clone());
+    st.blocking(move |s| super::access::check_read(s, &metrics, &name, creds.as_deref())).await?;
     let parts: Vec<&str> = action.split('/').collect();
     match parts.as_slice() {
+        ["snapshots", id, "manifest"] => manifest_ndjson(&st, archive, parse_path_id(id)?).await,
         [""] => {
             let name = archive.clone();
             let summary = st
@@ -236,7 +275,7 @@ async fn archive_action(
             Ok(short(&st, Json(snap).into_response()))
         }
         _ => Err(ApiError::NotFound(format!(
-            "unknown API action '{action}': expected snapshots, snapshots/<ID>, resolve/<ID> or latest"
+            "unknown API action '{action}': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID> or latest"
         ))),
     }
 }

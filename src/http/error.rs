@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+
+use crate::wire::ErrorJson;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -14,14 +15,18 @@ pub enum ApiError {
     BadRequest(String),
     #[error("method not allowed: only GET and HEAD are served here")]
     MethodNotAllowed,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{message}")]
+    Conflict { message: String, missing: Vec<String> },
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("a Content-Length header is required")]
+    LengthRequired,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    status: u16,
 }
 
 impl ApiError {
@@ -30,6 +35,11 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -57,11 +67,22 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
-        let msg = self.to_string();
-        let mut resp = (status, Json(ErrorBody { error: &msg, status: status.as_u16() })).into_response();
+        let missing = match &self {
+            ApiError::Conflict { missing, .. } => missing.clone(),
+            _ => Vec::new(),
+        };
+        let body = ErrorJson { error: self.to_string(), status: status.as_u16(), missing };
+        let mut resp = (status, Json(body)).into_response();
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         if status == StatusCode::METHOD_NOT_ALLOWED {
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            // Basic lets apt answer from /etc/apt/auth.conf.d; Bearer is for API clients.
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"asof\", Bearer realm=\"asof\""),
+            );
         }
         resp
     }

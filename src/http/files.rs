@@ -43,8 +43,11 @@ pub async fn in_snapshot(
     let started = Instant::now();
     let margin = st.options.settle_margin;
     let lookup_path = path.clone();
+    let creds = super::access::credentials(headers);
+    let metrics = st.metrics.clone();
     let (res, found) = st
         .blocking(move |s| {
+            super::access::check_read(s, &metrics, &archive, creds.as_deref())?;
             let res = resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now(), margin)?;
             let found = match &lookup_path {
                 None => Some(Resolved::Dir(None)),

@@ -18,7 +18,7 @@ use crate::manifest::Content;
 use crate::resolve::Resolution;
 
 pub async fn archives(st: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let list = st.blocking(|s| Ok(s.catalog.archives()?)).await?;
+    let list = super::api::visible_archives(st, headers).await?;
     let mut resp = if wants_json(headers) {
         Json(serde_json::json!({ "archives": list })).into_response()
     } else {
@@ -69,6 +69,9 @@ pub async fn archive_or_bad_id(st: &AppState, headers: &HeaderMap, segs: Vec<Str
 }
 
 async fn snapshot_list(st: &AppState, headers: &HeaderMap, archive: ArchiveName) -> Result<Response, ApiError> {
+    let creds = super::access::credentials(headers);
+    let (metrics, name) = (st.metrics.clone(), archive.clone());
+    st.blocking(move |s| super::access::check_read(s, &metrics, &name, creds.as_deref())).await?;
     let mut resp = if wants_json(headers) {
         let page = archive_snapshots_page(st, archive, Default::default()).await?;
         Json(page).into_response()

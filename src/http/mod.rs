@@ -1,5 +1,6 @@
 //! The HTTP frontend: a thin axum layer over `resolve`, `catalog` and `blob`.
 
+mod access;
 mod api;
 mod error;
 mod files;
@@ -7,6 +8,7 @@ mod listing;
 
 mod request_path;
 mod stream;
+mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,11 +36,20 @@ pub struct ServeOptions {
     pub settle_margin: Duration,
     /// `max-age` for answers that can still change (recent IDs, listings, `latest`).
     pub short_max_age: Duration,
+    /// Largest blob accepted by `PUT /api/v1/blobs/<sha256>` (413 above).
+    pub max_blob_bytes: u64,
+    /// Largest JSON body (manifests, digest lists) accepted (413 above).
+    pub max_manifest_bytes: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { settle_margin: Duration::from_secs(60), short_max_age: Duration::from_secs(10) }
+        Self {
+            settle_margin: Duration::from_secs(60),
+            short_max_age: Duration::from_secs(10),
+            max_blob_bytes: 16 << 30,
+            max_manifest_bytes: 1 << 30,
+        }
     }
 }
 
@@ -77,7 +88,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .nest("/api/v1", api::routes())
+        // API answers (JSON, manifests) may be gzipped; archive files never are.
+        .nest("/api/v1", api::routes().layer(tower_http::compression::CompressionLayer::new()))
         .fallback(tree)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())

@@ -51,5 +51,6 @@ pub fn body_from_reader(reader: Box<dyn BlobRead>, len: u64, metrics: Arc<Metric
             }
         }
     });
-    Body::from_stream(stream)
+    // Fused: body layers may poll once more after the end, which `unfold` forbids.
+    Body::from_stream(futures::StreamExt::fuse(stream))
 }

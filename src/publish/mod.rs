@@ -2,6 +2,7 @@
 //! snapshot and commit the change set. Shared by the CLI, the demo and (later) HTTP uploads.
 
 mod plan;
+pub mod remote;
 mod scan;
 
 use std::path::Path;

@@ -6,10 +6,21 @@ use std::process::Command;
 /// Runs apt-get against one sources line in a fresh, isolated apt root, and returns the
 /// bytes of the downloaded files by name.
 pub fn apt_download(root: &Path, source_line: &str, packages: &[&str]) -> Vec<(String, Vec<u8>)> {
+    apt_download_with_auth(root, source_line, packages, None)
+}
+
+/// As `apt_download`, with `auth` as the content of apt's auth.conf (netrc format).
+pub fn apt_download_with_auth(
+    root: &Path,
+    source_line: &str,
+    packages: &[&str],
+    auth: Option<&str>,
+) -> Vec<(String, Vec<u8>)> {
     for d in ["empty", "state/lists/partial", "cache/archives/partial", "dl"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::write(root.join("status"), "").unwrap();
+    std::fs::write(root.join("auth.conf"), auth.unwrap_or("")).unwrap();
     std::fs::write(root.join("sources.list"), format!("{source_line}\n")).unwrap();
     // Dir::Etc::Parts must come from APT_CONFIG: apt reads apt.conf.d before parsing -o.
     std::fs::write(
@@ -31,6 +42,10 @@ pub fn apt_download(root: &Path, source_line: &str, packages: &[&str]) -> Vec<(S
             .arg(format!("Dir::State::status={}/status", root.display()))
             .arg("-o")
             .arg(format!("Dir::Cache={}/cache", root.display()))
+            .arg("-o")
+            .arg(format!("Dir::Etc::netrc={}/auth.conf", root.display()))
+            .arg("-o")
+            .arg(format!("Dir::Etc::netrcparts={}/empty", root.display()))
             .args(["-o", "APT::Architecture=amd64", "-o", "APT::Sandbox::User=root"])
             .args(args)
             .output()

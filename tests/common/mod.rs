@@ -91,6 +91,21 @@ impl Server {
 
     /// Sends one request with `Connection: close` and reads the whole response.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request_body(method, path, headers, None)
+    }
+
+    /// Like `request`, with a body sent as is (give Content-Length yourself).
+    pub fn request_body(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Response {
+        self.send(method, path, headers, body, false)
+    }
+
+    /// Sends a body shorter than its Content-Length and hangs up, as a client that dies
+    /// mid-upload. The server may answer 400 or just close: `status` is 0 for no answer.
+    pub fn request_broken_off(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        self.send(method, path, headers, Some(body), true)
+    }
+
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>, hang_up: bool) -> Response {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
@@ -99,8 +114,17 @@ impl Server {
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).unwrap();
+        if let Some(body) = body {
+            s.write_all(body).unwrap();
+        }
+        if hang_up {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
+        let _ = s.read_to_end(&mut raw);
+        if raw.is_empty() && hang_up {
+            return Response { status: 0, headers: HashMap::new(), body: Vec::new() };
+        }
         Response::parse(&raw, method == "HEAD")
     }
 }

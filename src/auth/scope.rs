@@ -1,0 +1,109 @@
+//! Scopes: `admin`, `publish:<pattern>`, `read:<pattern>`; a pattern is an archive name,
+//! a prefix ending in `/*` (`ubuntu/*` covers `ubuntu/22.04`, not `ubuntu`), or `*`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::domain::ArchiveName;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    All,
+    Exact(ArchiveName),
+    /// Archive names under this prefix; stored with its trailing `/`.
+    Under(String),
+}
+
+impl Pattern {
+    pub fn matches(&self, archive: &ArchiveName) -> bool {
+        match self {
+            Pattern::All => true,
+            Pattern::Exact(a) => a == archive,
+            Pattern::Under(prefix) => archive.as_str().starts_with(prefix.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Admin,
+    Publish(Pattern),
+    Read(Pattern),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid scope {0:?}: expected admin, publish:<archive|prefix/*|*> or read:<archive|prefix/*|*>")]
+pub struct ScopeError(String);
+
+impl FromStr for Pattern {
+    type Err = ScopeError;
+
+    fn from_str(s: &str) -> Result<Self, ScopeError> {
+        if s == "*" {
+            return Ok(Pattern::All);
+        }
+        // Archive names forgive stray slashes; a scope must say exactly what it means.
+        if s.starts_with('/') || s.ends_with('/') {
+            return Err(ScopeError(s.to_string()));
+        }
+        if let Some(prefix) = s.strip_suffix("/*") {
+            let name: ArchiveName = prefix.parse().map_err(|_| ScopeError(s.to_string()))?;
+            return Ok(Pattern::Under(format!("{name}/")));
+        }
+        s.parse().map(Pattern::Exact).map_err(|_| ScopeError(s.to_string()))
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ScopeError;
+
+    fn from_str(s: &str) -> Result<Self, ScopeError> {
+        match s.split_once(':') {
+            None if s == "admin" => Ok(Scope::Admin),
+            Some(("publish", p)) => p.parse().map(Scope::Publish).map_err(|_| ScopeError(s.to_string())),
+            Some(("read", p)) => p.parse().map(Scope::Read).map_err(|_| ScopeError(s.to_string())),
+            _ => Err(ScopeError(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pattern::All => f.write_str("*"),
+            Pattern::Exact(a) => write!(f, "{a}"),
+            Pattern::Under(prefix) => write!(f, "{prefix}*"),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Admin => f.write_str("admin"),
+            Scope::Publish(p) => write!(f, "publish:{p}"),
+            Scope::Read(p) => write!(f, "read:{p}"),
+        }
+    }
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for s in ["admin", "publish:debian", "publish:ubuntu/*", "read:*", "read:a/b"] {
+            assert_eq!(s.parse::<Scope>().unwrap().to_string(), s);
+        }
+        for bad in ["", "root", "publish:", "publish:Debian", "read:ubuntu/", "write:x", "publish:a/*/b"] {
+            assert!(bad.parse::<Scope>().is_err(), "{bad}");
+        }
+    }
+}

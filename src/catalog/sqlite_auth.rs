@@ -1,0 +1,95 @@
+//! `AuthStore` on the embedded SQLite catalog.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{CatalogError, Result, SqliteCatalog};
+use crate::auth::{AuthStore, Scope, TokenRecord};
+use crate::domain::{ArchiveName, Digest};
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<(TokenRecord, Vec<u8>)> {
+    let scopes: String = r.get(2)?;
+    let scopes: Vec<String> = serde_json::from_str(&scopes).unwrap_or_default();
+    Ok((
+        TokenRecord {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            // A scope that no longer parses grants nothing.
+            scopes: scopes.iter().filter_map(|s| s.parse::<Scope>().ok()).collect(),
+            created_at: r.get(3)?,
+            expires_at: r.get(4)?,
+            revoked_at: r.get(5)?,
+            last_used_at: r.get(6)?,
+        },
+        r.get(7)?,
+    ))
+}
+
+const COLUMNS: &str = "id, name, scopes, created_at, expires_at, revoked_at, last_used_at, secret_hash";
+
+impl AuthStore for SqliteCatalog {
+    fn insert_token(
+        &self,
+        name: &str,
+        secret_hash: &Digest,
+        scopes: &[Scope],
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64> {
+        let conn = self.conn()?;
+        let scopes: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+        conn.execute(
+            "INSERT INTO tokens (name, secret_hash, scopes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                name,
+                &secret_hash.as_bytes()[..],
+                serde_json::to_string(&scopes).expect("strings"),
+                now,
+                expires_at
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn token(&self, id: i64) -> Result<Option<(TokenRecord, Digest)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens WHERE id = ?1"))?;
+        let Some((rec, hash)) = stmt.query_row([id], record).optional()? else { return Ok(None) };
+        let hash =
+            Digest::from_slice(&hash).ok_or_else(|| CatalogError::Corrupt("token hash is not 32 bytes".into()))?;
+        Ok(Some((rec, hash)))
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tokens ORDER BY id"))?;
+        let rows = stmt.query_map([], record)?;
+        Ok(rows.map(|r| r.map(|(rec, _)| rec)).collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn revoke_token(&self, id: i64, now: i64) -> Result<bool> {
+        let conn = self.conn()?;
+        let n =
+            conn.execute("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1", params![id, now])?;
+        Ok(n == 1)
+    }
+
+    fn touch_token(&self, id: i64, now: i64) -> Result<()> {
+        self.conn()?.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", params![id, now])?;
+        Ok(())
+    }
+
+    fn set_private(&self, archive: &ArchiveName, private: bool, now: i64) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO archives (name, created_at, private) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET private = excluded.private",
+            params![archive.as_str(), now, private],
+        )?;
+        Ok(())
+    }
+
+    fn is_private(&self, archive: &ArchiveName) -> Result<bool> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT private FROM archives WHERE name = ?1")?;
+        Ok(stmt.query_row([archive.as_str()], |r| r.get::<_, bool>(0)).optional()?.unwrap_or(false))
+    }
+}
