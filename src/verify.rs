@@ -78,6 +78,8 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
                 }
                 Err(e) => {
                     report.problems.push(Problem::UnreadableBlob { digest, error: e.to_string(), location });
+                    // Present but unreadable: reported once, not also as missing.
+                    stored.insert(digest, blob.len);
                     return Ok(());
                 }
             }

@@ -395,3 +395,31 @@ fn many_concurrent_requests_while_publishing() {
     all.extend(new_ids);
     assert!(all.windows(2).all(|w| w[0] < w[1]), "IDs strictly increase: {all:?}");
 }
+
+#[test]
+fn root_symlinks_and_hostile_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("dists/bookworm")).unwrap();
+    std::fs::write(tree.join("dists/bookworm/Release"), "r\n").unwrap();
+    // Ubuntu's archive has `ubuntu -> .`; Debian's `dists/stable -> bookworm`.
+    std::os::unix::fs::symlink(".", tree.join("ubuntu")).unwrap();
+    std::os::unix::fs::symlink("bookworm", tree.join("dists/s")).unwrap();
+    let id = publish(&data, "ubuntu", &tree);
+    let server = Server::start(&data);
+    let r = server.get(&format!("/ubuntu/{id}/ubuntu/dists/bookworm/Release"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "r\n");
+    assert_eq!(server.get(&format!("/ubuntu/{id}/ubuntu/ubuntu/dists/s/Release")).status, 200);
+    // A path that becomes too long once a symlinked directory is expanded names nothing.
+    let long = format!("/ubuntu/{id}/dists/s/{}", "x".repeat(4090));
+    assert_eq!(server.get(&long).status, 404);
+    // A leap second is not an ID.
+    assert_json_404(&server.get("/ubuntu/20261123T004260Z/dists/bookworm/Release"), "YYYYMMDDTHHMMSSZ");
+    // A very long path without any ID is answered at once, with 404.
+    assert_eq!(server.get(&format!("/{}", "a/".repeat(20_000))).status, 404);
+    // Names the server's own routes use cannot be archives.
+    let out = asof(&data, &["publish", "api/v1/archives/x", tree.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot start with 'api'"));
+}

@@ -13,6 +13,10 @@ use crate::domain::digest::Hasher;
 
 pub struct LocalBlobStore {
     root: PathBuf,
+    /// Fan-out directories whose entries up to `root` this process has fsynced. Another
+    /// process (or one that died) may have created a directory without making it durable,
+    /// so existence alone proves nothing; each directory is synced once per process.
+    durable_dirs: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 const COPY_BUF: usize = 256 * 1024;
@@ -22,7 +26,12 @@ impl LocalBlobStore {
         let root = root.into();
         fs::create_dir_all(root.join("sha256"))?;
         fs::create_dir_all(root.join("tmp"))?;
-        Ok(Self { root })
+        fsync_dir(&root)?;
+        if let Some(parent) = root.parent() {
+            fsync_dir(parent)?;
+        }
+        fsync_dir(&root.join("sha256"))?;
+        Ok(Self { root, durable_dirs: Default::default() })
     }
 
     /// The one place that turns a digest into a storage location.
@@ -45,18 +54,19 @@ impl LocalBlobStore {
         Ok(removed)
     }
 
+    /// Makes `sha256/ab/cd` exist durably before a blob is renamed into it.
     fn ensure_dir_durable(&self, dir: &Path) -> io::Result<()> {
-        if dir.is_dir() {
+        if self.durable_dirs.lock().expect("not poisoned").contains(dir) {
             return Ok(());
         }
         fs::create_dir_all(dir)?;
-        // Make the new fan-out directories themselves durable before a blob is renamed in.
         if let Some(parent) = dir.parent() {
             fsync_dir(parent)?;
             if let Some(grand) = parent.parent() {
                 fsync_dir(grand)?;
             }
         }
+        self.durable_dirs.lock().expect("not poisoned").insert(dir.to_path_buf());
         Ok(())
     }
 }

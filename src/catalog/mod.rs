@@ -113,6 +113,10 @@ pub struct CatalogStats {
 pub trait Catalog: Send + Sync + 'static {
     fn archives(&self) -> Result<Vec<ArchiveSummary>>;
     fn archive(&self, name: &ArchiveName) -> Result<Option<ArchiveSummary>>;
+    /// Cheaper than `archive` when only existence matters.
+    fn archive_exists(&self, name: &ArchiveName) -> Result<bool>;
+    /// A trivial query, for health checks.
+    fn ping(&self) -> Result<()>;
 
     fn snapshots(&self, archive: &ArchiveName, q: &SnapshotQuery) -> Result<Vec<Snapshot>>;
     /// The latest snapshot at or before `at` (floor).

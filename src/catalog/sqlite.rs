@@ -138,6 +138,17 @@ impl Catalog for SqliteCatalog {
         stmt.query_row([name.as_str()], summary_from_row).optional()?.transpose()
     }
 
+    fn archive_exists(&self, name: &ArchiveName) -> Result<bool> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT 1 FROM archives WHERE name = ?1")?;
+        Ok(stmt.exists([name.as_str()])?)
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.conn()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     fn snapshots(&self, archive: &ArchiveName, q: &SnapshotQuery) -> Result<Vec<Snapshot>> {
         let conn = self.conn()?;
         let (cmp, order) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
@@ -246,7 +257,8 @@ impl Catalog for SqliteCatalog {
             return Ok((None, Vec::new()));
         };
         let mut stmt = tx.prepare_cached(
-            "SELECT path, kind, size, sha256, target FROM entries WHERE archive_id = ?1 AND last_seq IS NULL",
+            "SELECT path, kind, size, sha256, target FROM entries INDEXED BY entries_live \
+             WHERE archive_id = ?1 AND last_seq IS NULL",
         )?;
         let rows = stmt.query_map([latest.key.archive_id], |r| {
             let path: String = r.get(0)?;
@@ -296,7 +308,8 @@ impl Catalog for SqliteCatalog {
         let seq = prev_seq as i64 + 1;
         {
             let mut close = tx.prepare_cached(
-                "UPDATE entries SET last_seq = ?3 WHERE archive_id = ?1 AND path = ?2 AND last_seq IS NULL",
+                "UPDATE entries INDEXED BY entries_live SET last_seq = ?3 \
+                 WHERE archive_id = ?1 AND path = ?2 AND last_seq IS NULL",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO entries (archive_id, path, first_seq, last_seq, parent, kind, size, sha256, target) \

@@ -219,11 +219,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let archive = parse_archive(&archive)?;
             let store = Store::open_local(&data)?;
             let bar = progress::TerminalProgress::new(std::io::stderr().is_terminal());
-            let source = serde_json::json!({
-                "method": "publish",
-                "dir": std::fs::canonicalize(&dir).unwrap_or(dir.clone()),
-                "host": hostname(),
-            });
+            // The API shows `source` to readers: name the tree, not the server's file system.
+            let tree =
+                std::fs::canonicalize(&dir).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            let source = serde_json::json!({ "method": "publish", "tree": tree });
             let opts = PublishOptions {
                 progress: bar.as_ref().map_or(&NoProgress as &dyn Progress, |b| b as &dyn Progress),
                 source,
@@ -525,8 +524,4 @@ async fn serve(
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());
     }
     crate::http::serve(AppState::with_metrics(store, options, metrics), listener).await
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default()
 }

@@ -18,10 +18,14 @@ pub enum ArchiveNameError {
     BadSegment(String),
     #[error("archive name segment '{0}' looks like a snapshot ID, which would make URLs ambiguous")]
     IdShapedSegment(String),
+    #[error("archive names cannot start with '{0}': the server uses that path itself")]
+    Reserved(String),
 }
 
 impl ArchiveName {
     pub const MAX_LEN: usize = 200;
+    /// First path segments the server's own routes take.
+    pub const RESERVED: &'static [&'static str] = &["api", "healthz", "metrics"];
 
     pub fn as_str(&self) -> &str {
         &self.0
@@ -44,6 +48,10 @@ impl FromStr for ArchiveName {
         }
         if s.len() > Self::MAX_LEN {
             return Err(ArchiveNameError::TooLong);
+        }
+        let first = s.split('/').next().unwrap_or_default();
+        if Self::RESERVED.contains(&first) {
+            return Err(ArchiveNameError::Reserved(first.to_string()));
         }
         for seg in s.split('/') {
             if !Self::is_valid_segment(seg) {
@@ -83,7 +91,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        for bad in ["", "Debian", "a//b", ".hidden", "-x", "a/../b", "a b", "ü", "a/20240101t000000z"] {
+        for bad in
+            ["", "Debian", "a//b", ".hidden", "-x", "a/../b", "a b", "ü", "a/20240101t000000z", "api/v1", "metrics"]
+        {
             assert!(bad.parse::<ArchiveName>().is_err(), "{bad}");
         }
     }

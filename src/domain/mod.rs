@@ -7,5 +7,5 @@ pub mod snapshot_id;
 
 pub use archive_name::{ArchiveName, ArchiveNameError};
 pub use digest::{Digest, DigestError};
-pub use rel_path::{RelPath, RelPathError};
+pub use rel_path::{LinkTarget, RelPath, RelPathError};
 pub use snapshot_id::{SnapshotId, SnapshotIdError};

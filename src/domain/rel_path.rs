@@ -85,7 +85,7 @@ impl RelPath {
 
     /// Resolves a symlink target written relative to this path's directory, lexically.
     /// `None` when the target is absolute or climbs out of the tree.
-    pub fn resolve_link(&self, target: &str) -> Option<RelPath> {
+    pub fn resolve_link(&self, target: &str) -> Option<LinkTarget> {
         if target.starts_with('/') {
             return None;
         }
@@ -99,7 +99,28 @@ impl RelPath {
                 s => parts.push(s),
             }
         }
-        RelPath::new(&parts.join("/")).ok()
+        if parts.is_empty() {
+            // `ubuntu -> .` in Ubuntu's archive: a link to the tree's root.
+            return Some(LinkTarget::Root);
+        }
+        RelPath::new(&parts.join("/")).ok().map(LinkTarget::Path)
+    }
+}
+
+/// Where an in-tree symlink leads: the root of the tree, or a path in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkTarget {
+    Root,
+    Path(RelPath),
+}
+
+impl LinkTarget {
+    /// `rest` below the target, e.g. `bookworm` + `Release` → `bookworm/Release`.
+    pub fn join(&self, rest: &str) -> Option<RelPath> {
+        match self {
+            LinkTarget::Root => RelPath::new(rest).ok(),
+            LinkTarget::Path(p) => RelPath::new(&format!("{p}/{rest}")).ok(),
+        }
     }
 }
 
@@ -140,9 +161,15 @@ mod tests {
     #[test]
     fn resolves_links_inside_the_tree_only() {
         let link = RelPath::new("dists/stable").unwrap();
-        assert_eq!(link.resolve_link("bookworm").unwrap().as_str(), "dists/bookworm");
+        let path = |t: Option<LinkTarget>| match t {
+            Some(LinkTarget::Path(p)) => p.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(path(link.resolve_link("bookworm")), "dists/bookworm");
         let deep = RelPath::new("a/b/c").unwrap();
-        assert_eq!(deep.resolve_link("../../x/./y").unwrap().as_str(), "x/y");
+        assert_eq!(path(deep.resolve_link("../../x/./y")), "x/y");
+        assert_eq!(RelPath::new("ubuntu").unwrap().resolve_link("."), Some(LinkTarget::Root));
+        assert_eq!(deep.resolve_link("../.."), Some(LinkTarget::Root));
         assert!(deep.resolve_link("../../../x").is_none());
         assert!(deep.resolve_link("/etc").is_none());
     }

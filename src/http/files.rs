@@ -143,12 +143,30 @@ fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response 
     resp
 }
 
+/// The value of a header that must appear once; `None` if absent or repeated (RFC 9110
+/// says to ignore If-Modified-Since and Range then).
+fn single<'a>(req: &'a HeaderMap, name: &header::HeaderName) -> Option<&'a str> {
+    let mut all = req.get_all(name).iter();
+    let first = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()
+}
+
 /// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since when both are present.
 fn not_modified(req: &HeaderMap, etag: &str, last_modified: SystemTime) -> bool {
-    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        return inm.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag);
+    if req.contains_key(header::IF_NONE_MATCH) {
+        // A list header: its lines combine.
+        return req
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == etag);
     }
-    if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())
+    if let Some(ims) = single(req, &header::IF_MODIFIED_SINCE)
         && let Ok(since) = httpdate::parse_http_date(ims)
     {
         return last_modified <= since;
@@ -164,10 +182,13 @@ enum RangeDecision {
 }
 
 fn decide_range(req: &HeaderMap, etag: &str, last_modified: SystemTime, size: u64) -> RangeDecision {
-    let Some(range) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+    let Some(range) = single(req, &header::RANGE) else {
         return RangeDecision::Full;
     };
-    if let Some(if_range) = req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+    if req.get_all(header::IF_RANGE).iter().count() > 1 {
+        return RangeDecision::Full;
+    }
+    if let Some(if_range) = single(req, &header::IF_RANGE) {
         // A validator that no longer matches means "send me the whole new thing".
         let matches = if if_range.starts_with('"') {
             if_range == etag
@@ -238,5 +259,20 @@ mod tests {
         assert_eq!(decide_range(&stale, e, t, 10), RangeDecision::Full);
         let fresh = hdrs(&[(header::RANGE, "bytes=2-"), (header::IF_RANGE, e)]);
         assert_eq!(decide_range(&fresh, e, t, 10), RangeDecision::Partial { start: 2, end: 9 });
+        let mut twice = hdrs(&[(header::RANGE, "bytes=2-")]);
+        twice.append(header::RANGE, HeaderValue::from_static("bytes=3-"));
+        assert_eq!(decide_range(&twice, e, t, 10), RangeDecision::Full);
+    }
+
+    #[test]
+    fn if_none_match_lines_combine() {
+        let t = SystemTime::UNIX_EPOCH;
+        let mut h = hdrs(&[(header::IF_NONE_MATCH, "\"x\"")]);
+        h.append(header::IF_NONE_MATCH, HeaderValue::from_static("\"abc\""));
+        assert!(not_modified(&h, "\"abc\"", t));
+        let mut ims = hdrs(&[(header::IF_MODIFIED_SINCE, "Thu, 01 Jan 2099 00:00:00 GMT")]);
+        assert!(not_modified(&ims, "\"abc\"", t));
+        ims.append(header::IF_MODIFIED_SINCE, HeaderValue::from_static("Thu, 01 Jan 2099 00:00:00 GMT"));
+        assert!(!not_modified(&ims, "\"abc\"", t), "repeated If-Modified-Since is ignored");
     }
 }

@@ -12,7 +12,7 @@ use super::api::{SnapshotJson, archive_snapshots_page};
 use super::error::ApiError;
 use super::files::snapshot_headers;
 use super::{AppState, wants_json};
-use crate::catalog::{ArchiveSummary, Entry};
+use crate::catalog::Entry;
 use crate::domain::{ArchiveName, RelPath, SnapshotId};
 use crate::manifest::Content;
 use crate::resolve::Resolution;
@@ -41,34 +41,73 @@ pub async fn archives(st: &AppState, headers: &HeaderMap) -> Result<Response, Ap
         .into_response()
     };
     resp.headers_mut().insert(header::CACHE_CONTROL, st.short_cache());
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("accept, authorization"));
     Ok(resp)
 }
 
 /// A path with no ID-shaped segment: the snapshot list of an archive, or an archive
 /// followed by something that should have been an ID.
-pub async fn archive_or_bad_id(st: &AppState, headers: &HeaderMap, segs: Vec<String>) -> Result<Response, ApiError> {
-    let known = st.blocking(|s| Ok(s.catalog.archives()?)).await?;
-    let find = |n: usize| -> Option<&ArchiveSummary> {
-        let name = segs[..n].join("/");
-        known.iter().find(|a| a.name.as_str() == name)
-    };
-    if let Some(a) = find(segs.len()) {
-        return snapshot_list(st, headers, a.name.clone()).await;
-    }
-    for n in (1..segs.len()).rev() {
-        if let Some(a) = find(n) {
-            return Err(ApiError::NotFound(format!(
-                "'{}' after archive '{}' is not a snapshot ID: {}",
-                segs[n].chars().take(64).collect::<String>(),
-                a.name,
-                crate::domain::snapshot_id::FORMAT_HELP
-            )));
+pub async fn archive_or_bad_id(
+    st: &AppState,
+    headers: &HeaderMap,
+    segs: Vec<String>,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    // Only prefixes short enough to be archive names are candidates: this bounds the work
+    // whatever the length of the request path.
+    let mut candidates: Vec<(usize, ArchiveName)> = Vec::new();
+    let mut name = String::new();
+    for (n, seg) in segs.iter().enumerate() {
+        if !name.is_empty() {
+            name.push('/');
+        }
+        name.push_str(seg);
+        if name.len() > ArchiveName::MAX_LEN {
+            break;
+        }
+        if let Ok(a) = name.parse::<ArchiveName>() {
+            candidates.push((n + 1, a));
         }
     }
-    Err(ApiError::NotFound(format!("no archive named '{}'", segs.join("/").chars().take(200).collect::<String>())))
+    let total = segs.len();
+    let found = st
+        .blocking(move |s| {
+            for (n, a) in candidates.into_iter().rev() {
+                if s.catalog.archive_exists(&a)? {
+                    return Ok(Some((n, a)));
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    match found {
+        Some((n, a)) if n == total => snapshot_list(st, headers, a, query).await,
+        Some((n, a)) => Err(ApiError::NotFound(format!(
+            "'{}' after archive '{}' is not a snapshot ID: {}",
+            segs[n].chars().take(64).collect::<String>(),
+            a,
+            crate::domain::snapshot_id::FORMAT_HELP
+        ))),
+        None => Err(ApiError::NotFound(format!(
+            "no archive named '{}'",
+            segs.join("/").chars().take(200).collect::<String>()
+        ))),
+    }
 }
 
-async fn snapshot_list(st: &AppState, headers: &HeaderMap, archive: ArchiveName) -> Result<Response, ApiError> {
+/// Snapshots shown per HTML page; `?before=<ID>` pages back in time.
+const HTML_PAGE: u32 = 1000;
+
+async fn snapshot_list(
+    st: &AppState,
+    headers: &HeaderMap,
+    archive: ArchiveName,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let before = query
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("before=")))
+        .map(|v| v.parse::<SnapshotId>().map_err(|e| ApiError::BadRequest(format!("parameter 'before': {e}"))))
+        .transpose()?;
     let creds = super::access::credentials(headers);
     let (metrics, name) = (st.metrics.clone(), archive.clone());
     st.blocking(move |s| super::access::check_read(s, &metrics, &name, creds.as_deref())).await?;
@@ -77,12 +116,21 @@ async fn snapshot_list(st: &AppState, headers: &HeaderMap, archive: ArchiveName)
         Json(page).into_response()
     } else {
         let name = archive.clone();
-        let all: Vec<SnapshotJson> = st
+        let mut all: Vec<SnapshotJson> = st
             .blocking(move |s| {
-                let q = crate::catalog::SnapshotQuery { descending: true, limit: 100_000, ..Default::default() };
+                let q = crate::catalog::SnapshotQuery {
+                    descending: true,
+                    limit: HTML_PAGE + 1,
+                    after: before,
+                    ..Default::default()
+                };
                 Ok(s.catalog.snapshots(&name, &q)?.iter().map(SnapshotJson::from).collect())
             })
             .await?;
+        let older = (all.len() > HTML_PAGE as usize).then(|| {
+            all.truncate(HTML_PAGE as usize);
+            all.last().map(|s| s.id)
+        });
         let mut body = String::new();
         let mut month = String::new();
         for s in &all {
@@ -113,10 +161,14 @@ async fn snapshot_list(st: &AppState, headers: &HeaderMap, archive: ArchiveName)
         if !month.is_empty() {
             body.push_str("</table>");
         }
+        if let Some(Some(last)) = older {
+            let _ = write!(body, "<p><a href=\"/{}/?before={last}\">older snapshots</a></p>", esc(archive.as_str()));
+        }
         let title = format!("asof: {}", archive);
         Html(page(&title, &crumbs(&archive, None, None), &body)).into_response()
     };
     resp.headers_mut().insert(header::CACHE_CONTROL, st.short_cache());
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("accept, authorization"));
     Ok(resp)
 }
 

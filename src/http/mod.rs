@@ -91,14 +91,14 @@ pub fn router(state: AppState) -> Router {
         // API answers (JSON, manifests) may be gzipped; archive files never are.
         .nest("/api/v1", api::routes().layer(tower_http::compression::CompressionLayer::new()))
         .fallback(tree)
+        .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::new())
         .with_state(state)
 }
 
 async fn healthz(State(st): State<AppState>) -> Result<Response, ApiError> {
-    st.blocking(|s| Ok(s.catalog.stats()?)).await?;
+    st.blocking(|s| Ok(s.catalog.ping()?)).await?;
     Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-cache")], "ok\n").into_response())
 }
 
@@ -121,7 +121,7 @@ async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, ur
     let result = match request_path::parse(uri.path()) {
         Err(e) => Err(e),
         Ok(request_path::Target::Root) => listing::archives(&st, &headers).await,
-        Ok(request_path::Target::NoId(segs)) => listing::archive_or_bad_id(&st, &headers, segs).await,
+        Ok(request_path::Target::NoId(segs)) => listing::archive_or_bad_id(&st, &headers, segs, uri.query()).await,
         Ok(request_path::Target::InSnapshot { archive, id, path, .. }) => {
             files::in_snapshot(&st, &method, &headers, archive, id, path).await
         }

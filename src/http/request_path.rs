@@ -26,7 +26,7 @@ pub fn parse(raw: &str) -> Result<Target, ApiError> {
             .decode_utf8()
             .map_err(|_| ApiError::BadRequest("request path is not valid UTF-8 once percent-decoded".into()))?;
         if seg.contains('/') || seg.contains('\\') {
-            return Err(ApiError::BadRequest("encoded slashes are not allowed in request paths".into()));
+            return Err(ApiError::BadRequest("slashes inside a segment (encoded '/', or '\\') are not allowed".into()));
         }
         if seg == "." || seg == ".." {
             return Err(ApiError::BadRequest("'.' and '..' segments are not allowed in request paths".into()));
@@ -49,7 +49,8 @@ pub fn parse(raw: &str) -> Result<Target, ApiError> {
     let path = if rest.is_empty() {
         None
     } else {
-        Some(RelPath::from_segments(rest.iter().map(String::as_str)).map_err(|e| ApiError::BadRequest(e.to_string()))?)
+        // Past the checks above, a path that is not a valid RelPath (too long) names nothing.
+        Some(RelPath::from_segments(rest.iter().map(String::as_str)).map_err(|e| ApiError::NotFound(e.to_string()))?)
     };
     Ok(Target::InSnapshot { archive, id, path, trailing_slash })
 }

@@ -2,7 +2,7 @@
 //! directories, as in `dists/stable -> bookworm`), and `<dir>/by-hash/SHA256/<hex>`.
 
 use crate::catalog::{Catalog, CatalogError, Entry, SnapshotKey};
-use crate::domain::{Digest, RelPath};
+use crate::domain::{Digest, LinkTarget, RelPath};
 use crate::manifest::Content;
 
 /// Symlink hops allowed before a path counts as a loop (as the kernel's MAXSYMLINKS).
@@ -29,8 +29,9 @@ fn resolve(catalog: &dyn Catalog, at: SnapshotKey, path: RelPath, hops: u32) -> 
             Content::File { .. } => Ok(Some(Resolved::File(entry))),
             Content::Dir => Ok(Some(Resolved::Dir(Some(path)))),
             Content::Symlink { target } => match path.resolve_link(target) {
-                Some(next) => resolve(catalog, at, next, hops + 1),
-                None => Ok(Some(Resolved::Dir(None)).filter(|_| is_root_link(target, &path))),
+                Some(LinkTarget::Path(next)) => resolve(catalog, at, next, hops + 1),
+                Some(LinkTarget::Root) => Ok(Some(Resolved::Dir(None))),
+                None => Ok(None),
             },
         };
     }
@@ -44,24 +45,17 @@ fn resolve(catalog: &dyn Catalog, at: SnapshotKey, path: RelPath, hops: u32) -> 
         match catalog.entry(at, &dir_path)?.map(|e| e.content) {
             Some(Content::Dir) => continue,
             Some(Content::Symlink { target }) => {
-                let Some(real_dir) = dir_path.resolve_link(&target) else {
+                let rest = &path.as_str()[dir.len() + 1..];
+                // The rewritten path can be invalid (e.g. too long): then it names nothing.
+                let Some(rewritten) = dir_path.resolve_link(&target).and_then(|t| t.join(rest)) else {
                     return Ok(None);
                 };
-                let rest = &path.as_str()[dir.len() + 1..];
-                let rewritten = RelPath::new(&format!("{real_dir}/{rest}")).expect("joined valid paths");
                 return resolve(catalog, at, rewritten, hops + 1);
             }
             _ => return Ok(None),
         }
     }
     Ok(None)
-}
-
-/// A link whose target resolves to the tree root (e.g. `debian -> .`).
-fn is_root_link(target: &str, link: &RelPath) -> bool {
-    let depth = link.ancestors().count();
-    let ups = target.split('/').filter(|s| *s == "..").count();
-    !target.starts_with('/') && target.split('/').all(|s| matches!(s, "" | "." | "..")) && ups == depth
 }
 
 /// apt asks for `<dir>/by-hash/SHA256/<hex>` when the Release says `Acquire-By-Hash: yes`;
