@@ -101,6 +101,18 @@ pub struct CommitPlan {
     pub source: serde_json::Value,
 }
 
+/// What a reader needs to resolve an ID, read in one transaction so the parts agree.
+#[derive(Debug, Clone)]
+pub struct ReadView {
+    pub archive_exists: bool,
+    pub latest: Option<Snapshot>,
+    /// The latest snapshot at or before the requested ID.
+    pub floor: Option<Snapshot>,
+    pub first: Option<SnapshotId>,
+    /// No snapshot will ever be stamped at or before this (see schema/0003_seal.sql).
+    pub sealed_until: i64,
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CatalogStats {
     pub archives: u64,
@@ -122,6 +134,11 @@ pub trait Catalog: Send + Sync + 'static {
     /// The latest snapshot at or before `at` (floor).
     fn resolve(&self, archive: &ArchiveName, at: SnapshotId) -> Result<Option<Snapshot>>;
     fn latest(&self, archive: &ArchiveName) -> Result<Option<Snapshot>>;
+    /// Everything needed to resolve `at`, from one consistent read.
+    fn read_view(&self, archive: &ArchiveName, at: SnapshotId) -> Result<ReadView>;
+    /// Advances the seal to `until` (never backwards), waiting for commits in flight.
+    /// Returns the seal now in force.
+    fn seal(&self, until: i64) -> Result<i64>;
     /// The IDs of the snapshots just before and just after `key`.
     fn neighbours(&self, key: SnapshotKey) -> Result<(Option<SnapshotId>, Option<SnapshotId>)>;
 

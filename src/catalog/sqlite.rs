@@ -180,6 +180,39 @@ impl Catalog for SqliteCatalog {
         stmt.query_row(params![archive.as_str(), at.unix()], snapshot_from_row).optional()?.transpose()
     }
 
+    fn read_view(&self, archive: &ArchiveName, at: SnapshotId) -> Result<ReadView> {
+        let mut conn = self.conn()?;
+        // One read transaction: in WAL mode it sees one committed state, so the seal and
+        // the latest snapshot cannot come from different moments.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let sealed_until: i64 = tx.query_row("SELECT sealed_until FROM seal WHERE id = 1", [], |r| r.get(0))?;
+        let one = |sql: &str, id: i64| -> Result<Option<Snapshot>> {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN archives a ON a.id = s.archive_id \
+                 WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id {sql} LIMIT 1"
+            ))?;
+            stmt.query_row(params![archive.as_str(), id], snapshot_from_row).optional()?.transpose()
+        };
+        let latest = one("DESC", i64::MAX)?;
+        let floor = one("DESC", at.unix())?;
+        let first = one("ASC", i64::MAX)?.map(|s| s.id);
+        let archive_exists = latest.is_some() || {
+            let mut stmt = tx.prepare_cached("SELECT 1 FROM archives WHERE name = ?1")?;
+            stmt.exists([archive.as_str()])?
+        };
+        tx.finish()?;
+        Ok(ReadView { archive_exists, latest, floor, first, sealed_until })
+    }
+
+    fn seal(&self, until: i64) -> Result<i64> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("UPDATE seal SET sealed_until = MAX(sealed_until, ?1) WHERE id = 1", [until])?;
+        let now: i64 = tx.query_row("SELECT sealed_until FROM seal WHERE id = 1", [], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(now)
+    }
+
     fn latest(&self, archive: &ArchiveName) -> Result<Option<Snapshot>> {
         self.resolve(archive, SnapshotId::from_unix(253_402_300_799).expect("max id"))
     }
@@ -339,10 +372,11 @@ impl Catalog for SqliteCatalog {
                 ])?;
             }
         }
-        // Stamp last, just before COMMIT, so that the window in which a stamped ID is not yet
-        // visible stays as short as possible (see docs/architecture.md on immutability).
+        // The ID: the commit time, but above the previous snapshot and above the seal, so
+        // that no answer already served as final can change (docs/architecture.md).
+        let sealed_until: i64 = tx.query_row("SELECT sealed_until FROM seal WHERE id = 1", [], |r| r.get(0))?;
         let now = chrono::Utc::now();
-        let id = prev_id.map_or(now.timestamp(), |p| now.timestamp().max(p + 1));
+        let id = now.timestamp().max(prev_id.map_or(i64::MIN, |p| p + 1)).max(sealed_until + 1);
         let snapshot_id = SnapshotId::from_unix(id).map_err(|e| bad(e.to_string()))?;
         tx.execute(
             "INSERT INTO snapshots (archive_id, seq, id, committed_at, digest, files, bytes, added, changed, removed, source) \

@@ -28,8 +28,7 @@ impl From<TimeError> for ApiError {
 
 /// Resolves an ID for an archive on the blocking pool.
 pub async fn resolve(st: &AppState, archive: ArchiveName, id: SnapshotId) -> Result<Resolution, ApiError> {
-    let margin = st.options.settle_margin;
-    st.blocking(move |s| Ok(resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now(), margin)?)).await
+    st.blocking(move |s| Ok(resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now())?)).await
 }
 
 pub async fn in_snapshot(
@@ -41,14 +40,13 @@ pub async fn in_snapshot(
     path: Option<RelPath>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let margin = st.options.settle_margin;
     let lookup_path = path.clone();
     let creds = super::access::credentials(headers);
     let metrics = st.metrics.clone();
     let (res, found) = st
         .blocking(move |s| {
             super::access::check_read(s, &metrics, &archive, creds.as_deref())?;
-            let res = resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now(), margin)?;
+            let res = resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now())?;
             let found = match &lookup_path {
                 None => Some(Resolved::Dir(None)),
                 Some(p) => resolve_path(s.catalog.as_ref(), res.snapshot.key, p)?,

@@ -32,7 +32,10 @@ use crate::store::Store;
 /// Settings of the read path.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// How long after an ID's time its answer is treated as settled (see `resolve::time`).
+    /// How far behind the clock the seal trails: an ID later than an archive's latest
+    /// snapshot is served as immutable about this long after it has passed (see
+    /// `resolve::time`). Correctness does not depend on it; it keeps stamped IDs close to
+    /// real time when publishes and the seal meet.
     pub settle_margin: Duration,
     /// `max-age` for answers that can still change (recent IDs, listings, `latest`).
     pub short_max_age: Duration,
@@ -134,8 +137,29 @@ fn wants_json(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
 }
 
+/// Advances the seal every second to now minus the settle margin, so that IDs between an
+/// archive's latest snapshot and the past become final. Errors are logged and retried.
+pub fn spawn_sealer(store: Store, margin: Duration) {
+    let margin = margin.min(Duration::from_secs(86_400)).as_secs() as i64;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let until = chrono::Utc::now().timestamp() - margin;
+            match tokio::task::spawn_blocking(move || store.catalog.seal(until)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not advance the seal"),
+                Err(e) => tracing::warn!(error = %e, "seal task failed"),
+            }
+        }
+    });
+}
+
 /// Binds, serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    spawn_sealer(state.store.clone(), state.options.settle_margin);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())

@@ -1,11 +1,11 @@
 //! Floor resolution of snapshot IDs, and when an answer may be served as immutable.
 //!
-//! IDs are stamped at commit as max(now, previous + 1s), inside the write transaction.
-//! So once a reader has seen snapshot L, no later commit can take an ID <= L: the floor of
-//! any T <= L is final. For T > L the floor can still change until T is safely in the past:
-//! `margin` covers the short window between stamping and commit (and clock jitter).
-
-use std::time::Duration;
+//! IDs are stamped at commit above the previous snapshot and above the seal (see
+//! schema/0003_seal.sql). So once a reader has seen snapshot L, no later commit can take an
+//! ID <= L: the floor of any T <= L is final. For T > L the floor is final once T is at or
+//! below the seal read in the same transaction; until then it is served with a short
+//! max-age. Neither rule depends on the reader's or a publisher's clock; the clock only
+//! decides when an ID is "in the future" (404).
 
 use crate::catalog::{Catalog, CatalogError, Snapshot};
 use crate::domain::{ArchiveName, SnapshotId};
@@ -37,27 +37,76 @@ pub fn resolve_id(
     archive: &ArchiveName,
     requested: SnapshotId,
     now: SnapshotId,
-    margin: Duration,
 ) -> Result<Resolution, TimeError> {
-    let Some(latest) = catalog.latest(archive)? else {
-        return Err(match catalog.archive(archive)? {
-            Some(_) => TimeError::NoSnapshots(archive.clone()),
-            None => TimeError::NoArchive(archive.clone()),
+    let view = catalog.read_view(archive, requested)?;
+    let Some(latest) = view.latest else {
+        return Err(if view.archive_exists {
+            TimeError::NoSnapshots(archive.clone())
+        } else {
+            TimeError::NoArchive(archive.clone())
         });
     };
     if requested > latest.id && requested > now {
         return Err(TimeError::Future { archive: archive.clone(), requested, now, latest: latest.id });
     }
     if requested >= latest.id {
-        let settled = requested.unix() < now.unix() - margin.as_secs() as i64;
-        let is_final = requested == latest.id || settled;
+        let is_final = requested == latest.id || requested.unix() <= view.sealed_until;
         return Ok(Resolution { requested, snapshot: latest, is_final });
     }
-    match catalog.resolve(archive, requested)? {
+    match view.floor {
         Some(snapshot) => Ok(Resolution { requested, snapshot, is_final: true }),
         None => {
-            let first = catalog.archive(archive)?.and_then(|a| a.first).unwrap_or(latest.id);
-            Err(TimeError::BeforeFirst { archive: archive.clone(), requested, first })
+            Err(TimeError::BeforeFirst { archive: archive.clone(), requested, first: view.first.unwrap_or(latest.id) })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::{NoProgress, PublishOptions, publish_dir};
+    use crate::store::Store;
+
+    fn publish(store: &Store, archive: &ArchiveName, content: &str) -> SnapshotId {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), content).unwrap();
+        let opts = PublishOptions { progress: &NoProgress, source: serde_json::Value::Null, always: true };
+        publish_dir(store, archive, dir.path(), &opts).unwrap().snapshot
+    }
+
+    #[test]
+    fn the_seal_makes_answers_final_and_later_commits_stamp_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_local(dir.path()).unwrap();
+        let archive: ArchiveName = "a".parse().unwrap();
+        let first = publish(&store, &archive, "1");
+        let later = SnapshotId::from_unix(first.unix() + 30).unwrap();
+        let far_future = SnapshotId::from_unix(first.unix() + 3600).unwrap();
+
+        // Past the latest snapshot, unsealed: the latest, but not final.
+        let r = resolve_id(store.catalog.as_ref(), &archive, later, far_future).unwrap();
+        assert_eq!((r.snapshot.id, r.is_final), (first, false));
+
+        // Sealed: final, and a new commit (even with a clock behind) lands after the seal.
+        store.catalog.seal(later.unix()).unwrap();
+        let r = resolve_id(store.catalog.as_ref(), &archive, later, far_future).unwrap();
+        assert_eq!((r.snapshot.id, r.is_final), (first, true));
+        let second = publish(&store, &archive, "2");
+        assert!(second > later, "{second} must be stamped above the seal {later}");
+        let r = resolve_id(store.catalog.as_ref(), &archive, later, far_future).unwrap();
+        assert_eq!(r.snapshot.id, first, "a final answer did not change");
+
+        // The seal never moves back.
+        assert_eq!(store.catalog.seal(0).unwrap(), later.unix());
+
+        // Before the first snapshot, and in the future.
+        let before = SnapshotId::from_unix(first.unix() - 1).unwrap();
+        assert!(matches!(
+            resolve_id(store.catalog.as_ref(), &archive, before, far_future),
+            Err(TimeError::BeforeFirst { .. })
+        ));
+        let now = SnapshotId::now();
+        let future = SnapshotId::from_unix(second.unix().max(now.unix()) + 10).unwrap();
+        assert!(matches!(resolve_id(store.catalog.as_ref(), &archive, future, now), Err(TimeError::Future { .. })));
     }
 }
