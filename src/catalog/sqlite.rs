@@ -15,6 +15,12 @@ pub struct SqliteCatalog {
 const SNAPSHOT_COLUMNS: &str = "s.archive_id, s.seq, a.name, s.id, s.committed_at, s.digest, s.files, s.bytes, \
      s.added, s.changed, s.removed, s.source";
 const ENTRY_COLUMNS: &str = "e.path, e.kind, e.size, e.sha256, e.target, s.id";
+/// The key of a directory in `entries_by_parent` (see schema/0001_init.sql).
+fn parent_hash(dir: &str) -> i64 {
+    let d = Digest::of(dir.as_bytes());
+    i64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
 /// An entry row is visible in snapshot ?3 when its interval covers it.
 const VISIBLE_AT: &str = "e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3)";
 
@@ -185,17 +191,27 @@ impl Catalog for SqliteCatalog {
         // One read transaction: in WAL mode it sees one committed state, so the seal and
         // the latest snapshot cannot come from different moments.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let sealed_until: i64 = tx.query_row("SELECT sealed_until FROM seal WHERE id = 1", [], |r| r.get(0))?;
-        let one = |sql: &str, id: i64| -> Result<Option<Snapshot>> {
+        let sealed_until: i64 =
+            tx.prepare_cached("SELECT sealed_until FROM seal WHERE id = 1")?.query_row([], |r| r.get(0))?;
+        let one = |order: &str, id: i64| -> Result<Option<Snapshot>> {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN archives a ON a.id = s.archive_id \
-                 WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id {sql} LIMIT 1"
+                 WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id {order} LIMIT 1"
             ))?;
             stmt.query_row(params![archive.as_str(), id], snapshot_from_row).optional()?.transpose()
         };
         let latest = one("DESC", i64::MAX)?;
-        let floor = one("DESC", at.unix())?;
-        let first = one("ASC", i64::MAX)?.map(|s| s.id);
+        // Most requests name an ID at or after the latest snapshot, or resolve below it:
+        // only the latter needs a second query, and only a miss needs the first snapshot.
+        let floor = match &latest {
+            Some(l) if at >= l.id => Some(l.clone()),
+            Some(_) => one("DESC", at.unix())?,
+            None => None,
+        };
+        let first = match (&latest, &floor) {
+            (Some(_), None) => one("ASC", i64::MAX)?.map(|s| s.id),
+            _ => None,
+        };
         let archive_exists = latest.is_some() || {
             let mut stmt = tx.prepare_cached("SELECT 1 FROM archives WHERE name = ?1")?;
             stmt.exists([archive.as_str()])?
@@ -242,20 +258,23 @@ impl Catalog for SqliteCatalog {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
-             WHERE e.archive_id = ?1 AND e.parent = ?2 AND {VISIBLE_AT} ORDER BY e.path"
+             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND {VISIBLE_AT} ORDER BY e.path"
         ))?;
-        collect(stmt.query_map(params![at.archive_id, dir, at.seq as i64], entry_from_row)?)
+        let rows = collect(stmt.query_map(params![at.archive_id, parent_hash(dir), at.seq as i64], entry_from_row)?)?;
+        Ok(rows.into_iter().filter(|e| e.path.parent() == dir).collect())
     }
 
     fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest) -> Result<Option<Entry>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
-             WHERE e.archive_id = ?1 AND e.parent = ?2 AND {VISIBLE_AT} AND e.sha256 = ?4 ORDER BY e.path LIMIT 1"
+             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND {VISIBLE_AT} AND e.sha256 = ?4 ORDER BY e.path"
         ))?;
-        stmt.query_row(params![at.archive_id, dir, at.seq as i64, &digest.as_bytes()[..]], entry_from_row)
-            .optional()?
-            .transpose()
+        let rows = stmt.query_map(
+            params![at.archive_id, parent_hash(dir), at.seq as i64, &digest.as_bytes()[..]],
+            entry_from_row,
+        )?;
+        Ok(collect(rows)?.into_iter().find(|e| e.path.parent() == dir))
     }
 
     fn for_each_entry(&self, at: SnapshotKey, f: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()> {
@@ -345,7 +364,7 @@ impl Catalog for SqliteCatalog {
                  WHERE archive_id = ?1 AND path = ?2 AND last_seq IS NULL",
             )?;
             let mut insert = tx.prepare_cached(
-                "INSERT INTO entries (archive_id, path, first_seq, last_seq, parent, kind, size, sha256, target) \
+                "INSERT INTO entries (archive_id, path, first_seq, last_seq, parent_hash, kind, size, sha256, target) \
                  VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for path in &plan.removals {
@@ -364,7 +383,7 @@ impl Catalog for SqliteCatalog {
                     archive_id,
                     e.path.as_str(),
                     seq,
-                    e.path.parent(),
+                    parent_hash(e.path.parent()),
                     e.content.kind_code(),
                     e.content.size() as i64,
                     sha,
