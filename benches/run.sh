@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# benches/run.sh [--quick]: asof side by side with nginx (serving) and aptly (making a
+# snapshot servable), plus publish cost over a history at two archive sizes and SHA-256
+# ingest throughput against sha256sum. Reports ratios; see benches/README.md.
+#
+#   --quick   minute-scale smoke run (small archive, short load tests)
+#   default   full run: 60,000-package suite, 600,000-package suite, 20 s load tests
+#             (about 30-45 minutes on 2 cores)
+#
+# Work dir: $ASOF_BENCH_DIR (default /tmp/asof-bench), emptied first. Results:
+# $W/results/*.tsv (machine-readable), $W/results/summary.md (the tables printed at the end).
+# Only 127.0.0.1 is ever contacted; servers listen on free ports and are stopped on exit.
+set -euo pipefail
+
+MODE=full
+for arg in "$@"; do
+  case $arg in
+    --quick) MODE=quick ;;
+    -h | --help)
+      sed -n '2,12p' "$0"
+      exit 0
+      ;;
+    *)
+      echo "unknown argument: $arg" >&2
+      exit 2
+      ;;
+  esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LIB=$ROOT/benches/lib
+W=${ASOF_BENCH_DIR:-/tmp/asof-bench}
+ASOF=$ROOT/target/release/asof
+BENCH=$ROOT/target/release/asof-bench
+# shellcheck source=benches/lib/common.sh
+. "$LIB/common.sh"
+
+# Sizes. Every one can be overridden from the environment (BENCH_P=..., etc.).
+if [[ $MODE == quick ]]; then
+  : "${BENCH_P:=3000}" "${BENCH_K:=21}" "${BENCH_P2:=12000}" "${BENCH_K2:=4}" "${BENCH_SECS:=5}"
+  : "${BENCH_APTLY_P:=300}" "${BENCH_APTLY_K:=6}" "${BENCH_APTLY_SCALE:=0.01}"
+  : "${BENCH_BIG_COUNT:=4}" "${BENCH_BIG_SIZE:=32M}" "${BENCH_REQS:=5000}"
+else
+  : "${BENCH_P:=60000}" "${BENCH_K:=21}" "${BENCH_P2:=600000}" "${BENCH_K2:=4}" "${BENCH_SECS:=20}"
+  : "${BENCH_APTLY_P:=5000}" "${BENCH_APTLY_K:=21}" "${BENCH_APTLY_SCALE:=0.1}"
+  : "${BENCH_BIG_COUNT:=4}" "${BENCH_BIG_SIZE:=256M}" "${BENCH_REQS:=50000}"
+fi
+: "${BENCH_CHURN:=0.01}" "${BENCH_SCALE:=0.01}" "${BENCH_SEED:=1}"
+# The large archive gets the same number of touched packages per publish, i.e. a
+# proportionally smaller churn fraction.
+BENCH_CHURN2=$(awk -v c="$BENCH_CHURN" -v p="$BENCH_P" -v q="$BENCH_P2" 'BEGIN{printf "%.6f", c*p/q}')
+
+NGINX_PID='' ASOF_PID=''
+cleanup() {
+  local pid
+  for pid in $ASOF_PID $NGINX_PID; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------------------
+install_deps
+log "building release binaries"
+(cd "$ROOT" && cargo build --release --bins --quiet)
+
+if [[ -e $W && ! -e $W/.asof-bench ]] && [[ -n $(ls -A "$W" 2>/dev/null) ]]; then
+  echo "$W exists and was not made by this script; set ASOF_BENCH_DIR to another directory" >&2
+  exit 2
+fi
+rm -rf "$W"
+mkdir -p "$W/results" "$W/tmp" "$W/gen" "$W/data"
+touch "$W/.asof-bench"
+R=$W/results
+SUMMARY=$R/summary.md
+STARTED=$(date +%s)
+
+{
+  echo "# asof benchmarks ($MODE mode, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
+  echo
+  machine_info
+  echo
+  echo "Parameters: P=$BENCH_P packages × $BENCH_K publishes at churn $BENCH_CHURN; large archive P2=$BENCH_P2 × $BENCH_K2 at churn $BENCH_CHURN2; size scale $BENCH_SCALE; load tests ${BENCH_SECS}s at wrk -t2 -c64; aptly comparison $BENCH_APTLY_P packages × $BENCH_APTLY_K publishes at size scale $BENCH_APTLY_SCALE; hashing $BENCH_BIG_COUNT × $BENCH_BIG_SIZE."
+} >"$SUMMARY"
+cat "$SUMMARY"
+
+# ---------------------------------------------------------------------------------------
+# publish_history DATA ARCHIVE GENDIR LABEL: publishes every tree of GENDIR in order,
+# appending one row per publish to $R/publish.tsv.
+PUBLISH_TSV=$R/publish.tsv
+printf 'label\ttree\tfiles\tadded\tchanged\tremoved\tnew_blobs\tnew_bytes\tduration_ms\twall_s\tpeak_rss_kb\tdb_bytes\tdb_growth\tblob_bytes\tblob_growth\n' >"$PUBLISH_TSV"
+publish_history() {
+  local data=$1 archive=$2 gen=$3 label=$4 tree k db blobs prev_db=0 prev_blobs=0 wall rss
+  for tree in "$gen"/[0-9][0-9][0-9][0-9]; do
+    k=$(basename "$tree")
+    /usr/bin/time -f '%e %M' -o "$W/tmp/time" \
+      "$ASOF" --data "$data" publish "$archive" "$tree" --json >"$W/tmp/report.json" 2>"$W/tmp/publish.err"
+    read -r wall rss <"$W/tmp/time"
+    db=$(db_bytes "$data")
+    blobs=$(dir_bytes "$data/blobs")
+    jq -r --arg l "$label" --arg t "$k" --arg w "$wall" --arg r "$rss" \
+      --argjson db "$db" --argjson dbg $((db - prev_db)) --argjson b "$blobs" --argjson bg $((blobs - prev_blobs)) \
+      '[$l, $t, .files, .added, .changed, .removed, .new_blobs, .new_bytes, .duration_ms, $w, $r, $db, $dbg, $b, $bg] | @tsv' \
+      "$W/tmp/report.json" >>"$PUBLISH_TSV"
+    tail -1 "$PUBLISH_TSV" | awk -F'\t' '{printf "  %s %s: %d files, +%d ~%d -%d, %.2fs, db +%d B, blobs +%.1f MB\n", $1, $2, $3, $4, $5, $6, $10, $13, $15/1e6}' >&2
+    prev_db=$db prev_blobs=$blobs
+  done
+}
+
+# ---------------------------------------------------------------------------------------
+log "generating the history: $BENCH_P packages, $BENCH_K publishes, churn $BENCH_CHURN, size scale $BENCH_SCALE"
+GEN=$W/gen/main
+/usr/bin/time -f '%e' -o "$W/tmp/gen-time" "$BENCH" gen --out "$GEN" --seed "$BENCH_SEED" --packages "$BENCH_P" \
+  --publishes "$BENCH_K" --churn "$BENCH_CHURN" --size-scale "$BENCH_SCALE" 2>"$R/gen-main.log"
+tail -1 "$R/gen-main.log" >&2
+LAST_TREE=$(ls -d "$GEN"/[0-9][0-9][0-9][0-9] | tail -1)
+
+log "b. publishing the history into asof"
+D=$W/data/main
+publish_history "$D" bench "$GEN" "P=$BENCH_P"
+"$ASOF" --data "$D" snapshots bench --json >"$R/snapshots.json"
+
+# ---------------------------------------------------------------------------------------
+log "d. hashing: asof publish vs sha256sum on $BENCH_BIG_COUNT × $BENCH_BIG_SIZE"
+FILES=$W/files
+"$BENCH" files --out "$FILES" --seed "$BENCH_SEED" --count "$BENCH_BIG_COUNT" --size "$BENCH_BIG_SIZE" >/dev/null
+BIG_BYTES=$(dir_bytes "$FILES")
+hyperfine --style basic --warmup 1 --runs 3 --export-json "$R/hash-fresh.json" \
+  --prepare "rm -rf $W/data/hash" \
+  -n 'asof publish (fresh data dir)' "$ASOF --data $W/data/hash publish files $FILES" \
+  -n 'sha256sum' "sha256sum $FILES/*" \
+  -n "sha256sum, $(nproc) in parallel" "ls $FILES/* | xargs -P $(nproc) -n 1 sha256sum" >&2
+"$ASOF" --data "$W/data/hash2" publish files "$FILES" >/dev/null
+hyperfine --style basic --warmup 1 --runs 3 --export-json "$R/hash-again.json" \
+  -n 'asof publish (blobs present: hash only)' "$ASOF --data $W/data/hash2 publish files $FILES" >&2
+jq -r --argjson bytes "$BIG_BYTES" '.results[] | [.command, .mean, .stddev, ($bytes / .mean / 1e6)] | @tsv' \
+  "$R/hash-fresh.json" "$R/hash-again.json" >"$R/hash.tsv"
+rm -rf "$W/data/hash" "$W/data/hash2"
+# The same files, served as archive "big" by asof and under /big/ by nginx.
+"$ASOF" --data "$D" publish big "$FILES" >/dev/null
+
+# ---------------------------------------------------------------------------------------
+log "a. serving: nginx vs asof serve"
+NGINX_PORT=$("$BENCH" free-port)
+mkdir -p "$W/nginx/tmp"
+cat >"$W/nginx/nginx.conf" <<EOF
+user root;
+worker_processes auto;
+daemon off;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_timeout 75s;
+  keepalive_requests 1000000;
+  open_file_cache max=200000 inactive=120s;
+  open_file_cache_valid 120s;
+  open_file_cache_min_uses 1;
+  open_file_cache_errors on;
+  access_log off;
+  client_body_temp_path $W/nginx/tmp/body;
+  proxy_temp_path $W/nginx/tmp/proxy;
+  fastcgi_temp_path $W/nginx/tmp/fastcgi;
+  uwsgi_temp_path $W/nginx/tmp/uwsgi;
+  scgi_temp_path $W/nginx/tmp/scgi;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $LAST_TREE;
+    location /big/ { alias $FILES/; }
+  }
+}
+EOF
+nginx -e "$W/nginx/error.log" -t -c "$W/nginx/nginx.conf" 2>"$W/tmp/nginx-t.log" || {
+  cat "$W/tmp/nginx-t.log" >&2
+  exit 1
+}
+nginx -e "$W/nginx/error.log" -c "$W/nginx/nginx.conf" &
+NGINX_PID=$!
+NGINX=http://127.0.0.1:$NGINX_PORT
+wait_http "$NGINX/dists/bookworm/Release"
+
+"$ASOF" --data "$D" serve --listen 127.0.0.1:0 >"$W/tmp/asof-serve.out" 2>"$W/tmp/asof-serve.err" &
+ASOF_PID=$!
+ASOF_URL=''
+for _ in $(seq 1 300); do
+  ASOF_URL=$(sed -n 's/^asof listening on \(http:\/\/[^ ]*\).*/\1/p' "$W/tmp/asof-serve.out")
+  [[ -n $ASOF_URL ]] && break
+  kill -0 "$ASOF_PID" || {
+    cat "$W/tmp/asof-serve.err" >&2
+    exit 1
+  }
+  sleep 0.1
+done
+[[ -n $ASOF_URL ]] || {
+  echo "asof serve did not start" >&2
+  exit 1
+}
+LATEST=$(jq -r '.[-1].id' "$R/snapshots.json")
+BIG_ID=$("$ASOF" --data "$D" snapshots big --json | jq -r '.[-1].id')
+wait_http "$ASOF_URL/bench/$LATEST/dists/bookworm/Release"
+
+# Both servers must hand out the same bytes.
+for p in dists/bookworm/InRelease dists/bookworm/main/binary-amd64/Packages.xz; do
+  cmp <(curl -sf "$NGINX/$p") <(curl -sf "$ASOF_URL/bench/$LATEST/$p") || {
+    echo "nginx and asof differ on $p" >&2
+    exit 1
+  }
+done
+
+# Request lists. (1) small index files:
+SMALL=(dists/bookworm/Release dists/bookworm/InRelease dists/bookworm/contrib/binary-all/Packages.xz)
+printf '/%s\n' "${SMALL[@]}" >"$W/tmp/small-nginx.txt"
+printf "/bench/$LATEST/%s\n" "${SMALL[@]}" >"$W/tmp/small-asof.txt"
+SMALL_SIZES=$(for p in "${SMALL[@]}"; do stat -c %s "$LAST_TREE/$p"; done | paste -sd/)
+# (2) the largest pool files, and the large random files:
+mapfile -t LARGE < <(cd "$LAST_TREE" && find pool -type f -printf '%s %p\n' | sort -n | tail -4 | cut -d' ' -f2)
+printf '/%s\n' "${LARGE[@]}" >"$W/tmp/large-nginx.txt"
+printf "/bench/$LATEST/%s\n" "${LARGE[@]}" >"$W/tmp/large-asof.txt"
+LARGE_SIZES=$(for p in "${LARGE[@]}"; do stat -c %s "$LAST_TREE/$p"; done | sort -n | paste -sd/)
+find "$FILES" -type f -printf '/big/%P\n' | sort >"$W/tmp/huge-nginx.txt"
+find "$FILES" -type f -printf "/big/$BIG_ID/%P\n" | sort >"$W/tmp/huge-asof.txt"
+# (3) the apt-like mix: wait until IDs a few seconds after the latest are in the past, so
+# that they resolve (to the latest, with a short cache lifetime) instead of being "future".
+LATEST_UNIX=$(date -u -d "$(echo "$LATEST" | sed -E 's/(....)(..)(..)T(..)(..)(..)Z/\1-\2-\3 \4:\5:\6/')" +%s)
+while (($(date +%s) < LATEST_UNIX + 7)); do sleep 1; done
+"$BENCH" requests --gen "$GEN" --snapshots "$R/snapshots.json" --archive bench --count "$BENCH_REQS" \
+  --seed "$BENCH_SEED" --asof-out "$W/tmp/mix-asof.txt" --plain-out "$W/tmp/mix-nginx.txt" >"$R/mix-ids.json"
+
+SERVE_TSV=$R/serving.tsv
+printf 'test\tserver\trequests\tbytes\tseconds\treq_per_s\tMB_per_s\tp50_ms\tp99_ms\tmax_ms\terrors\n' >"$SERVE_TSV"
+load() { # load TEST SERVER BASE PATHS
+  local json
+  run_wrk "$1-$2-warmup" "$3" "$4" 2 >/dev/null
+  json=$(run_wrk "$1-$2" "$3" "$4" "$BENCH_SECS")
+  echo "$json" >"$R/wrk-$1-$2.json"
+  jq -r --arg t "$1" --arg s "$2" '[$t, $s, .requests, .bytes, (.duration_us/1e6),
+      (.requests/(.duration_us/1e6)), (.bytes/(.duration_us/1e6)/1e6), (.p50_us/1e3), (.p99_us/1e3), (.max_us/1e3),
+      (.errors_connect+.errors_read+.errors_write+.errors_status+.errors_timeout)] | @tsv' <<<"$json" >>"$SERVE_TSV"
+  tail -1 "$SERVE_TSV" | awk -F'\t' '{printf "  %-6s %-6s %10.0f req/s %9.1f MB/s  p50 %.2f ms  p99 %.2f ms  errors %d\n", $1, $2, $6, $7, $8, $9, $11}' >&2
+}
+for t in small large huge mix; do
+  load "$t" nginx "$NGINX" "$W/tmp/$t-nginx.txt"
+  load "$t" asof "$ASOF_URL" "$W/tmp/$t-asof.txt"
+done
+read -r ASOF_HWM ASOF_RSS < <(rss_of "$ASOF_PID")
+NGINX_HWM=0
+for pid in "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true); do
+  NGINX_HWM=$((NGINX_HWM + $(rss_of "$pid" | cut -d' ' -f1)))
+done
+printf 'asof_serve_vmhwm_kb\t%s\nasof_serve_vmrss_kb\t%s\nnginx_total_vmhwm_kb\t%s\n' "$ASOF_HWM" "$ASOF_RSS" "$NGINX_HWM" >"$R/rss.tsv"
+cleanup
+NGINX_PID='' ASOF_PID=''
+
+# ---------------------------------------------------------------------------------------
+log "c. aptly vs asof: $BENCH_APTLY_P packages, $BENCH_APTLY_K publishes"
+AGEN=$W/gen/aptly
+"$BENCH" gen --out "$AGEN" --seed "$((BENCH_SEED + 1))" --packages "$BENCH_APTLY_P" --publishes "$BENCH_APTLY_K" \
+  --churn "$BENCH_CHURN" --size-scale "$BENCH_APTLY_SCALE" 2>"$R/gen-aptly.log"
+APTLY_CONF=$W/aptly.conf
+cat >"$APTLY_CONF" <<EOF
+{
+  "rootDir": "$W/aptly",
+  "downloadConcurrency": 4,
+  "architectures": [],
+  "dependencyFollowSuggests": false,
+  "gpgDisableSign": true,
+  "gpgDisableVerify": true,
+  "skipContentsPublishing": true,
+  "FileSystemPublishEndpoints": {}
+}
+EOF
+APTLY=(aptly -config="$APTLY_CONF")
+"${APTLY[@]}" repo create -distribution=bookworm -component=main bench >/dev/null
+APTLY_TSV=$R/aptly.tsv
+printf 'tool\ttree\tadded\tremoved\tseconds\tdisk_bytes\tdisk_growth\tdb_bytes\tdb_growth\n' >"$APTLY_TSV"
+prev_disk=0 prev_db=0
+for tree in "$AGEN"/[0-9][0-9][0-9][0-9]; do
+  k=$(basename "$tree")
+  mapfile -t adds < <(awk -F'\t' -v t="$tree" '$1=="add"{print t"/"$2}' "$AGEN/changes/$k.tsv")
+  mapfile -t rms < <(awk -F'\t' '$1=="remove"{printf "%s (= %s) {%s}\n", $2, $3, $4}' "$AGEN/changes/$k.tsv")
+  t0=$(date +%s.%N)
+  if ((${#adds[@]})); then printf '%s\n' "${adds[@]}" | xargs "${APTLY[@]}" repo add bench >"$W/tmp/aptly.log" 2>&1; fi
+  if ((${#rms[@]})); then "${APTLY[@]}" repo remove bench "${rms[@]}" >>"$W/tmp/aptly.log" 2>&1; fi
+  "${APTLY[@]}" snapshot create "s$k" from repo bench >>"$W/tmp/aptly.log"
+  if [[ $k == 0000 ]]; then
+    "${APTLY[@]}" publish snapshot -skip-signing -distribution=bookworm "s$k" >>"$W/tmp/aptly.log"
+  else
+    "${APTLY[@]}" publish switch -skip-signing bookworm "s$k" >>"$W/tmp/aptly.log"
+  fi
+  t1=$(date +%s.%N)
+  disk=$(dir_bytes "$W/aptly")
+  db=$(dir_bytes "$W/aptly/db")
+  printf 'aptly\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "${#adds[@]}" "${#rms[@]}" "$(elapsed "$t0" "$t1")" \
+    "$disk" $((disk - prev_disk)) "$db" $((db - prev_db)) >>"$APTLY_TSV"
+  prev_disk=$disk prev_db=$db
+done
+# The published tree must list what the generator's tree lists.
+want=$(grep -c '^Package:' "$AGEN/$k/dists/bookworm/main/binary-amd64/Packages" "$AGEN/$k/dists/bookworm/contrib/binary-amd64/Packages" | awk -F: '{s+=$2} END{print s}')
+got=$(grep -c '^Package:' "$W/aptly/public/dists/bookworm/main/binary-amd64/Packages")
+echo "  aptly's last snapshot lists $got amd64+all packages, the generated tree $want" >&2
+AD=$W/data/aptly-cmp
+prev_disk=0 prev_db=0
+for tree in "$AGEN"/[0-9][0-9][0-9][0-9]; do
+  k=$(basename "$tree")
+  t0=$(date +%s.%N)
+  "$ASOF" --data "$AD" publish bench "$tree" --json >"$W/tmp/report.json" 2>"$W/tmp/publish.err"
+  t1=$(date +%s.%N)
+  db=$(db_bytes "$AD")
+  disk=$(($(dir_bytes "$AD/blobs") + db))
+  jq -r --arg k "$k" --arg s "$(elapsed "$t0" "$t1")" --argjson d "$disk" --argjson dg $((disk - prev_disk)) \
+    --argjson db "$db" --argjson dbg $((db - prev_db)) \
+    '["asof", $k, .added, .removed, $s, $d, $dg, $db, $dbg] | @tsv' "$W/tmp/report.json" >>"$APTLY_TSV"
+  prev_disk=$disk prev_db=$db
+done
+
+# ---------------------------------------------------------------------------------------
+log "b. the same number of changes on a ${BENCH_P2}-package archive (churn $BENCH_CHURN2)"
+GEN2=$W/gen/large
+"$BENCH" gen --out "$GEN2" --seed "$((BENCH_SEED + 2))" --packages "$BENCH_P2" --publishes "$BENCH_K2" \
+  --churn "$BENCH_CHURN2" --size-scale "$BENCH_SCALE" 2>"$R/gen-large.log"
+tail -1 "$R/gen-large.log" >&2
+publish_history "$W/data/large" bench "$GEN2" "P=$BENCH_P2"
+if [[ -z ${ASOF_BENCH_KEEP:-} ]]; then rm -rf "$GEN2" "$W/data/large"; fi
+
+# ---------------------------------------------------------------------------------------
+"$LIB/report.sh" "$R" "$MODE" >>"$SUMMARY"
+log "done in $(($(date +%s) - STARTED)) s; results in $R"
+cat "$SUMMARY"
