@@ -12,9 +12,21 @@ pub struct SqliteCatalog {
     pool: r2d2::Pool<SqliteConnectionManager>,
 }
 
-const SNAPSHOT_COLUMNS: &str = "s.archive_id, s.seq, a.name, s.id, s.committed_at, s.digest, s.files, s.bytes, \
-     s.added, s.changed, s.removed, s.source";
-const ENTRY_COLUMNS: &str = "e.path, e.kind, e.size, e.sha256, e.target, s.id";
+// Macros rather than consts so that hot queries are string literals (`concat!`): building
+// the SQL with format! on every request showed up in the lookup benchmark.
+macro_rules! snapshot_columns {
+    () => {
+        "s.archive_id, s.seq, a.name, s.id, s.committed_at, s.digest, s.files, s.bytes, \
+         s.added, s.changed, s.removed, s.source"
+    };
+}
+macro_rules! entry_columns {
+    () => {
+        "e.path, e.kind, e.size, e.sha256, e.target, s.id"
+    };
+}
+const SNAPSHOT_COLUMNS: &str = snapshot_columns!();
+const ENTRY_COLUMNS: &str = entry_columns!();
 /// The key of a directory in `entries_by_parent` (see schema/0001_init.sql).
 fn parent_hash(dir: &str) -> i64 {
     let d = Digest::of(dir.as_bytes());
@@ -193,23 +205,32 @@ impl Catalog for SqliteCatalog {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let sealed_until: i64 =
             tx.prepare_cached("SELECT sealed_until FROM seal WHERE id = 1")?.query_row([], |r| r.get(0))?;
-        let one = |order: &str, id: i64| -> Result<Option<Snapshot>> {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN archives a ON a.id = s.archive_id \
-                 WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id {order} LIMIT 1"
-            ))?;
+        const LAST: &str = concat!(
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM snapshots s JOIN archives a ON a.id = s.archive_id \
+             WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id DESC LIMIT 1"
+        );
+        const FIRST: &str = concat!(
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM snapshots s JOIN archives a ON a.id = s.archive_id \
+             WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id ASC LIMIT 1"
+        );
+        let one = |sql: &str, id: i64| -> Result<Option<Snapshot>> {
+            let mut stmt = tx.prepare_cached(sql)?;
             stmt.query_row(params![archive.as_str(), id], snapshot_from_row).optional()?.transpose()
         };
-        let latest = one("DESC", i64::MAX)?;
+        let latest = one(LAST, i64::MAX)?;
         // Most requests name an ID at or after the latest snapshot, or resolve below it:
         // only the latter needs a second query, and only a miss needs the first snapshot.
         let floor = match &latest {
             Some(l) if at >= l.id => Some(l.clone()),
-            Some(_) => one("DESC", at.unix())?,
+            Some(_) => one(LAST, at.unix())?,
             None => None,
         };
         let first = match (&latest, &floor) {
-            (Some(_), None) => one("ASC", i64::MAX)?.map(|s| s.id),
+            (Some(_), None) => one(FIRST, i64::MAX)?.map(|s| s.id),
             _ => None,
         };
         let archive_exists = latest.is_some() || {
@@ -247,9 +268,12 @@ impl Catalog for SqliteCatalog {
 
     fn entry(&self, at: SnapshotKey, path: &RelPath) -> Result<Option<Entry>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
-             WHERE e.archive_id = ?1 AND e.path = ?2 AND {VISIBLE_AT} ORDER BY e.first_seq DESC LIMIT 1"
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+             WHERE e.archive_id = ?1 AND e.path = ?2 AND e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3) \
+             ORDER BY e.first_seq DESC LIMIT 1"
         ))?;
         stmt.query_row(params![at.archive_id, path.as_str(), at.seq as i64], entry_from_row).optional()?.transpose()
     }
