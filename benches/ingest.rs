@@ -33,7 +33,7 @@ fn manifest(n: usize, salt: u8) -> Vec<ManifestEntry> {
 
 fn bench(c: &mut Criterion) {
     let mb = if full() { 64 } else { 1 };
-    let data: Vec<u8> = (0..mb * 1024 * 1024).map(|i| (i * 2_654_435_761usize >> 13) as u8).collect();
+    let data: Vec<u8> = (0..mb * 1024 * 1024).map(|i| ((i * 2_654_435_761usize) >> 13) as u8).collect();
 
     let mut g = c.benchmark_group("sha256");
     g.throughput(Throughput::Bytes(data.len() as u64));
