@@ -226,7 +226,7 @@ fn source(dir: &Path) -> serde_json::Value {
 
 fn hash_tree(dir: &Path, bar: &indicatif::ProgressBar) -> Result<BTreeMap<String, WireEntry>, PushError> {
     let scanned = scan_tree(dir)?;
-    bar.set_length(scanned.iter().map(|e| e.size).sum());
+    bar.set_length(scanned.len() as u64);
     bar.set_message(format!("hashing {} files", scanned.len()));
     let entries: Vec<WireEntry> = scanned
         .par_iter()
@@ -237,7 +237,7 @@ fn hash_tree(dir: &Path, bar: &indicatif::ProgressBar) -> Result<BTreeMap<String
             ScannedKind::File => {
                 let (digest, size) = hash_file(&dir.join(e.path.as_str()))
                     .map_err(|source| PushError::Read { path: e.path.to_string(), source })?;
-                bar.inc(size);
+                bar.inc(1);
                 Ok(WireEntry::File { path: e.path.to_string(), size, sha256: digest.hex() })
             }
         })

@@ -14,7 +14,7 @@ use crate::catalog::SnapshotQuery;
 use crate::config::Config;
 use crate::domain::ArchiveName;
 use crate::http::{AppState, ServeOptions, SnapshotJson};
-use crate::publish::{NoProgress, Progress, PublishOptions, publish_dir};
+use crate::publish::{NoProgress, Progress, PublishOptions};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
@@ -53,6 +53,9 @@ pub enum Command {
         /// Print the report as JSON on stdout instead of the ID.
         #[arg(long)]
         json: bool,
+        /// Hash every file, ignoring what the last publish remembered (size, mtime, inode).
+        #[arg(long)]
+        rehash: bool,
     },
     /// Serve every archive over HTTP.
     Serve {
@@ -215,7 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     };
     let data = cli.data.clone().or(config.data.clone()).unwrap_or_else(|| PathBuf::from("asof-data"));
     match cli.command {
-        Command::Publish { archive, dir, if_changed, json } => {
+        Command::Publish { archive, dir, if_changed, json, rehash } => {
             let archive = parse_archive(&archive)?;
             let store = Store::open_local(&data)?;
             let bar = progress::TerminalProgress::new(std::io::stderr().is_terminal());
@@ -228,7 +231,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 source,
                 always: !if_changed,
             };
-            let report = publish_dir(&store, &archive, &dir, &opts)
+            // One cache per archive: it only holds the files of that archive's last publish.
+            let cache = data.join("cache").join(format!("publish-{}.bin", archive.as_str().replace('/', "~")));
+            if rehash {
+                let _ = std::fs::remove_file(&cache);
+            }
+            let report = crate::publish::publish_dir_cached(&store, &archive, &dir, &opts, Some(&cache))
                 .with_context(|| format!("publishing {} as {archive}", dir.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -493,6 +501,7 @@ async fn serve(
     mirrors: Vec<crate::mirror::schedule::ScheduledMirror>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let shutdown = crate::http::shutdown_signal().context("installing signal handlers")?;
     let addr = listener.local_addr()?;
     if demo {
         let (store2, data2) = (store.clone(), data.clone());
@@ -523,5 +532,5 @@ async fn serve(
         tracing::info!(count = mirrors.len(), "scheduling mirrors");
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());
     }
-    crate::http::serve(AppState::with_metrics(store, options, metrics), listener).await
+    crate::http::serve(AppState::with_metrics(store, options, metrics), listener, shutdown).await
 }

@@ -4,30 +4,29 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::publish::Progress;
 
-pub struct TerminalProgress(ProgressBar);
+pub struct TerminalProgress(ProgressBar, std::sync::atomic::AtomicU64);
 
 impl TerminalProgress {
     pub fn new(is_terminal: bool) -> Option<Self> {
-        is_terminal.then(|| Self(ProgressBar::hidden()))
+        is_terminal.then(|| Self(ProgressBar::hidden(), Default::default()))
     }
 }
 
 impl Progress for TerminalProgress {
-    fn start(&self, files: u64, bytes: u64) {
+    fn start(&self, files: u64) {
         self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        self.0.set_length(bytes);
+        self.0.set_length(files);
         self.0.set_style(
-            ProgressStyle::with_template(
-                "{spinner} hashing {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} publishing [{bar:30}] {pos}/{len} files, {msg}, eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
-        self.0.set_message(format!("{files} files"));
     }
 
     fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
+        self.0.inc(1);
+        let total = self.1.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed) + bytes;
+        self.0.set_message(indicatif::HumanBytes(total).to_string());
     }
 
     fn finish(&self) {

@@ -4,6 +4,7 @@
 mod plan;
 pub mod remote;
 mod scan;
+pub mod stat_cache;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,14 +40,15 @@ pub enum PublishError {
 
 /// Receives progress while a publish hashes and stores files (a terminal bar, or nothing).
 pub trait Progress: Sync {
-    fn start(&self, files: u64, bytes: u64);
+    fn start(&self, files: u64);
+    /// One more file done, of `bytes` bytes.
     fn advance(&self, bytes: u64);
     fn finish(&self);
 }
 
 pub struct NoProgress;
 impl Progress for NoProgress {
-    fn start(&self, _: u64, _: u64) {}
+    fn start(&self, _: u64) {}
     fn advance(&self, _: u64) {}
     fn finish(&self) {}
 }
@@ -76,39 +78,87 @@ pub struct PublishOptions<'a> {
     pub always: bool,
 }
 
-/// Publishes the tree under `dir` as a new snapshot of `archive`.
+/// Publishes the tree under `dir` as a new snapshot of `archive`, hashing every file.
 pub fn publish_dir(
     store: &Store,
     archive: &ArchiveName,
     dir: &Path,
     opts: &PublishOptions,
 ) -> Result<PublishReport, PublishError> {
+    publish_dir_cached(store, archive, dir, opts, None)
+}
+
+/// As `publish_dir`, skipping the hashing of files that `stat_cache` (a file, see the
+/// `stat_cache` module) knows unchanged since the last publish, and updating it.
+pub fn publish_dir_cached(
+    store: &Store,
+    archive: &ArchiveName,
+    dir: &Path,
+    opts: &PublishOptions,
+    stat_cache: Option<&Path>,
+) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
     let scanned = scan_tree(dir)?;
-    let total_bytes: u64 = scanned.iter().map(|e| e.size).sum();
-    opts.progress.start(scanned.len() as u64, total_bytes);
+    let scanned_at = started.elapsed();
+    opts.progress.start(scanned.len() as u64);
     let new_blobs = AtomicU64::new(0);
     let new_bytes = AtomicU64::new(0);
-    let manifest: Vec<ManifestEntry> = scanned
-        .par_iter()
-        .map(|e| {
-            let content = match &e.kind {
-                ScannedKind::Symlink { target } => Content::Symlink { target: target.clone() },
-                ScannedKind::File => {
-                    let (digest, size, created) = ingest_file(store, &dir.join(e.path.as_str()), &e.path)?;
-                    if created {
-                        new_blobs.fetch_add(1, Ordering::Relaxed);
-                        new_bytes.fetch_add(size, Ordering::Relaxed);
+    let cache = stat_cache.map(stat_cache::StatCache::load).unwrap_or_default();
+    let seen: std::sync::Mutex<Vec<(stat_cache::Stat, Digest)>> = Default::default();
+    // Ingest waits on the disk (reads, fsyncs) more than on the CPU: more threads than cores
+    // let those waits overlap; hashing still uses every core.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2) * 4;
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("ingest-{i}")).build().map_err(
+            |e| PublishError::Read {
+                path: RelPath::new("(thread pool)").expect("valid"),
+                source: std::io::Error::other(e),
+            },
+        )?;
+    let manifest: Vec<ManifestEntry> = pool.install(|| {
+        scanned
+            .par_iter()
+            .map(|e| {
+                let content = match &e.kind {
+                    ScannedKind::Symlink { target } => Content::Symlink { target: target.clone() },
+                    ScannedKind::File => {
+                        let file = dir.join(e.path.as_str());
+                        let stat = std::fs::metadata(&file)
+                            .map(|m| stat_cache::Stat::of(&m))
+                            .map_err(|source| PublishError::Read { path: e.path.clone(), source })?;
+                        // A remembered digest counts only while its blob is still stored.
+                        let known = cache.lookup(&stat).filter(|d| store.blobs.contains(d).unwrap_or(false));
+                        let (digest, size, created) = match known {
+                            Some(d) => (d, stat.size(), false),
+                            None => ingest_file(store, &file, &e.path)?,
+                        };
+                        seen.lock().expect("not poisoned").push((stat, digest));
+                        if created {
+                            new_blobs.fetch_add(1, Ordering::Relaxed);
+                            new_bytes.fetch_add(size, Ordering::Relaxed);
+                        }
+                        opts.progress.advance(size);
+                        Content::File { size, sha256: digest }
                     }
-                    opts.progress.advance(size);
-                    Content::File { size, sha256: digest }
-                }
-            };
-            Ok(ManifestEntry { path: e.path.clone(), content })
-        })
-        .collect::<Result<_, PublishError>>()?;
+                };
+                Ok(ManifestEntry { path: e.path.clone(), content })
+            })
+            .collect::<Result<_, PublishError>>()
+    })?;
     opts.progress.finish();
+    let ingested = started.elapsed();
     let (snapshot, plan_stats) = commit_manifest(store, archive, manifest, opts)?;
+    tracing::debug!(
+        scan_ms = scanned_at.as_millis() as u64,
+        ingest_ms = (ingested - scanned_at).as_millis() as u64,
+        commit_ms = (started.elapsed() - ingested).as_millis() as u64,
+        "publish phases"
+    );
+    if let Some(path) = stat_cache
+        && let Err(e) = stat_cache::StatCache::save(path, &seen.into_inner().expect("not poisoned"))
+    {
+        tracing::warn!(error = %e, "could not save the publish cache; the next publish hashes every file");
+    }
     Ok(PublishReport {
         archive: archive.clone(),
         snapshot: snapshot.id,

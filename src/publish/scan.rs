@@ -10,11 +10,13 @@ pub enum ScannedKind {
     Symlink { target: String },
 }
 
+/// An entry found by the walk. Files are not stat'ed here: the walk reads directories only
+/// (file types come with them), and callers stat files in parallel, where cold inode reads
+/// can overlap.
 #[derive(Debug, Clone)]
 pub struct ScannedEntry {
     pub path: RelPath,
     pub kind: ScannedKind,
-    pub size: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,21 +46,30 @@ pub fn scan_tree(root: &Path) -> Result<Vec<ScannedEntry>, ScanError> {
         return Err(ScanError::NotADirectory(root.to_path_buf()));
     }
     let mut out = Vec::new();
-    for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
+    // Directories are read in parallel (jwalk): on a cold cache each read waits on the disk,
+    // and an archive has tens of thousands of them.
+    let walk = jwalk::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .skip_hidden(false)
+        .sort(true)
+        .parallelism(jwalk::Parallelism::RayonNewPool(8));
+    for item in walk {
         let item = item.map_err(|e| ScanError::Walk {
-            path: e.path().unwrap_or(root).to_path_buf(),
+            path: e.path().map_or_else(|| root.to_path_buf(), Path::to_path_buf),
             source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")),
         })?;
+        let item_path = item.path();
         let ft = item.file_type();
         if ft.is_dir() {
             continue;
         }
-        let rel = item.path().strip_prefix(root).expect("walkdir yields paths under root");
-        let rel_str = rel.to_str().ok_or_else(|| ScanError::NotUtf8(item.path().to_path_buf()))?;
+        let rel = item_path.strip_prefix(root).expect("the walk yields paths under root");
+        let rel_str = rel.to_str().ok_or_else(|| ScanError::NotUtf8(item_path.clone()))?;
         let path = RelPath::new(rel_str).map_err(|source| ScanError::BadPath { path: rel.to_path_buf(), source })?;
-        let walk_err = |source| ScanError::Walk { path: item.path().to_path_buf(), source };
+        let walk_err = |source| ScanError::Walk { path: item_path.clone(), source };
         if ft.is_symlink() {
-            let raw = std::fs::read_link(item.path()).map_err(walk_err)?;
+            let raw = std::fs::read_link(&item_path).map_err(walk_err)?;
             let target = raw
                 .to_str()
                 .filter(|t| !t.is_empty())
@@ -67,10 +78,9 @@ pub fn scan_tree(root: &Path) -> Result<Vec<ScannedEntry>, ScanError> {
             if path.resolve_link(&target).is_none() {
                 return Err(ScanError::EscapingSymlink { path, target });
             }
-            out.push(ScannedEntry { path, kind: ScannedKind::Symlink { target }, size: 0 });
+            out.push(ScannedEntry { path, kind: ScannedKind::Symlink { target } });
         } else if ft.is_file() {
-            let size = item.metadata().map_err(|e| walk_err(e.into()))?.len();
-            out.push(ScannedEntry { path, kind: ScannedKind::File, size });
+            out.push(ScannedEntry { path, kind: ScannedKind::File });
         } else {
             use std::os::unix::fs::FileTypeExt;
             let kind = if ft.is_fifo() {
