@@ -1,7 +1,7 @@
 //! `GET /<archive>/<ID>/<path>`: a file as it was at ID, with the caching, conditional and
 //! range semantics apt relies on; directories become listings.
 
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
@@ -117,19 +117,35 @@ async fn file_response(
     if method == Method::HEAD {
         return Ok(with_headers(status, headers, Body::empty()));
     }
-    let reader = open_at(st, sha256, start).await?;
-    let body = stream::body_from_reader(reader, len, st.metrics.clone());
+    let body = match open_at(st, sha256, start, len).await? {
+        Opened::Whole(bytes) => {
+            st.metrics.bytes_served.inc_by(bytes.len() as u64);
+            Body::from(bytes)
+        }
+        Opened::Stream(reader) => stream::body_from_reader(reader, len, st.metrics.clone()),
+    };
     Ok(with_headers(status, headers, body))
 }
 
-async fn open_at(st: &AppState, digest: Digest, start: u64) -> Result<Box<dyn crate::blob::BlobRead>, ApiError> {
+enum Opened {
+    /// Small enough to be one chunk: read with the open, sent in one write.
+    Whole(Vec<u8>),
+    Stream(Box<dyn crate::blob::BlobRead>),
+}
+
+async fn open_at(st: &AppState, digest: Digest, start: u64, len: u64) -> Result<Opened, ApiError> {
     st.blocking(move |s| {
         let Some(mut blob) = s.blobs.open(&digest)? else {
             // The manifest names a blob the store lacks: that is our fault, not the client's.
             return Err(ApiError::internal(anyhow::anyhow!("blob {digest} is missing from the store")));
         };
         blob.reader.seek(SeekFrom::Start(start))?;
-        Ok(blob.reader)
+        if len <= stream::CHUNK {
+            let mut buf = vec![0u8; len as usize];
+            blob.reader.read_exact(&mut buf)?;
+            return Ok(Opened::Whole(buf));
+        }
+        Ok(Opened::Stream(blob.reader))
     })
     .await
 }

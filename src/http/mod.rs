@@ -163,8 +163,17 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
     spawn_sealer(state.store.clone(), state.options.settle_margin);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Streamed files go out as a header write, then body writes: with Nagle's algorithm the
+    // body waits for the client's delayed ACK (~25-40 ms per small file). Found by the
+    // serving benchmark: 61 requests/s on one connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

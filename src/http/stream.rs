@@ -10,7 +10,8 @@ use bytes::Bytes;
 use crate::blob::BlobRead;
 use crate::metrics::Metrics;
 
-const CHUNK: u64 = 256 * 1024;
+/// Bytes read per blocking hop; files up to this size are sent in one piece.
+pub const CHUNK: u64 = 256 * 1024;
 
 /// `reader` is already positioned at the first byte to send; `len` bytes follow.
 pub fn body_from_reader(reader: Box<dyn BlobRead>, len: u64, metrics: Arc<Metrics>) -> Body {
