@@ -67,14 +67,18 @@ trap 'exit 130' INT TERM
 install_deps
 log "building release binaries"
 (cd "$ROOT" && cargo build --release --bins --quiet)
+ASOF_COMMIT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 
 if [[ -e $W && ! -e $W/.asof-bench ]] && [[ -n $(ls -A "$W" 2>/dev/null) ]]; then
   echo "$W exists and was not made by this script; set ASOF_BENCH_DIR to another directory" >&2
   exit 2
 fi
 rm -rf "$W"
-mkdir -p "$W/results" "$W/tmp" "$W/gen" "$W/data"
+mkdir -p "$W/results" "$W/tmp" "$W/gen" "$W/data" "$W/bin"
 touch "$W/.asof-bench"
+# Run copies, so that a rebuild in the source tree during the run changes nothing here.
+cp "$ASOF" "$BENCH" "$W/bin/"
+ASOF=$W/bin/asof BENCH=$W/bin/asof-bench
 R=$W/results
 SUMMARY=$R/summary.md
 STARTED=$(date +%s)
@@ -120,12 +124,14 @@ tail -1 "$R/gen-main.log" >&2
 LAST_TREE=$(ls -d "$GEN"/[0-9][0-9][0-9][0-9] | tail -1)
 
 log "b. publishing the history into asof"
+note_load publish-main
 D=$W/data/main
 publish_history "$D" bench "$GEN" "P=$BENCH_P"
 "$ASOF" --data "$D" snapshots bench --json >"$R/snapshots.json"
 
 # ---------------------------------------------------------------------------------------
 log "d. hashing: asof publish vs sha256sum on $BENCH_BIG_COUNT × $BENCH_BIG_SIZE"
+note_load hashing
 FILES=$W/files
 "$BENCH" files --out "$FILES" --seed "$BENCH_SEED" --count "$BENCH_BIG_COUNT" --size "$BENCH_BIG_SIZE" >/dev/null
 BIG_BYTES=$(dir_bytes "$FILES")
@@ -136,7 +142,8 @@ hyperfine --style basic --warmup 1 --runs 3 --export-json "$R/hash-fresh.json" \
   -n "sha256sum, $(nproc) in parallel" "ls $FILES/* | xargs -P $(nproc) -n 1 sha256sum" >&2
 "$ASOF" --data "$W/data/hash2" publish files "$FILES" >/dev/null
 hyperfine --style basic --warmup 1 --runs 3 --export-json "$R/hash-again.json" \
-  -n 'asof publish (blobs present: hash only)' "$ASOF --data $W/data/hash2 publish files $FILES" >&2
+  -n 'asof publish --rehash (blobs present: hash only)' "$ASOF --data $W/data/hash2 publish --rehash files $FILES" \
+  -n 'asof publish (blobs present, stat cache)' "$ASOF --data $W/data/hash2 publish files $FILES" >&2
 jq -r --argjson bytes "$BIG_BYTES" '.results[] | [.command, .mean, .stddev, ($bytes / .mean / 1e6)] | @tsv' \
   "$R/hash-fresh.json" "$R/hash-again.json" >"$R/hash.tsv"
 rm -rf "$W/data/hash" "$W/data/hash2"
@@ -150,6 +157,8 @@ mkdir -p "$W/nginx/tmp"
 cat >"$W/nginx/nginx.conf" <<EOF
 user root;
 worker_processes auto;
+# open_file_cache keeps descriptors open: without this, workers hit EMFILE on a big tree.
+worker_rlimit_nofile 400000;
 daemon off;
 pid $W/nginx/nginx.pid;
 error_log $W/nginx/error.log warn;
@@ -162,7 +171,7 @@ http {
   tcp_nodelay on;
   keepalive_timeout 75s;
   keepalive_requests 1000000;
-  open_file_cache max=200000 inactive=120s;
+  open_file_cache max=150000 inactive=120s;
   open_file_cache_valid 120s;
   open_file_cache_min_uses 1;
   open_file_cache_errors on;
@@ -221,11 +230,14 @@ SMALL=(dists/bookworm/Release dists/bookworm/InRelease dists/bookworm/contrib/bi
 printf '/%s\n' "${SMALL[@]}" >"$W/tmp/small-nginx.txt"
 printf "/bench/$LATEST/%s\n" "${SMALL[@]}" >"$W/tmp/small-asof.txt"
 SMALL_SIZES=$(for p in "${SMALL[@]}"; do stat -c %s "$LAST_TREE/$p"; done | paste -sd/)
+echo "small_bytes	$SMALL_SIZES" >"$R/serving-sets.tsv"
 # (2) the largest pool files, and the large random files:
 mapfile -t LARGE < <(cd "$LAST_TREE" && find pool -type f -printf '%s %p\n' | sort -n | tail -4 | cut -d' ' -f2)
 printf '/%s\n' "${LARGE[@]}" >"$W/tmp/large-nginx.txt"
 printf "/bench/$LATEST/%s\n" "${LARGE[@]}" >"$W/tmp/large-asof.txt"
 LARGE_SIZES=$(for p in "${LARGE[@]}"; do stat -c %s "$LAST_TREE/$p"; done | sort -n | paste -sd/)
+echo "large_bytes	$LARGE_SIZES" >>"$R/serving-sets.tsv"
+echo "huge_bytes	$(find "$FILES" -type f -printf '%s\n' | paste -sd/)" >>"$R/serving-sets.tsv"
 find "$FILES" -type f -printf '/big/%P\n' | sort >"$W/tmp/huge-nginx.txt"
 find "$FILES" -type f -printf "/big/$BIG_ID/%P\n" | sort >"$W/tmp/huge-asof.txt"
 # (3) the apt-like mix: wait until IDs a few seconds after the latest are in the past, so
@@ -235,6 +247,10 @@ while (($(date +%s) < LATEST_UNIX + 7)); do sleep 1; done
 "$BENCH" requests --gen "$GEN" --snapshots "$R/snapshots.json" --archive bench --count "$BENCH_REQS" \
   --seed "$BENCH_SEED" --asof-out "$W/tmp/mix-asof.txt" --plain-out "$W/tmp/mix-nginx.txt" >"$R/mix-ids.json"
 
+# Both servers start with their files in the page cache (the tree for nginx, the blob store
+# for asof).
+find "$LAST_TREE" "$D/blobs" "$FILES" -type f -print0 | xargs -0 cat >/dev/null
+note_load serving
 SERVE_TSV=$R/serving.tsv
 printf 'test\tserver\trequests\tbytes\tseconds\treq_per_s\tMB_per_s\tp50_ms\tp99_ms\tmax_ms\terrors\n' >"$SERVE_TSV"
 load() { # load TEST SERVER BASE PATHS
@@ -262,6 +278,7 @@ NGINX_PID='' ASOF_PID=''
 
 # ---------------------------------------------------------------------------------------
 log "c. aptly vs asof: $BENCH_APTLY_P packages, $BENCH_APTLY_K publishes"
+note_load aptly
 AGEN=$W/gen/aptly
 "$BENCH" gen --out "$AGEN" --seed "$((BENCH_SEED + 1))" --packages "$BENCH_APTLY_P" --publishes "$BENCH_APTLY_K" \
   --churn "$BENCH_CHURN" --size-scale "$BENCH_APTLY_SCALE" 2>"$R/gen-aptly.log"
@@ -328,6 +345,7 @@ GEN2=$W/gen/large
 "$BENCH" gen --out "$GEN2" --seed "$((BENCH_SEED + 2))" --packages "$BENCH_P2" --publishes "$BENCH_K2" \
   --churn "$BENCH_CHURN2" --size-scale "$BENCH_SCALE" 2>"$R/gen-large.log"
 tail -1 "$R/gen-large.log" >&2
+note_load publish-large
 publish_history "$W/data/large" bench "$GEN2" "P=$BENCH_P2"
 if [[ -z ${ASOF_BENCH_KEEP:-} ]]; then rm -rf "$GEN2" "$W/data/large"; fi
 

@@ -60,7 +60,7 @@ machine_info() {
   echo "| kernel | $(uname -r) |"
   echo "| OS | $(. /etc/os-release && echo "$PRETTY_NAME") |"
   echo "| disk (work dir) | $(df -h "$W" | awk 'NR==2{print $1", "$2" total, "$4" free"}') $(findmnt -no FSTYPE -T "$W" 2>/dev/null || true) |"
-  echo "| asof | $("$ASOF" --version) (release build, $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')) |"
+  echo "| asof | $("$ASOF" --version) (release build of ${ASOF_COMMIT:-?}) |"
   echo "| rustc | $(rustc --version 2>/dev/null || echo '?') |"
   echo "| nginx | $(nginx -v 2>&1 | sed 's/^nginx version: //') |"
   echo "| wrk | $(wrk -v 2>&1 | head -1 | awk '{print $2}') |"
@@ -74,3 +74,6 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b - a}'; }
 
 # Median of the numbers on stdin (one per line).
 median() { sort -g | awk '{a[NR]=$1} END{if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# Records the load average before a phase (other work on the machine skews results).
+note_load() { printf '%s\t%s\n' "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$W/results/load.tsv"; }

@@ -22,7 +22,7 @@ if [[ -f $R/serving.tsv ]]; then
   echo
   echo "### a. Serving: asof serve vs nginx (wrk -t2 -c64, keep-alive, 127.0.0.1)"
   echo
-  echo "| test | nginx req/s | asof req/s | asof/nginx | nginx MB/s | asof MB/s | asof/nginx | nginx p50 / p99 ms | asof p50 / p99 ms | errors n/a |"
+  echo "| test | nginx req/s | asof req/s | asof/nginx | nginx MB/s | asof MB/s | asof/nginx | nginx p50 / p99 ms | asof p50 / p99 ms | non-2xx or socket errors nginx / asof |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   declare -A NAMES=([small]="small index files (Release, InRelease, contrib Packages.xz)"
     [large]="largest 4 pool files" [huge]="large files (run.sh BENCH_BIG_SIZE)"
@@ -33,6 +33,10 @@ if [[ -f $R/serving.tsv ]]; then
     nb=$(sget "$t" nginx MB_per_s) ab=$(sget "$t" asof MB_per_s)
     echo "| ${NAMES[$t]} | $(fmt "$nr" 0) | $(fmt "$ar" 0) | **$(ratio "$ar" "$nr")** | $(fmt "$nb") | $(fmt "$ab") | **$(ratio "$ab" "$nb")** | $(fmt "$(sget "$t" nginx p50_ms)" 2) / $(fmt "$(sget "$t" nginx p99_ms)" 2) | $(fmt "$(sget "$t" asof p50_ms)" 2) / $(fmt "$(sget "$t" asof p99_ms)" 2) | $(sget "$t" nginx errors) / $(sget "$t" asof errors) |"
   done
+  if [[ -f $R/serving-sets.tsv ]]; then
+    echo
+    awk -F'\t' '{sub(/_bytes$/, "", $1); printf "%s%s: %s bytes", (NR > 1 ? "; " : "File sizes, "), $1, $2} END{print "."}' "$R/serving-sets.tsv"
+  fi
   if [[ -f $R/mix-ids.json ]]; then
     echo
     jq -r '"Mix: \(.requests) requests over \(.snapshots) snapshots; IDs: \(.exact_ids) exact, \(.ids_between_publishes) between two publishes, \(.ids_after_latest) a few seconds after the latest."' "$R/mix-ids.json"
@@ -118,6 +122,11 @@ if [[ -f $R/hash.tsv ]]; then
   h=$(awk -F'\t' '$1 ~ /hash only/{print $4}' "$R/hash.tsv")
   echo
   echo "asof/sha256sum throughput: fresh publish **$(ratio "$a" "$s")**, re-publish (hash only) **$(ratio "$h" "$s")**."
+fi
+
+if [[ -f $R/load.tsv ]]; then
+  echo
+  awk -F'\t' '{printf "%s%s %s", (NR > 1 ? "; " : "Load average (1/5/15 min) before each phase: "), $1, $2} END{print ". (The 1-minute figure includes the tail of the previous phase; other work on the machine shows up here too.)"}' "$R/load.tsv"
 fi
 
 # Targets.
