@@ -154,11 +154,15 @@ rm -rf "$W/data/hash" "$W/data/hash2"
 log "a. serving: nginx vs asof serve"
 NGINX_PORT=$("$BENCH" free-port)
 mkdir -p "$W/nginx/tmp"
+# open_file_cache keeps descriptors open: its size must stay well under the per-worker fd
+# limit, or workers fail with EMFILE on a big tree. The hard limit may not be raisable here.
+NOFILE=$(ulimit -Hn)
+[[ $NOFILE == unlimited ]] && NOFILE=1048576
+FILE_CACHE=$((NOFILE / 2 < 200000 ? NOFILE / 2 : 200000))
 cat >"$W/nginx/nginx.conf" <<EOF
 user root;
 worker_processes auto;
-# open_file_cache keeps descriptors open: without this, workers hit EMFILE on a big tree.
-worker_rlimit_nofile 400000;
+worker_rlimit_nofile $NOFILE;
 daemon off;
 pid $W/nginx/nginx.pid;
 error_log $W/nginx/error.log warn;
@@ -171,7 +175,7 @@ http {
   tcp_nodelay on;
   keepalive_timeout 75s;
   keepalive_requests 1000000;
-  open_file_cache max=150000 inactive=120s;
+  open_file_cache max=$FILE_CACHE inactive=120s;
   open_file_cache_valid 120s;
   open_file_cache_min_uses 1;
   open_file_cache_errors on;
