@@ -27,15 +27,9 @@ pub fn prepare(store: &Store, data_dir: &Path) -> anyhow::Result<Demo> {
     let archive: ArchiveName = ARCHIVE.parse().expect("valid demo archive name");
     let keyring = data_dir.join("demo-archive-keyring.gpg");
     std::fs::write(&keyring, DEMO_KEYRING).with_context(|| format!("writing {}", keyring.display()))?;
-    let mut snapshots: Vec<SnapshotId> = match store.catalog.archive(&archive)? {
-        Some(_) => store
-            .catalog
-            .snapshots(&archive, &crate::catalog::SnapshotQuery { limit: 1000, ..Default::default() })?
-            .iter()
-            .map(|s| s.id)
-            .collect(),
-        None => Vec::new(),
-    };
+    // An archive that does not exist yet simply has no snapshots.
+    let mut snapshots: Vec<SnapshotId> =
+        store.catalog.snapshots(&archive, &Default::default())?.iter().map(|s| s.id).collect();
     if snapshots.is_empty() {
         let tmp = tempfile::tempdir().context("creating a temp dir for the demo trees")?;
         APT_FIXTURES.extract(tmp.path()).context("extracting the demo trees")?;

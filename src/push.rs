@@ -206,11 +206,14 @@ pub async fn push(opts: PushOptions) -> Result<PushReport, PushError> {
                     duration_ms: started.elapsed().as_millis(),
                 });
             }
-            // Someone committed in between: compute the change set again.
-            StatusCode::CONFLICT if req.base.is_some() || latest.is_none() => {
-                let err = error_of("committing", resp).await;
-                if matches!(&err, PushError::Server { message, .. } if message.contains("blob")) {
-                    return Err(err);
+            // A 409 either lists missing blobs (final) or says the base moved on: then
+            // someone committed in between, and the change set is computed again.
+            StatusCode::CONFLICT => {
+                let text = resp.text().await.unwrap_or_default();
+                let body: Option<ErrorJson> = serde_json::from_str(&text).ok();
+                if body.as_ref().is_none_or(|b| !b.missing.is_empty()) {
+                    let message = body.map_or(text, |b| b.error);
+                    return Err(PushError::Server { what: "committing".into(), status: StatusCode::CONFLICT, message });
                 }
                 tracing::info!("the archive moved on while pushing; recomputing the change set");
             }
