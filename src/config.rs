@@ -86,6 +86,9 @@ pub struct ServerConfig {
     pub max_blob_bytes: Option<u64>,
     /// Largest JSON request body (manifests), in bytes (413 above; default 1 GiB).
     pub max_manifest_bytes: Option<usize>,
+    /// Seconds a request body (an upload) may go without sending a byte before the
+    /// request is abandoned (default 60).
+    pub body_timeout_secs: Option<u64>,
 }
 
 impl Config {

@@ -483,6 +483,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(b) = config.server.max_manifest_bytes {
                 options.max_manifest_bytes = b;
             }
+            if let Some(s) = config.server.body_timeout_secs {
+                options.body_timeout = Duration::from_secs(s);
+            }
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
             let store = Store::open_local(&data)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -25,6 +25,12 @@ pub enum ApiError {
     TooLarge(String),
     #[error("a Content-Length header is required")]
     LengthRequired,
+    /// Over a rate limit; the client may retry after this many seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
+    /// The server's disk (or bucket) is full: nothing was stored.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -40,6 +46,8 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +84,9 @@ impl IntoResponse for ApiError {
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         if status == StatusCode::METHOD_NOT_ALLOWED {
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        if let ApiError::TooManyRequests { retry_after_secs, .. } = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             // Basic lets apt answer from /etc/apt/auth.conf.d; Bearer is for API clients.

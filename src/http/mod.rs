@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub max_blob_bytes: u64,
     /// Largest JSON body (manifests, digest lists) accepted (413 above).
     pub max_manifest_bytes: usize,
+    /// An upload or other request body that sends no byte for this long is abandoned.
+    pub body_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -52,6 +54,7 @@ impl Default for ServeOptions {
             short_max_age: Duration::from_secs(10),
             max_blob_bytes: 16 << 30,
             max_manifest_bytes: 1 << 30,
+            body_timeout: Duration::from_secs(60),
         }
     }
 }
