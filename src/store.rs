@@ -16,6 +16,8 @@ pub struct Store {
     pub catalog: Arc<dyn Catalog>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<dyn AuthStore>,
+    /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
+    pub last_use: Arc<crate::auth::LastUse>,
 }
 
 impl Store {
@@ -32,7 +34,7 @@ impl Store {
         let catalog =
             SqliteCatalog::open(&db).with_context(|| format!("opening metadata database {}", db.display()))?;
         let catalog = Arc::new(catalog);
-        Ok(Self { catalog: catalog.clone(), blobs: Arc::new(blobs), auth: catalog })
+        Ok(Self { catalog: catalog.clone(), blobs: Arc::new(blobs), auth: catalog, last_use: Default::default() })
     }
 }
 

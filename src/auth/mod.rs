@@ -1,12 +1,16 @@
 //! Tokens, scopes and the access policy. Tokens look like `asof_<id>_<secret>`; only a
 //! SHA-256 of the secret is stored, found by id and compared in constant time.
 
+pub mod blob_access;
+pub mod last_use;
 mod scope;
 
 use std::str::FromStr;
 
 use subtle::ConstantTimeEq;
 
+pub use blob_access::BlobAccess;
+pub use last_use::LastUse;
 pub use scope::{Pattern, Scope, ScopeError};
 
 use crate::catalog::CatalogError;
@@ -38,11 +42,19 @@ pub trait AuthStore: Send + Sync + 'static {
     fn tokens(&self) -> Result<Vec<TokenRecord>, CatalogError>;
     /// False when there is no such token.
     fn revoke_token(&self, id: i64, now: i64) -> Result<bool, CatalogError>;
-    fn touch_token(&self, id: i64, now: i64) -> Result<(), CatalogError>;
     /// Marks an archive private or public, creating it (empty) if needed, so that an
     /// archive can be private from its very first snapshot.
     fn set_private(&self, archive: &ArchiveName, private: bool, now: i64) -> Result<(), CatalogError>;
     fn is_private(&self, archive: &ArchiveName) -> Result<bool, CatalogError>;
+    /// `None` when there is no such archive, else whether it is private: one lookup for
+    /// "may this caller even learn that the archive exists".
+    fn visibility(&self, archive: &ArchiveName) -> Result<Option<bool>, CatalogError>;
+    /// Records that token `token_id` sent the bytes of `digest` and they matched.
+    fn grant_upload(&self, token_id: i64, digest: &Digest, now: i64) -> Result<(), CatalogError>;
+    /// Whether token `token_id` uploaded the bytes of `digest` at or after `since`.
+    fn upload_granted(&self, token_id: i64, digest: &Digest, since: i64) -> Result<bool, CatalogError>;
+    /// Stores last-use times recorded in the background (see `LastUse`).
+    fn touch_tokens(&self, uses: &[(i64, i64)]) -> Result<(), CatalogError>;
 }
 
 /// Who made a request, once its token checked out.
@@ -137,7 +149,7 @@ pub fn create_token(
     Ok((id, format!("asof_{id}_{secret}")))
 }
 
-/// Checks a presented token; on success records its use (at most once a minute).
+/// Checks a presented token. Reads only: the caller notes the use in `LastUse`.
 pub fn authenticate(store: &dyn AuthStore, token: &str) -> Result<Result<Principal, AuthError>, CatalogError> {
     let presented = match token.parse::<PresentedToken>() {
         Ok(t) => t,
@@ -154,9 +166,6 @@ pub fn authenticate(store: &dyn AuthStore, token: &str) -> Result<Result<Princip
     }
     if record.expires_at.is_some_and(|e| e <= now) {
         return Ok(Err(AuthError::Expired));
-    }
-    if record.last_used_at.is_none_or(|t| now - t >= 60) {
-        store.touch_token(record.id, now)?;
     }
     Ok(Ok(Principal { token_id: record.id, name: record.name, scopes: record.scopes }))
 }

@@ -7,11 +7,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{BlobReader, BlobStore, PutError, PutOutcome};
+use super::{BlobReader, BlobStore, BlobWriter, PutError, PutOutcome};
 use crate::domain::Digest;
 use crate::domain::digest::Hasher;
 
 pub struct LocalBlobStore {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
     root: PathBuf,
     /// Fan-out directories whose entries up to `root` this process has fsynced. Another
     /// process (or one that died) may have created a directory without making it durable,
@@ -31,20 +35,23 @@ impl LocalBlobStore {
             fsync_dir(parent)?;
         }
         fsync_dir(&root.join("sha256"))?;
-        Ok(Self { root, durable_dirs: Default::default() })
+        Ok(Self { inner: std::sync::Arc::new(Inner { root, durable_dirs: Default::default() }) })
+    }
+
+    fn root(&self) -> &Path {
+        &self.inner.root
     }
 
     /// The one place that turns a digest into a storage location.
     pub fn path_of(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.root.join("sha256").join(&hex[..2]).join(&hex[2..4]).join(hex)
+        self.inner.path_of(digest)
     }
 
     /// Deletes temp files left by writers that died more than `older_than` ago.
     pub fn sweep_temp(&self, older_than: Duration) -> io::Result<usize> {
         let mut removed = 0;
         let cutoff = SystemTime::now() - older_than;
-        for entry in fs::read_dir(self.root.join("tmp"))? {
+        for entry in fs::read_dir(self.root().join("tmp"))? {
             let entry = entry?;
             if entry.metadata()?.modified()? < cutoff {
                 fs::remove_file(entry.path())?;
@@ -52,6 +59,14 @@ impl LocalBlobStore {
             }
         }
         Ok(removed)
+    }
+
+}
+
+impl Inner {
+    fn path_of(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root.join("sha256").join(&hex[..2]).join(&hex[2..4]).join(hex)
     }
 
     /// Makes `sha256/ab/cd` exist durably before a blob is renamed into it.
@@ -107,10 +122,7 @@ impl BlobStore for LocalBlobStore {
             // Already stored: still consume nothing, write nothing.
             return Ok(PutOutcome { digest: *d, size, created: false });
         }
-        // The temp file deletes itself on drop, so every early return cleans up.
-        let mut tmp = tempfile::Builder::new().prefix("put-").tempfile_in(self.root.join("tmp"))?;
-        let mut hasher = Hasher::new();
-        let mut size = 0u64;
+        let mut writer = self.writer()?;
         let mut buf = vec![0u8; COPY_BUF];
         loop {
             let n = match src.read(&mut buf) {
@@ -119,41 +131,24 @@ impl BlobStore for LocalBlobStore {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             };
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])?;
-            size += n as u64;
+            writer.write(&buf[..n])?;
             if let Some(limit) = expected_len
-                && size > limit
+                && writer.written() > limit
             {
-                return Err(PutError::LengthMismatch { expected: limit, actual: size });
+                return Err(PutError::LengthMismatch { expected: limit, actual: writer.written() });
             }
         }
-        let digest = hasher.finish();
-        if let Some(limit) = expected_len
-            && size != limit
-        {
-            return Err(PutError::LengthMismatch { expected: limit, actual: size });
-        }
-        if let Some(exp) = expected
-            && *exp != digest
-        {
-            return Err(PutError::DigestMismatch { expected: *exp, actual: digest });
-        }
-        let dest = self.path_of(&digest);
-        if dest.exists() {
-            return Ok(PutOutcome { digest, size, created: false });
-        }
-        tmp.as_file().sync_all()?;
-        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;
-        let dir = dest.parent().expect("blob paths have a parent");
-        self.ensure_dir_durable(dir)?;
-        tmp.persist(&dest).map_err(|e| e.error)?;
-        fsync_dir(dir)?;
-        Ok(PutOutcome { digest, size, created: true })
+        writer.finish(expected, expected_len)
+    }
+
+    fn writer(&self) -> io::Result<Box<dyn BlobWriter>> {
+        // The temp file deletes itself on drop, so an abandoned upload leaves nothing.
+        let tmp = tempfile::Builder::new().prefix("put-").tempfile_in(self.root().join("tmp"))?;
+        Ok(Box::new(LocalWriter { store: self.inner.clone(), tmp, hasher: Hasher::new(), size: 0 }))
     }
 
     fn for_each(&self, f: &mut dyn FnMut(Digest) -> io::Result<()>) -> io::Result<()> {
-        let mut stack = vec![self.root.join("sha256")];
+        let mut stack = vec![self.root().join("sha256")];
         while let Some(dir) = stack.pop() {
             let mut names: Vec<_> = fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
             names.sort_by_key(|e| e.file_name());
@@ -177,6 +172,54 @@ impl BlobStore for LocalBlobStore {
 
     fn describe(&self, digest: &Digest) -> String {
         self.path_of(digest).display().to_string()
+    }
+}
+
+/// A blob on its way into the store: a temp file in `<root>/tmp`, hashed as it grows.
+struct LocalWriter {
+    store: std::sync::Arc<Inner>,
+    tmp: tempfile::NamedTempFile,
+    hasher: Hasher,
+    size: u64,
+}
+
+impl BlobWriter for LocalWriter {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.hasher.update(chunk);
+        self.tmp.write_all(chunk)?;
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.size
+    }
+
+    fn finish(self: Box<Self>, expected: Option<&Digest>, expected_len: Option<u64>) -> Result<PutOutcome, PutError> {
+        let LocalWriter { store, tmp, hasher, size } = *self;
+        if let Some(limit) = expected_len
+            && size != limit
+        {
+            return Err(PutError::LengthMismatch { expected: limit, actual: size });
+        }
+        let digest = hasher.finish();
+        if let Some(exp) = expected
+            && *exp != digest
+        {
+            return Err(PutError::DigestMismatch { expected: *exp, actual: digest });
+        }
+        // Durable before the existence check: a stored and a new blob take the same time.
+        tmp.as_file().sync_all()?;
+        let dest = store.path_of(&digest);
+        if dest.exists() {
+            return Ok(PutOutcome { digest, size, created: false });
+        }
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;
+        let dir = dest.parent().expect("blob paths have a parent");
+        store.ensure_dir_durable(dir)?;
+        tmp.persist(&dest).map_err(|e| e.error)?;
+        fsync_dir(dir)?;
+        Ok(PutOutcome { digest, size, created: true })
     }
 }
 

@@ -36,6 +36,18 @@ pub enum PutError {
     Io(#[from] io::Error),
 }
 
+/// A blob being written piece by piece; dropping it unfinished discards everything.
+pub trait BlobWriter: Send {
+    /// Blocking: appends bytes (and hashes them).
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()>;
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+    /// Blocking: stores the blob if it hashes to `expected` and has `expected_len` bytes.
+    /// The content is made durable before the answer, whether or not an identical blob
+    /// was stored already, so that the time taken does not tell which.
+    fn finish(self: Box<Self>, expected: Option<&Digest>, expected_len: Option<u64>) -> Result<PutOutcome, PutError>;
+}
+
 /// What the rest of asof needs from blob storage. Methods block; async callers run them
 /// on the blocking pool.
 pub trait BlobStore: Send + Sync + 'static {
@@ -58,6 +70,11 @@ pub trait BlobStore: Send + Sync + 'static {
         expected: Option<&Digest>,
         expected_len: Option<u64>,
     ) -> Result<PutOutcome, PutError>;
+
+    /// Starts a blob whose bytes arrive in pieces (HTTP uploads): the caller reads the
+    /// network asynchronously and hands each complete chunk over on the blocking pool, so
+    /// a stalled client never holds a thread. Nothing is visible until `finish`.
+    fn writer(&self) -> io::Result<Box<dyn BlobWriter>>;
 
     /// Calls `f` for every stored blob (for `verify` and, later, garbage collection).
     fn for_each(&self, f: &mut dyn FnMut(Digest) -> io::Result<()>) -> io::Result<()>;

@@ -9,6 +9,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init.sql", include_str!("../../schema/0001_init.sql")),
     ("0002_auth.sql", include_str!("../../schema/0002_auth.sql")),
     ("0003_seal.sql", include_str!("../../schema/0003_seal.sql")),
+    ("0004_blob_access.sql", include_str!("../../schema/0004_blob_access.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

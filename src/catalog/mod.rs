@@ -113,6 +113,13 @@ pub struct ReadView {
     pub sealed_until: i64,
 }
 
+/// An archive that references a blob, and whether that archive is private.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobHolder {
+    pub archive: ArchiveName,
+    pub private: bool,
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CatalogStats {
     pub archives: u64,
@@ -159,5 +166,7 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// Every distinct blob referenced by any snapshot, with the size manifests expect.
     fn referenced_blobs(&self, f: &mut dyn FnMut(Digest, u64) -> Result<()>) -> Result<()>;
+    /// The archives whose snapshots reference `digest` (any snapshot, not only the latest).
+    fn blob_holders(&self, digest: &Digest) -> Result<Vec<BlobHolder>>;
     fn stats(&self) -> Result<CatalogStats>;
 }

@@ -396,8 +396,15 @@ impl Catalog for SqliteCatalog {
                     return Err(bad(format!("cannot remove {path}: it is not in snapshot #{prev_seq}")));
                 }
             }
+            let mut hold = tx.prepare_cached(
+                "INSERT INTO blob_archives (sha256, archive_id, rows) VALUES (?1, ?2, 1) \
+                 ON CONFLICT (sha256, archive_id) DO UPDATE SET rows = rows + 1",
+            )?;
             for e in &plan.upserts {
                 close.execute(params![archive_id, e.path.as_str(), seq])?;
+                if let Content::File { sha256, .. } = &e.content {
+                    hold.execute(params![&sha256.as_bytes()[..], archive_id])?;
+                }
                 let (sha, target) = match &e.content {
                     Content::File { sha256, .. } => (Some(&sha256.as_bytes()[..]), None),
                     Content::Symlink { target } => (None, Some(target.as_str())),
@@ -465,6 +472,20 @@ impl Catalog for SqliteCatalog {
             f(Digest::from_slice(&sha).ok_or_else(|| bad("entry digest is not 32 bytes"))?, size as u64)?;
         }
         Ok(())
+    }
+
+    fn blob_holders(&self, digest: &Digest) -> Result<Vec<BlobHolder>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.name, a.private FROM blob_archives b JOIN archives a ON a.id = b.archive_id \
+             WHERE b.sha256 = ?1 AND b.rows > 0 ORDER BY a.name",
+        )?;
+        let rows = stmt.query_map([&digest.as_bytes()[..]], |r| {
+            let name: String = r.get(0)?;
+            let private: bool = r.get(1)?;
+            Ok(name.parse().map(|archive| BlobHolder { archive, private }).map_err(|e| bad(format!("archive name {name:?}: {e}"))))
+        })?;
+        collect(rows)
     }
 
     fn stats(&self) -> Result<CatalogStats> {

@@ -73,17 +73,49 @@ impl AuthStore for SqliteCatalog {
         Ok(n == 1)
     }
 
-    fn touch_token(&self, id: i64, now: i64) -> Result<()> {
-        self.conn()?.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", params![id, now])?;
-        Ok(())
-    }
-
     fn set_private(&self, archive: &ArchiveName, private: bool, now: i64) -> Result<()> {
         self.conn()?.execute(
             "INSERT INTO archives (name, created_at, private) VALUES (?1, ?2, ?3) \
              ON CONFLICT (name) DO UPDATE SET private = excluded.private",
             params![archive.as_str(), now, private],
         )?;
+        Ok(())
+    }
+
+    fn visibility(&self, archive: &ArchiveName) -> Result<Option<bool>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT private FROM archives WHERE name = ?1")?;
+        Ok(stmt.query_row([archive.as_str()], |r| r.get::<_, bool>(0)).optional()?)
+    }
+
+    fn grant_upload(&self, token_id: i64, digest: &Digest, now: i64) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO upload_grants (token_id, sha256, granted_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (token_id, sha256) DO UPDATE SET granted_at = MAX(granted_at, excluded.granted_at)",
+            params![token_id, &digest.as_bytes()[..], now],
+        )?;
+        Ok(())
+    }
+
+    fn upload_granted(&self, token_id: i64, digest: &Digest, since: i64) -> Result<bool> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM upload_grants WHERE token_id = ?1 AND sha256 = ?2 AND granted_at >= ?3")?;
+        Ok(stmt.exists(params![token_id, &digest.as_bytes()[..], since])?)
+    }
+
+    fn touch_tokens(&self, uses: &[(i64, i64)]) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE id = ?1",
+            )?;
+            for (id, at) in uses {
+                stmt.execute(params![id, at])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

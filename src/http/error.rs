@@ -28,6 +28,9 @@ pub enum ApiError {
     /// Over a rate limit; the client may retry after this many seconds.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
+    /// The client sent no byte of its body for this many seconds.
+    #[error("no part of the request body arrived for {0} s; nothing stored")]
+    BodyTimeout(u64),
     /// The server's disk (or bucket) is full: nothing was stored.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -47,9 +50,15 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The one answer for an archive that does not exist or that the caller may not read.
+    pub fn no_archive(name: &crate::domain::ArchiveName) -> Self {
+        ApiError::NotFound(format!("no archive named '{name}'"))
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
@@ -57,14 +66,28 @@ impl ApiError {
     }
 }
 
+const DISK_FULL: &str = "the server has no space left to store this; nothing was stored";
+
 impl From<crate::catalog::CatalogError> for ApiError {
     fn from(e: crate::catalog::CatalogError) -> Self {
-        ApiError::internal(e)
+        use rusqlite::ErrorCode::DiskFull;
+        match &e {
+            crate::catalog::CatalogError::Sqlite(s) if s.sqlite_error_code() == Some(DiskFull) => {
+                tracing::error!(error = %e, "metadata write failed: disk full");
+                ApiError::InsufficientStorage(DISK_FULL.into())
+            }
+            _ => ApiError::internal(e),
+        }
     }
 }
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
+        // ENOSPC, and EDQUOT (a quota is a full disk for this process too).
+        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(122) {
+            tracing::error!(error = %e, "blob write failed: disk full");
+            return ApiError::InsufficientStorage(DISK_FULL.into());
+        }
         ApiError::internal(e)
     }
 }

@@ -95,6 +95,11 @@ async fn file_response(
         .insert(header::LAST_MODIFIED, HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)).expect("ascii"));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(entry.path.file_name())));
+    // Published bytes are the publisher's, not ours: a browser must neither guess a more
+    // active type for them nor run them with this origin's rights (an .html or .svg file
+    // would otherwise script the service's pages and API).
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
 
     if not_modified(req, &etag, last_modified) {
         return Ok(with_headers(StatusCode::NOT_MODIFIED, headers, Body::empty()));

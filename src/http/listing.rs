@@ -70,10 +70,13 @@ pub async fn archive_or_bad_id(
         }
     }
     let total = segs.len();
+    let creds = super::access::credentials(headers);
+    let metrics = st.metrics.clone();
     let found = st
         .blocking(move |s| {
+            // Only archives this caller may read count: a private one must look missing.
             for (n, a) in candidates.into_iter().rev() {
-                if s.catalog.archive_exists(&a)? {
+                if super::access::readable(s, &metrics, &a, creds.as_deref())? {
                     return Ok(Some((n, a)));
                 }
             }

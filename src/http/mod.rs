@@ -2,6 +2,7 @@
 
 mod access;
 mod api;
+mod body;
 mod error;
 mod files;
 mod listing;

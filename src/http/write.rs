@@ -1,33 +1,44 @@
 //! The write side of the API: which blobs are missing, streamed blob uploads (hashed while
 //! written, stored only if digest and length match), and commits of manifests or change
-//! sets. Every endpoint needs a `publish` token (`admin` for archive settings).
-
-use std::io;
+//! sets. Every endpoint needs a `publish` token (`admin` for archive settings). Which blobs
+//! a caller may learn of or reference is decided by `auth::blob_access`.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::AppState;
 use super::access::{self, credentials};
+use super::body::{self, TimedBody};
 use super::error::ApiError;
-use crate::blob::PutError;
+use crate::auth::{BlobAccess, Principal};
+use crate::blob::{BlobWriter, PutError, PutOutcome};
 use crate::domain::{ArchiveName, Digest};
 use crate::publish::remote::{RemoteError, commit_request};
+use crate::store::Store;
 use crate::wire::{CommitRequest, MissingRequest, MissingResponse, SnapshotJson, UploadResponse};
 
 /// Most digests one `missing` request may ask about.
 const MAX_MISSING_QUERY: usize = 100_000;
+/// Upload bytes gathered before they are handed to the store in one blocking call.
+const UPLOAD_BATCH: usize = 256 * 1024;
+
+fn blob_access<'a>(s: &'a Store, principal: &'a Principal) -> BlobAccess<'a> {
+    BlobAccess {
+        principal,
+        catalog: s.catalog.as_ref(),
+        auth: s.auth.as_ref(),
+        now: chrono::Utc::now().timestamp(),
+    }
+}
 
 pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let creds = credentials(&headers);
     let metrics = st.metrics.clone();
-    st.blocking(move |s| access::require_any_publisher(s, &metrics, creds.as_deref())).await?;
-    let req: MissingRequest = read_json(&st, body).await?;
+    let principal = st.blocking(move |s| access::require_any_publisher(s, &metrics, creds.as_deref())).await?;
+    let req: MissingRequest = body::read_json(&st, &headers, body).await?;
     if req.digests.len() > MAX_MISSING_QUERY {
         return Err(ApiError::TooLarge(format!("ask about at most {MAX_MISSING_QUERY} digests per request")));
     }
@@ -38,9 +49,11 @@ pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body)
         .collect::<Result<Vec<_>, _>>()?;
     let missing = st
         .blocking(move |s| {
+            let access = blob_access(s, &principal);
             let mut missing = Vec::new();
             for d in digests {
-                if !s.blobs.contains(&d)? {
+                // A blob the caller may not use is "missing" to it, stored or not.
+                if !access.may_use(&d)? || !s.blobs.contains(&d)? {
                     missing.push(d.hex());
                 }
             }
@@ -49,11 +62,6 @@ pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body)
         .await?;
     Ok(Json(MissingResponse { missing }).into_response())
 }
-
-/// Marks errors of the request body, so they are told apart from errors of the disk.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct ClientBodyError(String);
 
 pub async fn upload(
     State(st): State<AppState>,
@@ -64,39 +72,73 @@ pub async fn upload(
     let digest: Digest = digest.parse().map_err(|e: crate::domain::DigestError| ApiError::BadRequest(e.to_string()))?;
     let creds = credentials(&headers);
     let metrics = st.metrics.clone();
-    st.blocking(move |s| access::require_any_publisher(s, &metrics, creds.as_deref())).await?;
-    let len: u64 = headers
-        .get(header::CONTENT_LENGTH)
-        .ok_or(ApiError::LengthRequired)?
-        .to_str()
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::BadRequest("Content-Length is not a number".into()))?;
+    let principal = st.blocking(move |s| access::require_any_publisher(s, &metrics, creds.as_deref())).await?;
+    let len = body::content_length(&headers)?.ok_or(ApiError::LengthRequired)?;
     let limit = st.options.max_blob_bytes;
     if len > limit {
         return Err(ApiError::TooLarge(format!("blob of {len} bytes is over the {limit}-byte limit")));
     }
-    let stream = body.into_data_stream().map_err(|e| io::Error::other(ClientBodyError(e.to_string())));
-    let mut reader = SyncIoBridge::new(StreamReader::new(stream));
-    let outcome = st
-        .blocking(move |s| match s.blobs.put(&mut reader, Some(&digest), Some(len)) {
-            Ok(o) => Ok(o),
-            Err(PutError::DigestMismatch { expected, actual }) => {
-                Err(ApiError::BadRequest(format!("content hashes to {actual}, not {expected}; nothing stored")))
-            }
-            Err(PutError::LengthMismatch { expected, actual }) => Err(ApiError::BadRequest(format!(
-                "body has {}{actual} bytes, Content-Length said {expected}; nothing stored",
-                if actual > expected { "at least " } else { "" }
-            ))),
-            Err(PutError::Io(e)) if e.get_ref().is_some_and(|inner| inner.is::<ClientBodyError>()) => {
-                Err(ApiError::BadRequest(format!("the request body broke off ({e}); nothing stored")))
-            }
-            Err(PutError::Io(e)) => Err(ApiError::internal(e)),
-        })
-        .await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
-    let body = UploadResponse { sha256: outcome.digest.hex(), size: outcome.size, created: outcome.created };
-    Ok((status, Json(body)).into_response())
+    let p = principal.clone();
+    let known = st.blocking(move |s| Ok(blob_access(s, &p).may_use(&digest)? && s.blobs.contains(&digest)?)).await?;
+    if known {
+        // The caller can read this blob already: nothing to send, nothing to hide.
+        let body = UploadResponse { sha256: digest.hex(), size: len, created: false };
+        return Ok((StatusCode::OK, Json(body)).into_response());
+    }
+    let outcome = receive_blob(&st, body, digest, len).await?;
+    let token_id = principal.token_id;
+    st.blocking(move |s| Ok(s.auth.grant_upload(token_id, &digest, chrono::Utc::now().timestamp())?)).await?;
+    // Whether an identical blob was stored already is not this caller's business: the
+    // answer is the same either way (see auth::blob_access).
+    let body = UploadResponse { sha256: outcome.digest.hex(), size: outcome.size, created: true };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Reads the body asynchronously (no thread waits on the client) and hands complete
+/// batches to a blob writer on the blocking pool.
+async fn receive_blob(st: &AppState, body: Body, digest: Digest, len: u64) -> Result<PutOutcome, ApiError> {
+    let mut writer: Box<dyn BlobWriter> = st.blocking(|s| Ok(s.blobs.writer()?)).await?;
+    let mut stream = TimedBody::new(body, st.options.body_timeout);
+    let mut batch: Vec<u8> = Vec::with_capacity(UPLOAD_BATCH);
+    let mut received = 0u64;
+    while let Some(chunk) = stream.next_chunk().await? {
+        received += chunk.len() as u64;
+        if received > len {
+            return Err(ApiError::BadRequest(format!(
+                "body has at least {received} bytes, Content-Length said {len}; nothing stored"
+            )));
+        }
+        batch.extend_from_slice(&chunk);
+        if batch.len() >= UPLOAD_BATCH {
+            writer = write_batch(writer, std::mem::take(&mut batch)).await?;
+        }
+    }
+    if !batch.is_empty() {
+        writer = write_batch(writer, batch).await?;
+    }
+    tokio::task::spawn_blocking(move || writer.finish(Some(&digest), Some(len)))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(put_error)
+}
+
+async fn write_batch(mut writer: Box<dyn BlobWriter>, batch: Vec<u8>) -> Result<Box<dyn BlobWriter>, ApiError> {
+    tokio::task::spawn_blocking(move || writer.write(&batch).map(|()| writer))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+fn put_error(e: PutError) -> ApiError {
+    match e {
+        PutError::DigestMismatch { expected, actual } => {
+            ApiError::BadRequest(format!("content hashes to {actual}, not {expected}; nothing stored"))
+        }
+        PutError::LengthMismatch { expected, actual } => {
+            ApiError::BadRequest(format!("body has {actual} bytes, Content-Length said {expected}; nothing stored"))
+        }
+        PutError::Io(e) => ApiError::from(e),
+    }
 }
 
 pub async fn commit(
@@ -109,21 +151,16 @@ pub async fn commit(
     let creds = credentials(headers);
     let (metrics, name) = (st.metrics.clone(), archive.clone());
     let principal = st.blocking(move |s| access::require_publish(s, &metrics, &name, creds.as_deref())).await?;
-    let req: CommitRequest = read_json(st, body).await?;
+    let req: CommitRequest = body::read_json(st, headers, body).await?;
     let mut source = serde_json::json!({ "method": "push", "token": principal.name, "token_id": principal.token_id });
     if let Some(extra) = &req.source {
         source["client"] = extra.clone();
     }
+    let who = principal.clone();
     let result = st
         .blocking(move |s| {
-            commit_request(s, &archive, &req, source).map_err(|e| match e {
-                RemoteError::Invalid(m) => ApiError::BadRequest(m),
-                RemoteError::MissingBlobs(ref digests) => {
-                    ApiError::Conflict { message: e.to_string(), missing: digests.iter().map(Digest::hex).collect() }
-                }
-                e @ RemoteError::StaleBase { .. } => ApiError::Conflict { message: e.to_string(), missing: Vec::new() },
-                other => ApiError::internal(other),
-            })
+            let access = blob_access(s, &who);
+            commit_request(s, &archive, &req, source, &|d| access.may_use(d)).map_err(remote_error)
         })
         .await;
     let label = if result.is_ok() { "success" } else { "failure" };
@@ -138,6 +175,19 @@ pub async fn commit(
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+fn remote_error(e: RemoteError) -> ApiError {
+    match e {
+        RemoteError::Invalid(m) => ApiError::BadRequest(m),
+        RemoteError::MissingBlobs(ref digests) => {
+            ApiError::Conflict { message: e.to_string(), missing: digests.iter().map(Digest::hex).collect() }
+        }
+        e @ RemoteError::StaleBase { .. } => ApiError::Conflict { message: e.to_string(), missing: Vec::new() },
+        RemoteError::Catalog(c) => ApiError::from(c),
+        RemoteError::Store(io) => ApiError::from(io),
+        other => ApiError::internal(other),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -156,21 +206,8 @@ pub async fn settings(
     let creds = credentials(headers);
     let metrics = st.metrics.clone();
     st.blocking(move |s| access::require_admin(s, &metrics, creds.as_deref())).await?;
-    let settings: ArchiveSettings = read_json(st, body).await?;
+    let settings: ArchiveSettings = body::read_json(st, headers, body).await?;
     let name = archive.clone();
     st.blocking(move |s| Ok(s.auth.set_private(&name, settings.private, chrono::Utc::now().timestamp())?)).await?;
     Ok(Json(serde_json::json!({ "archive": archive, "private": settings.private })).into_response())
-}
-
-async fn read_json<T: serde::de::DeserializeOwned + Send + 'static>(st: &AppState, body: Body) -> Result<T, ApiError> {
-    let limit = st.options.max_manifest_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(format!("request body is over the {limit}-byte limit, or broke off")))?;
-    // Large manifests take a while to parse: keep that off the async workers.
-    tokio::task::spawn_blocking(move || {
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
-    })
-    .await
-    .map_err(ApiError::internal)?
 }

@@ -65,9 +65,19 @@ fn check_shape(entries: &BTreeMap<RelPath, Content>) -> Result<(), RemoteError> 
     Ok(())
 }
 
-fn check_blobs(store: &Store, entries: &BTreeMap<RelPath, Content>) -> Result<(), RemoteError> {
+/// Whether the caller may reference a blob (see `auth::blob_access`); blocking.
+pub type MayUse<'a> = &'a dyn Fn(&Digest) -> Result<bool, CatalogError>;
+
+/// Every blob must be stored with the announced size and usable by the caller. A blob the
+/// caller may not use is reported missing, exactly like one the server lacks, and its size
+/// is not compared: the answer must not tell whether it is stored.
+fn check_blobs<'e>(
+    store: &Store,
+    entries: impl IntoIterator<Item = &'e Content>,
+    may_use: MayUse,
+) -> Result<(), RemoteError> {
     let mut wanted: BTreeMap<Digest, u64> = BTreeMap::new();
-    for c in entries.values() {
+    for c in entries {
         if let Content::File { size, sha256 } = c
             && let Some(other) = wanted.insert(*sha256, *size)
             && other != *size
@@ -77,6 +87,10 @@ fn check_blobs(store: &Store, entries: &BTreeMap<RelPath, Content>) -> Result<()
     }
     let mut missing = Vec::new();
     for (digest, size) in wanted {
+        if !may_use(&digest)? {
+            missing.push(digest);
+            continue;
+        }
         match store.blobs.size(&digest)? {
             None => missing.push(digest),
             Some(stored) if stored != size => {
@@ -105,6 +119,7 @@ pub fn commit_request(
     archive: &ArchiveName,
     req: &CommitRequest,
     source: serde_json::Value,
+    may_use: MayUse,
 ) -> Result<Snapshot, RemoteError> {
     let opts = PublishOptions { progress: &super::NoProgress, source, always: true };
     match (&req.base, &req.manifest) {
@@ -115,7 +130,7 @@ pub fn commit_request(
             let mut entries = BTreeMap::new();
             collect(manifest.iter().map(parse_entry).collect::<Result<Vec<_>, _>>()?, &mut entries)?;
             check_shape(&entries)?;
-            check_blobs(store, &entries)?;
+            check_blobs(store, entries.values(), may_use)?;
             let manifest = entries.into_iter().map(|(path, content)| ManifestEntry { path, content }).collect();
             Ok(commit_manifest(store, archive, manifest, &opts)?.0)
         }
@@ -146,6 +161,9 @@ pub fn commit_request(
                     return Err(invalid(format!("cannot remove {p}: it is not in {base}")));
                 }
             }
+            // Entries kept from the base were checked when they were committed to this
+            // archive; only what the caller adds needs checking.
+            check_blobs(store, upserts.iter().map(|e| &e.content), may_use)?;
             let mut seen = BTreeSet::new();
             for e in upserts {
                 if !seen.insert(e.path.clone()) || removals.contains(&e.path) {
@@ -154,7 +172,6 @@ pub fn commit_request(
                 entries.insert(e.path, e.content);
             }
             check_shape(&entries)?;
-            check_blobs(store, &entries)?;
             let next: Vec<ManifestEntry> =
                 entries.into_iter().map(|(path, content)| ManifestEntry { path, content }).collect();
             // Planned against exactly the base: if anyone commits first, that is a 409,

@@ -1,0 +1,82 @@
+//! Request bodies, read asynchronously with a progress timeout and a size limit, so that a
+//! slow or stalled client holds neither a thread nor unbounded memory.
+
+use std::time::Duration;
+
+use axum::body::{Body, BodyDataStream};
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// A body whose every chunk must arrive within `timeout` of the previous one.
+pub struct TimedBody {
+    stream: BodyDataStream,
+    timeout: Duration,
+}
+
+impl TimedBody {
+    pub fn new(body: Body, timeout: Duration) -> Self {
+        Self { stream: body.into_data_stream(), timeout }
+    }
+
+    /// The next chunk, `None` at the end; 408 if the client sent nothing for too long,
+    /// 400 if the body broke off.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        match tokio::time::timeout(self.timeout, self.stream.next()).await {
+            Err(_) => Err(ApiError::BodyTimeout(self.timeout.as_secs())),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+            Ok(Some(Err(e))) => Err(ApiError::BadRequest(format!("the request body broke off ({e}); nothing stored"))),
+        }
+    }
+}
+
+/// The declared body length, if any; 400 if it is not a number.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| ApiError::BadRequest("Content-Length is not a number".into()))
+        })
+        .transpose()
+}
+
+/// Reads a whole body of at most `limit` bytes: 413 before reading anything when the
+/// declared length is over it, or as soon as the bytes received pass it.
+pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::TooLarge(format!("request body is over the {limit}-byte limit"));
+    let declared = content_length(headers)?;
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
+    let mut body = TimedBody::new(body, timeout);
+    while let Some(chunk) = body.next_chunk().await? {
+        if out.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Reads and parses a JSON body within the manifest limit; parsing runs on the blocking
+/// pool since large documents take a while.
+pub async fn read_json<T: serde::de::DeserializeOwned + Send + 'static>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_limited(headers, body, st.options.max_manifest_bytes, st.options.body_timeout).await?;
+    tokio::task::spawn_blocking(move || {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
