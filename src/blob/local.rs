@@ -60,7 +60,6 @@ impl LocalBlobStore {
         }
         Ok(removed)
     }
-
 }
 
 impl Inner {

@@ -483,7 +483,10 @@ impl Catalog for SqliteCatalog {
         let rows = stmt.query_map([&digest.as_bytes()[..]], |r| {
             let name: String = r.get(0)?;
             let private: bool = r.get(1)?;
-            Ok(name.parse().map(|archive| BlobHolder { archive, private }).map_err(|e| bad(format!("archive name {name:?}: {e}"))))
+            Ok(name
+                .parse()
+                .map(|archive| BlobHolder { archive, private })
+                .map_err(|e| bad(format!("archive name {name:?}: {e}"))))
         })?;
         collect(rows)
     }

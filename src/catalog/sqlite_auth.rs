@@ -108,9 +108,8 @@ impl AuthStore for SqliteCatalog {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE id = ?1",
-            )?;
+            let mut stmt =
+                tx.prepare_cached("UPDATE tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE id = ?1")?;
             for (id, at) in uses {
                 stmt.execute(params![id, at])?;
             }

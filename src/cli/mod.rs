@@ -531,6 +531,7 @@ async fn serve(
     std::io::stdout().flush()?;
     tracing::info!(%addr, data = %data.display(), "serving");
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    crate::auth::last_use::spawn_flusher(store.clone(), Duration::from_secs(5));
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());

@@ -53,7 +53,12 @@ fn refuse(metrics: &Metrics, reason: &'static str, err: ApiError) -> ApiError {
 /// Blocking. Whether this caller may read `archive`, i.e. may even learn that it exists:
 /// public archives are readable by anyone (a token, if sent, is not checked); private ones
 /// need a token that may read them. A bad token counts as none (and as an auth failure).
-pub fn readable(store: &Store, metrics: &Metrics, archive: &ArchiveName, creds: Option<&str>) -> Result<bool, ApiError> {
+pub fn readable(
+    store: &Store,
+    metrics: &Metrics,
+    archive: &ArchiveName,
+    creds: Option<&str>,
+) -> Result<bool, ApiError> {
     match store.auth.visibility(archive)? {
         None => Ok(false),
         Some(false) => Ok(true),

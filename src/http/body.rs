@@ -49,7 +49,12 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 
 /// Reads a whole body of at most `limit` bytes: 413 before reading anything when the
 /// declared length is over it, or as soon as the bytes received pass it.
-pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError> {
+pub async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::TooLarge(format!("request body is over the {limit}-byte limit"));
     let declared = content_length(headers)?;
     if declared.is_some_and(|n| n > limit as u64) {

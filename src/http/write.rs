@@ -26,12 +26,7 @@ const MAX_MISSING_QUERY: usize = 100_000;
 const UPLOAD_BATCH: usize = 256 * 1024;
 
 fn blob_access<'a>(s: &'a Store, principal: &'a Principal) -> BlobAccess<'a> {
-    BlobAccess {
-        principal,
-        catalog: s.catalog.as_ref(),
-        auth: s.auth.as_ref(),
-        now: chrono::Utc::now().timestamp(),
-    }
+    BlobAccess { principal, catalog: s.catalog.as_ref(), auth: s.auth.as_ref(), now: chrono::Utc::now().timestamp() }
 }
 
 pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
