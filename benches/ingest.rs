@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use asof::blob::{BlobStore, LocalBlobStore};
+use asof::catalog::ChangeSource;
 use asof::domain::digest::Hasher;
 use asof::domain::{Digest, RelPath};
 use asof::manifest::{Content, ManifestEntry, content_digest};
-use asof::publish::plan_commit;
+use asof::publish::plan::MemoryStaged;
+use asof::publish::{Mode, PlannedChanges, summarize};
 use criterion::{Criterion, Throughput, criterion_group};
 
 fn full() -> bool {
@@ -77,8 +79,46 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("publish_cpu");
     g.sample_size(20);
     g.bench_function(format!("content_digest_{n}"), |b| b.iter(|| content_digest(&after)));
+    // Both walks of a plan (summary, then the change stream) against a catalog whose
+    // latest snapshot is `before`.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = asof::store::Store::open_local(tmp.path()).unwrap();
+    let archive: asof::domain::ArchiveName = "bench".parse().unwrap();
+    let opts = asof::publish::PublishOptions {
+        progress: &asof::publish::NoProgress,
+        source: serde_json::Value::Null,
+        always: true,
+    };
+    asof::publish::commit_manifest(&store, &archive, before.clone(), &opts).unwrap();
+    let latest = store.catalog.latest(&archive).unwrap();
+    let staged = MemoryStaged::full(after.clone());
     g.bench_function(format!("plan_1pct_of_{n}"), |b| {
-        b.iter(|| plan_commit(None, &before, &after, serde_json::Value::Null))
+        b.iter(|| {
+            let summary = summarize(
+                store.catalog.as_ref(),
+                &archive,
+                latest.as_ref(),
+                &staged,
+                Mode::Full,
+                serde_json::Value::Null,
+            )
+            .unwrap();
+            let changes = PlannedChanges {
+                catalog: store.catalog.as_ref(),
+                archive: &archive,
+                staged: &staged,
+                mode: Mode::Full,
+                summary: &summary,
+            };
+            let mut n = 0;
+            changes
+                .for_each(&mut |_| {
+                    n += 1;
+                    Ok(())
+                })
+                .unwrap();
+            n
+        })
     });
     g.finish();
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use asof::catalog::{Catalog, CommitPlan, SnapshotKey, SqliteCatalog};
+use asof::catalog::{Catalog, Change, CommitPlan, SnapshotKey, SqliteCatalog};
 use asof::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use asof::manifest::{Content, ManifestEntry, implied_dirs};
 use asof::resolve::{resolve_id, resolve_path};
@@ -77,10 +77,8 @@ fn build(db: &Path, s: &Shape) -> anyhow::Result<()> {
             .into_iter()
             .map(|d| ManifestEntry { path: RelPath::new(&d).unwrap(), content: Content::Dir }),
     );
-    let plan = |base_seq, upserts, changed| CommitPlan {
+    let plan = |base_seq, changed| CommitPlan {
         base_seq,
-        upserts,
-        removals: Vec::new(),
         digest: Digest::of(b"bench"),
         files: s.paths as u64,
         bytes: 100_000 * s.paths as u64,
@@ -90,7 +88,8 @@ fn build(db: &Path, s: &Shape) -> anyhow::Result<()> {
         source: serde_json::json!({"method": "bench"}),
     };
     let started = Instant::now();
-    catalog.commit(&archive, &plan(0, upserts, 0))?;
+    let upserts: Vec<Change> = upserts.into_iter().map(Change::Upsert).collect();
+    catalog.commit(&archive, &plan(0, 0), &upserts)?;
     eprintln!("built snapshot 1 ({} paths) in {:.1?}", s.paths, started.elapsed());
     for seq in 1..s.snapshots as u64 {
         let mut ups = Vec::with_capacity(s.churn);
@@ -99,10 +98,10 @@ fn build(db: &Path, s: &Shape) -> anyhow::Result<()> {
             let i = rng.below(paths.len());
             if seen.insert(i) {
                 current[i] = Content::File { size: 100_000, sha256: digest(&mut rng) };
-                ups.push(ManifestEntry { path: paths[i].clone(), content: current[i].clone() });
+                ups.push(Change::Upsert(ManifestEntry { path: paths[i].clone(), content: current[i].clone() }));
             }
         }
-        catalog.commit(&archive, &plan(seq, ups, s.churn as u64))?;
+        catalog.commit(&archive, &plan(seq, s.churn as u64), &ups)?;
     }
     eprintln!("built {} snapshots in {:.1?}", s.snapshots, started.elapsed());
     Ok(())

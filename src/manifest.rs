@@ -60,18 +60,43 @@ pub struct ManifestEntry {
 pub fn content_digest<'a>(entries: impl IntoIterator<Item = &'a ManifestEntry>) -> Digest {
     let mut sorted: Vec<&ManifestEntry> = entries.into_iter().filter(|e| e.content != Content::Dir).collect();
     sorted.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
-    let mut h = Hasher::new();
-    h.update(b"asof-manifest-v1\n");
+    let mut d = DigestBuilder::new();
     for e in sorted {
-        match &e.content {
+        d.push(&e.path, &e.content);
+    }
+    d.finish()
+}
+
+/// `content_digest` fed one entry at a time, in path byte order (streamed plans).
+pub struct DigestBuilder(Hasher);
+
+impl DigestBuilder {
+    pub fn new() -> Self {
+        let mut h = Hasher::new();
+        h.update(b"asof-manifest-v1\n");
+        Self(h)
+    }
+
+    /// Adds the next entry; directories are not part of the digest and are skipped.
+    pub fn push(&mut self, path: &RelPath, content: &Content) {
+        match content {
             Content::File { size, sha256 } => {
-                h.update(format!("F\0{}\0{}\0{}\n", e.path, size, sha256.hex()).as_bytes())
+                self.0.update(format!("F\0{path}\0{size}\0{}\n", sha256.hex()).as_bytes())
             }
-            Content::Symlink { target } => h.update(format!("L\0{}\0{}\n", e.path, target).as_bytes()),
-            Content::Dir => unreachable!("filtered above"),
+            Content::Symlink { target } => self.0.update(format!("L\0{path}\0{target}\n").as_bytes()),
+            Content::Dir => {}
         }
     }
-    h.finish()
+
+    pub fn finish(self) -> Digest {
+        self.0.finish()
+    }
+}
+
+impl Default for DigestBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// The directories implied by a set of paths (every proper ancestor of every entry).

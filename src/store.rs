@@ -18,6 +18,8 @@ pub struct Store {
     pub auth: Arc<dyn AuthStore>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
+    /// Local scratch space for request bodies and commit stages (on the data disk).
+    pub scratch: PathBuf,
 }
 
 impl Store {
@@ -34,7 +36,27 @@ impl Store {
         let catalog =
             SqliteCatalog::open(&db).with_context(|| format!("opening metadata database {}", db.display()))?;
         let catalog = Arc::new(catalog);
-        Ok(Self { catalog: catalog.clone(), blobs: Arc::new(blobs), auth: catalog, last_use: Default::default() })
+        let scratch = data_dir.join("tmp");
+        sweep_scratch(&scratch);
+        Ok(Self {
+            catalog: catalog.clone(),
+            blobs: Arc::new(blobs),
+            auth: catalog,
+            last_use: Default::default(),
+            scratch,
+        })
+    }
+}
+
+/// Removes scratch files of processes that died more than a day ago (younger ones may
+/// belong to a live request of another process).
+fn sweep_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let cutoff = std::time::SystemTime::now() - Duration::from_secs(24 * 3600);
+    for e in entries.flatten() {
+        if e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

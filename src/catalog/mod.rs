@@ -83,15 +83,11 @@ pub struct SnapshotQuery {
     pub limit: u32,
 }
 
-/// Everything a commit writes, computed by the publisher against `base`.
+/// What a commit records about the new snapshot, computed by the publisher against `base`.
 #[derive(Debug, Clone)]
 pub struct CommitPlan {
     /// The latest snapshot's sequence number the plan was computed against (0: none yet).
     pub base_seq: u64,
-    /// Entries that are new or whose content changed (files, symlinks and directories).
-    pub upserts: Vec<ManifestEntry>,
-    /// Paths that disappear (files, symlinks and directories).
-    pub removals: Vec<RelPath>,
     pub digest: Digest,
     pub files: u64,
     pub bytes: u64,
@@ -99,6 +95,33 @@ pub struct CommitPlan {
     pub changed: u64,
     pub removed: u64,
     pub source: serde_json::Value,
+}
+
+/// One change a commit applies to the archive's latest manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An entry that is new or whose content changed (files, symlinks and directories).
+    Upsert(ManifestEntry),
+    /// A path that disappears (files, symlinks and directories).
+    Remove(RelPath),
+}
+
+/// The changes of a commit, produced on demand inside the commit's transaction, so that a
+/// large change set can be streamed from disk instead of held in memory.
+pub trait ChangeSource: Sync {
+    fn for_each(&self, f: &mut dyn FnMut(Change) -> Result<()>) -> Result<()>;
+}
+
+impl ChangeSource for [Change] {
+    fn for_each(&self, f: &mut dyn FnMut(Change) -> Result<()>) -> Result<()> {
+        self.iter().try_for_each(|c| f(c.clone()))
+    }
+}
+
+impl ChangeSource for Vec<Change> {
+    fn for_each(&self, f: &mut dyn FnMut(Change) -> Result<()>) -> Result<()> {
+        self.as_slice().for_each(f)
+    }
 }
 
 /// What a reader needs to resolve an ID, read in one transaction so the parts agree.
@@ -159,10 +182,19 @@ pub trait Catalog: Send + Sync + 'static {
     fn for_each_entry(&self, at: SnapshotKey, f: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()>;
     /// The latest snapshot and its full manifest (what a publish diffs against).
     fn live_manifest(&self, archive: &ArchiveName) -> Result<(Option<Snapshot>, Vec<ManifestEntry>)>;
+    /// Every entry (directories included) of the archive's latest snapshot, in path byte
+    /// order, streamed from one consistent read; `Conflict` unless that snapshot is
+    /// `base_seq` (0: the archive has none, and nothing is visited).
+    fn for_each_live(
+        &self,
+        archive: &ArchiveName,
+        base_seq: u64,
+        f: &mut dyn FnMut(ManifestEntry) -> Result<()>,
+    ) -> Result<()>;
 
     /// Atomically records a snapshot; fails with `Conflict` if `plan.base_seq` is stale.
     /// The snapshot ID is stamped inside the commit: max(now, previous + 1s).
-    fn commit(&self, archive: &ArchiveName, plan: &CommitPlan) -> Result<Snapshot>;
+    fn commit(&self, archive: &ArchiveName, plan: &CommitPlan, changes: &dyn ChangeSource) -> Result<Snapshot>;
 
     /// Every distinct blob referenced by any snapshot, with the size manifests expect.
     fn referenced_blobs(&self, f: &mut dyn FnMut(Digest, u64) -> Result<()>) -> Result<()>;

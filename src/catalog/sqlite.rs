@@ -352,7 +352,42 @@ impl Catalog for SqliteCatalog {
         Ok((Some(latest), entries))
     }
 
-    fn commit(&self, archive: &ArchiveName, plan: &CommitPlan) -> Result<Snapshot> {
+    fn for_each_live(
+        &self,
+        archive: &ArchiveName,
+        base_seq: u64,
+        f: &mut dyn FnMut(ManifestEntry) -> Result<()>,
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let latest: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT s.archive_id, s.seq FROM snapshots s JOIN archives a ON a.id = s.archive_id \
+                 WHERE a.name = ?1 ORDER BY s.seq DESC LIMIT 1",
+                [archive.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let actual = latest.map_or(0, |(_, seq)| seq as u64);
+        if actual != base_seq {
+            return Err(CatalogError::Conflict { archive: archive.clone(), expected: base_seq, actual });
+        }
+        let Some((archive_id, _)) = latest else { return Ok(()) };
+        let mut stmt = tx.prepare_cached(
+            "SELECT path, kind, size, sha256, target FROM entries INDEXED BY entries_live \
+             WHERE archive_id = ?1 AND last_seq IS NULL ORDER BY path",
+        )?;
+        let mut rows = stmt.query([archive_id])?;
+        while let Some(r) = rows.next()? {
+            let path: String = r.get(0)?;
+            let content = content_from_row(r, 1)??;
+            let path = RelPath::new(&path).map_err(|e| bad(format!("stored path {path:?}: {e}")))?;
+            f(ManifestEntry { path, content })?;
+        }
+        Ok(())
+    }
+
+    fn commit(&self, archive: &ArchiveName, plan: &CommitPlan, changes: &dyn ChangeSource) -> Result<Snapshot> {
         let mut conn = self.conn()?;
         // IMMEDIATE takes the write lock up front: publishes to any archive are serialized,
         // so the base check and the ID stamp below cannot race another writer.
@@ -391,36 +426,41 @@ impl Catalog for SqliteCatalog {
                 "INSERT INTO entries (archive_id, path, first_seq, last_seq, parent_hash, kind, size, sha256, target) \
                  VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            for path in &plan.removals {
-                if close.execute(params![archive_id, path.as_str(), seq])? != 1 {
-                    return Err(bad(format!("cannot remove {path}: it is not in snapshot #{prev_seq}")));
-                }
-            }
             let mut hold = tx.prepare_cached(
                 "INSERT INTO blob_archives (sha256, archive_id, rows) VALUES (?1, ?2, 1) \
                  ON CONFLICT (sha256, archive_id) DO UPDATE SET rows = rows + 1",
             )?;
-            for e in &plan.upserts {
-                close.execute(params![archive_id, e.path.as_str(), seq])?;
-                if let Content::File { sha256, .. } = &e.content {
-                    hold.execute(params![&sha256.as_bytes()[..], archive_id])?;
+            changes.for_each(&mut |change| {
+                match change {
+                    Change::Remove(path) => {
+                        if close.execute(params![archive_id, path.as_str(), seq])? != 1 {
+                            return Err(bad(format!("cannot remove {path}: it is not in snapshot #{prev_seq}")));
+                        }
+                    }
+                    Change::Upsert(e) => {
+                        close.execute(params![archive_id, e.path.as_str(), seq])?;
+                        if let Content::File { sha256, .. } = &e.content {
+                            hold.execute(params![&sha256.as_bytes()[..], archive_id])?;
+                        }
+                        let (sha, target) = match &e.content {
+                            Content::File { sha256, .. } => (Some(&sha256.as_bytes()[..]), None),
+                            Content::Symlink { target } => (None, Some(target.as_str())),
+                            Content::Dir => (None, None),
+                        };
+                        insert.execute(params![
+                            archive_id,
+                            e.path.as_str(),
+                            seq,
+                            parent_hash(e.path.parent()),
+                            e.content.kind_code(),
+                            e.content.size() as i64,
+                            sha,
+                            target
+                        ])?;
+                    }
                 }
-                let (sha, target) = match &e.content {
-                    Content::File { sha256, .. } => (Some(&sha256.as_bytes()[..]), None),
-                    Content::Symlink { target } => (None, Some(target.as_str())),
-                    Content::Dir => (None, None),
-                };
-                insert.execute(params![
-                    archive_id,
-                    e.path.as_str(),
-                    seq,
-                    parent_hash(e.path.parent()),
-                    e.content.kind_code(),
-                    e.content.size() as i64,
-                    sha,
-                    target
-                ])?;
-            }
+                Ok(())
+            })?;
         }
         // The ID: the commit time, but above the previous snapshot and above the seal, so
         // that no answer already served as final can change (docs/architecture.md).

@@ -71,17 +71,50 @@ pub async fn read_limited(
     Ok(out)
 }
 
-/// Reads and parses a JSON body within the manifest limit; parsing runs on the blocking
-/// pool since large documents take a while.
+/// Largest small JSON body (digest lists, settings); manifests are spooled instead.
+pub const MAX_SMALL_JSON: usize = 16 << 20;
+
+/// Reads and parses a small JSON body (at most `MAX_SMALL_JSON`) on the blocking pool.
 pub async fn read_json<T: serde::de::DeserializeOwned + Send + 'static>(
     st: &AppState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
-    let bytes = read_limited(headers, body, st.options.max_manifest_bytes, st.options.body_timeout).await?;
+    let limit = MAX_SMALL_JSON.min(st.options.max_manifest_bytes);
+    let bytes = read_limited(headers, body, limit, st.options.body_timeout).await?;
     tokio::task::spawn_blocking(move || {
         serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     })
     .await
     .map_err(ApiError::internal)?
+}
+
+/// Writes a body of at most `max_manifest_bytes` to a scratch file as it arrives (413
+/// before reading when the declared length is over the limit). The file is deleted when
+/// the returned path is dropped.
+pub async fn spool(st: &AppState, headers: &HeaderMap, body: Body) -> Result<tempfile::TempPath, ApiError> {
+    use tokio::io::AsyncWriteExt;
+    let limit = st.options.max_manifest_bytes as u64;
+    let too_large = || ApiError::TooLarge(format!("request body is over the {limit}-byte limit"));
+    if content_length(headers)?.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let (file, path) = st
+        .blocking(|s| {
+            std::fs::create_dir_all(&s.scratch)?;
+            Ok(tempfile::Builder::new().prefix("body-").tempfile_in(&s.scratch)?.into_parts())
+        })
+        .await?;
+    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
+    let mut body = TimedBody::new(body, st.options.body_timeout);
+    let mut received = 0u64;
+    while let Some(chunk) = body.next_chunk().await? {
+        received += chunk.len() as u64;
+        if received > limit {
+            return Err(too_large());
+        }
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok(path)
 }

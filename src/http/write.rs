@@ -16,9 +16,10 @@ use super::error::ApiError;
 use crate::auth::{BlobAccess, Principal};
 use crate::blob::{BlobWriter, PutError, PutOutcome};
 use crate::domain::{ArchiveName, Digest};
-use crate::publish::remote::{RemoteError, commit_request};
+use crate::publish::remote::{RemoteError, commit_staged_request, stage_json};
+use crate::publish::staging::DiskStaging;
 use crate::store::Store;
-use crate::wire::{CommitRequest, MissingRequest, MissingResponse, SnapshotJson, UploadResponse};
+use crate::wire::{MissingRequest, MissingResponse, SnapshotJson, UploadResponse};
 
 /// Most digests one `missing` request may ask about.
 const MAX_MISSING_QUERY: usize = 100_000;
@@ -146,16 +147,23 @@ pub async fn commit(
     let creds = credentials(headers);
     let (metrics, name) = (st.metrics.clone(), archive.clone());
     let principal = st.blocking(move |s| access::require_publish(s, &metrics, &name, creds.as_deref())).await?;
-    let req: CommitRequest = body::read_json(st, headers, body).await?;
-    let mut source = serde_json::json!({ "method": "push", "token": principal.name, "token_id": principal.token_id });
-    if let Some(extra) = &req.source {
-        source["client"] = extra.clone();
-    }
+    // The body goes to disk as it arrives, then is parsed entry by entry into a stage:
+    // however large the manifest, memory stays flat (docs/api.md, "Limits").
+    let spooled = body::spool(st, headers, body).await?;
+    let base_source = serde_json::json!({ "method": "push", "token": principal.name, "token_id": principal.token_id });
     let who = principal.clone();
     let result = st
         .blocking(move |s| {
+            let mut stage = DiskStaging::new(&s.scratch).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+            let file = std::fs::File::open(&spooled)?;
+            let header = stage_json(file, &mut stage).map_err(remote_error)?;
+            drop(spooled);
+            let mut source = base_source;
+            if let Some(extra) = &header.source {
+                source["client"] = extra.clone();
+            }
             let access = blob_access(s, &who);
-            commit_request(s, &archive, &req, source, &|d| access.may_use(d)).map_err(remote_error)
+            commit_staged_request(s, &archive, &header, &stage, source, &|d| access.may_use(d)).map_err(remote_error)
         })
         .await;
     let label = if result.is_ok() { "success" } else { "failure" };

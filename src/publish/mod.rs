@@ -1,9 +1,10 @@
 //! Recording a publish: scan a tree, ingest its blobs, diff it against the archive's latest
 //! snapshot and commit the change set. Shared by the CLI, the demo and (later) HTTP uploads.
 
-mod plan;
+pub mod plan;
 pub mod remote;
 mod scan;
+pub mod staging;
 pub mod stat_cache;
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use plan::plan_commit;
+pub use plan::{Mode, PlanError, PlannedChanges, StagedSource, Summary, summarize};
 pub use scan::{ScanError, ScannedEntry, ScannedKind, scan_tree};
 
 use crate::blob::{PutError, local::hash_file};
@@ -36,6 +37,8 @@ pub enum PublishError {
     Catalog(#[from] CatalogError),
     #[error("gave up after {0} attempts: other publishes to the same archive kept committing first")]
     TooManyConflicts(u32),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Receives progress while a publish hashes and stores files (a terminal bar, or nothing).
@@ -47,6 +50,15 @@ pub trait Progress: Sync {
 }
 
 pub struct NoProgress;
+impl From<PlanError> for PublishError {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Invalid(m) => PublishError::Invalid(m),
+            PlanError::Catalog(c) => PublishError::Catalog(c),
+        }
+    }
+}
+
 impl Progress for NoProgress {
     fn start(&self, _: u64) {}
     fn advance(&self, _: u64) {}
@@ -201,25 +213,48 @@ pub fn commit_manifest(
     manifest: Vec<ManifestEntry>,
     opts: &PublishOptions,
 ) -> Result<(Snapshot, bool), PublishError> {
+    let staged = plan::MemoryStaged::full(manifest);
+    commit_staged(store, archive, &staged, opts)
+}
+
+/// Plans and commits a full tree that is staged, re-planning if another publish commits
+/// first.
+pub fn commit_staged(
+    store: &Store,
+    archive: &ArchiveName,
+    staged: &dyn StagedSource,
+    opts: &PublishOptions,
+) -> Result<(Snapshot, bool), PublishError> {
     const ATTEMPTS: u32 = 5;
     for attempt in 1..=ATTEMPTS {
-        let (latest, live) = store.catalog.live_manifest(archive)?;
-        let plan = plan_commit(latest.as_ref(), &live, &manifest, opts.source.clone());
-        if let Some(latest) = latest
-            && plan.upserts.is_empty()
-            && plan.removals.is_empty()
-            && !opts.always
-        {
-            return Ok((latest, true));
-        }
-        match store.catalog.commit(archive, &plan) {
-            Ok(s) => return Ok((s, false)),
-            Err(CatalogError::Conflict { .. }) if attempt < ATTEMPTS => {
+        let latest = store.catalog.latest(archive)?;
+        let result = plan_and_commit(store, archive, latest.as_ref(), staged, Mode::Full, opts);
+        match result {
+            Err(PublishError::Catalog(CatalogError::Conflict { .. })) if attempt < ATTEMPTS => {
                 tracing::info!(%archive, attempt, "another publish committed first; planning again");
                 std::thread::sleep(Duration::from_millis(50 * attempt as u64));
             }
-            Err(e) => return Err(e.into()),
+            other => return other,
         }
     }
     Err(PublishError::TooManyConflicts(ATTEMPTS))
+}
+
+/// One attempt: both walks against `base` (which must still be the latest at commit, or
+/// the catalog answers `Conflict`). With `always` off, an unchanged full tree makes no
+/// snapshot and `base` is returned.
+pub fn plan_and_commit(
+    store: &Store,
+    archive: &ArchiveName,
+    base: Option<&Snapshot>,
+    staged: &dyn StagedSource,
+    mode: Mode,
+    opts: &PublishOptions,
+) -> Result<(Snapshot, bool), PublishError> {
+    let summary = summarize(store.catalog.as_ref(), archive, base, staged, mode, opts.source.clone())?;
+    if let Some(base) = base.filter(|b| summary.unchanged_from(Some(b)) && !opts.always) {
+        return Ok((base.clone(), true));
+    }
+    let changes = PlannedChanges { catalog: store.catalog.as_ref(), archive, staged, mode, summary: &summary };
+    Ok((store.catalog.commit(archive, &summary.plan, &changes)?, false))
 }

@@ -1,15 +1,23 @@
-//! Commits a manifest sent over the network: validates every entry, applies a change set
-//! to its base, checks that every blob is stored with the announced size, and commits with
-//! the same rules as a local publish.
+//! Commits a manifest sent over the network: the JSON body is read as a stream into a
+//! disk-backed stage (never whole into memory), every entry is validated, every blob must
+//! be stored with the announced size and usable by the caller, and the commit follows the
+//! same rules as a local publish.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 
-use super::{PublishError, PublishOptions, commit_manifest, plan_commit};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use super::plan::{Mode, Staged};
+use super::staging::{DiskStaging, StageError};
+use super::{PublishError, PublishOptions, commit_staged, plan_and_commit};
 use crate::catalog::{CatalogError, Snapshot};
-use crate::domain::{ArchiveName, Digest, RelPath};
+use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use crate::manifest::{Content, ManifestEntry};
 use crate::store::Store;
-use crate::wire::{CommitRequest, WireEntry};
+use crate::wire::WireEntry;
+
+/// Most digests a 409 lists; a client uploads those and tries again.
+const MAX_MISSING_LISTED: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -27,11 +35,26 @@ pub enum RemoteError {
     Publish(#[from] PublishError),
     #[error("blob store: {0}")]
     Store(#[from] std::io::Error),
+    #[error(transparent)]
+    Stage(StageError),
+}
+
+impl From<StageError> for RemoteError {
+    fn from(e: StageError) -> Self {
+        match e {
+            StageError::Invalid(m) => RemoteError::Invalid(m),
+            StageError::Io(io) => RemoteError::Store(io),
+            other => RemoteError::Stage(other),
+        }
+    }
 }
 
 fn invalid(msg: impl Into<String>) -> RemoteError {
     RemoteError::Invalid(msg.into())
 }
+
+/// Whether the caller may reference a blob (see `auth::blob_access`); blocking.
+pub type MayUse<'a> = &'a dyn Fn(&Digest) -> Result<bool, CatalogError>;
 
 /// Turns a wire entry into a manifest entry, or says precisely what is wrong with it.
 pub fn parse_entry(e: &WireEntry) -> Result<ManifestEntry, RemoteError> {
@@ -52,138 +75,192 @@ pub fn parse_entry(e: &WireEntry) -> Result<ManifestEntry, RemoteError> {
     Ok(ManifestEntry { path, content })
 }
 
-/// A tree is well-formed when no path is listed twice and none is below a file or symlink.
-fn check_shape(entries: &BTreeMap<RelPath, Content>) -> Result<(), RemoteError> {
-    if entries.is_empty() {
-        return Err(invalid("a snapshot needs at least one file"));
-    }
-    for path in entries.keys() {
-        if let Some(a) = path.ancestors().find(|a| entries.contains_key(&RelPath::new(a).expect("valid ancestor"))) {
-            return Err(invalid(format!("{path} is below {a}, which is a file or symlink")));
-        }
-    }
-    Ok(())
+/// The parts of a commit body other than its entries (which went to the stage).
+#[derive(Debug, Default)]
+pub struct CommitHeader {
+    pub base: Option<SnapshotId>,
+    pub source: Option<serde_json::Value>,
+    pub manifest: bool,
+    pub changes: bool,
 }
 
-/// Whether the caller may reference a blob (see `auth::blob_access`); blocking.
-pub type MayUse<'a> = &'a dyn Fn(&Digest) -> Result<bool, CatalogError>;
+impl CommitHeader {
+    fn mode(&self) -> Result<Mode, RemoteError> {
+        match (self.base.is_some(), self.manifest, self.changes) {
+            (_, true, true) => Err(invalid("give either a full 'manifest' or 'base' with 'upsert'/'remove', not both")),
+            (true, true, false) => Err(invalid("give either a full 'manifest' or 'base' with changes, not both")),
+            (false, true, false) => Ok(Mode::Full),
+            (true, false, _) => Ok(Mode::Changes),
+            (false, false, _) => Err(invalid("the request needs a 'manifest', or a 'base' with 'upsert'/'remove'")),
+        }
+    }
+}
 
-/// Every blob must be stored with the announced size and usable by the caller. A blob the
-/// caller may not use is reported missing, exactly like one the server lacks, and its size
-/// is not compared: the answer must not tell whether it is stored.
-fn check_blobs<'e>(
-    store: &Store,
-    entries: impl IntoIterator<Item = &'e Content>,
-    may_use: MayUse,
-) -> Result<(), RemoteError> {
-    let mut wanted: BTreeMap<Digest, u64> = BTreeMap::new();
-    for c in entries {
-        if let Content::File { size, sha256 } = c
-            && let Some(other) = wanted.insert(*sha256, *size)
-            && other != *size
-        {
-            return Err(invalid(format!("blob {sha256} is given two sizes, {other} and {size}")));
-        }
+/// Reads a commit body (`wire::CommitRequest` as JSON) from `reader` entry by entry into
+/// `stage`. Blocking.
+pub fn stage_json(reader: impl Read, stage: &mut DiskStaging) -> Result<CommitHeader, RemoteError> {
+    let mut failure = None;
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(256 * 1024, reader));
+    let parsed = de::Deserializer::deserialize_map(&mut de, BodyVisitor { stage, failure: &mut failure })
+        .and_then(|h| de.end().map(|()| h));
+    if let Some(f) = failure {
+        return Err(f);
     }
-    let mut missing = Vec::new();
-    for (digest, size) in wanted {
-        if !may_use(&digest)? {
-            missing.push(digest);
-            continue;
-        }
-        match store.blobs.size(&digest)? {
-            None => missing.push(digest),
-            Some(stored) if stored != size => {
-                return Err(invalid(format!("blob {digest} is {stored} bytes, the manifest says {size}")));
+    let header = parsed.map_err(|e| invalid(format!("invalid JSON body: {e}")))?;
+    stage.seal()?;
+    Ok(header)
+}
+
+const FIELDS: &[&str] = &["base", "manifest", "upsert", "remove", "source"];
+
+struct BodyVisitor<'s> {
+    stage: &'s mut DiskStaging,
+    failure: &'s mut Option<RemoteError>,
+}
+
+impl<'de> Visitor<'de> for BodyVisitor<'_> {
+    type Value = CommitHeader;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a commit object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CommitHeader, A::Error> {
+        let mut h = CommitHeader::default();
+        while let Some(key) = map.next_key::<String>()? {
+            let (stage, failure) = (&mut *self.stage, &mut *self.failure);
+            match key.as_str() {
+                "base" => h.base = map.next_value()?,
+                "source" => h.source = map.next_value()?,
+                "manifest" => {
+                    h.manifest = true;
+                    map.next_value_seed(EntriesSeed { stage, failure, remove: false })?;
+                }
+                "upsert" => {
+                    h.changes = true;
+                    map.next_value_seed(EntriesSeed { stage, failure, remove: false })?;
+                }
+                "remove" => {
+                    h.changes = true;
+                    map.next_value_seed(EntriesSeed { stage, failure, remove: true })?;
+                }
+                other => return Err(de::Error::unknown_field(other, FIELDS)),
             }
-            Some(_) => {}
+        }
+        Ok(h)
+    }
+}
+
+/// The array of `manifest`, `upsert` (entries) or `remove` (paths), staged one by one.
+struct EntriesSeed<'s> {
+    stage: &'s mut DiskStaging,
+    failure: &'s mut Option<RemoteError>,
+    remove: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for EntriesSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntriesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(if self.remove { "an array of paths" } else { "an array of entries" })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            let staged = if self.remove {
+                let Some(p) = seq.next_element::<String>()? else { return Ok(()) };
+                RelPath::new(&p)
+                    .map(|path| (path, Staged::Remove))
+                    .map_err(|e| invalid(format!("remove {:?}: {e}", p.chars().take(120).collect::<String>())))
+            } else {
+                let Some(e) = seq.next_element::<WireEntry>()? else { return Ok(()) };
+                parse_entry(&e).map(|m| (m.path, Staged::Put(m.content)))
+            };
+            let result = staged.and_then(|(path, op)| self.stage.insert(&path, &op).map_err(RemoteError::from));
+            if let Err(e) = result {
+                *self.failure = Some(e);
+                return Err(de::Error::custom("stopped at an invalid entry"));
+            }
         }
     }
+}
+
+/// Every blob the stage names must be usable by the caller and stored with the announced
+/// size. One the caller may not use is reported missing, exactly like one the server
+/// lacks, and its size is not compared: the answer must not tell whether it is stored.
+fn check_blobs(store: &Store, stage: &DiskStaging, may_use: MayUse) -> Result<(), RemoteError> {
+    let mut missing = Vec::new();
+    let mut failure = None;
+    let result = stage.for_each_blob(&mut |digest, size| {
+        let found = may_use(&digest).map_err(|e| StageError::Invalid(e.to_string())).and_then(|ok| {
+            if !ok {
+                return Ok(None);
+            }
+            store.blobs.size(&digest).map_err(StageError::Io)
+        });
+        match found {
+            Ok(None) => {
+                if missing.len() < MAX_MISSING_LISTED {
+                    missing.push(digest);
+                }
+            }
+            Ok(Some(stored)) if stored != size => {
+                failure = Some(invalid(format!("blob {digest} is {stored} bytes, the manifest says {size}")));
+                return Err(StageError::Invalid(String::new()));
+            }
+            Ok(Some(_)) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    });
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    result?;
     if missing.is_empty() { Ok(()) } else { Err(RemoteError::MissingBlobs(missing)) }
 }
 
-fn collect(
-    entries: impl IntoIterator<Item = ManifestEntry>,
-    out: &mut BTreeMap<RelPath, Content>,
-) -> Result<(), RemoteError> {
-    for e in entries {
-        if out.insert(e.path.clone(), e.content).is_some() {
-            return Err(invalid(format!("{} is listed twice", e.path)));
-        }
-    }
-    Ok(())
-}
-
-pub fn commit_request(
+/// Commits what `stage_json` staged: a full manifest, or changes to `header.base`, which
+/// must be the latest snapshot (409 otherwise: never a silent merge).
+pub fn commit_staged_request(
     store: &Store,
     archive: &ArchiveName,
-    req: &CommitRequest,
+    header: &CommitHeader,
+    stage: &DiskStaging,
     source: serde_json::Value,
     may_use: MayUse,
 ) -> Result<Snapshot, RemoteError> {
+    let mode = header.mode()?;
+    // Entries kept from a base were checked when they were committed to this archive;
+    // only what the caller stages needs checking.
+    check_blobs(store, stage, may_use)?;
     let opts = PublishOptions { progress: &super::NoProgress, source, always: true };
-    match (&req.base, &req.manifest) {
-        (None, Some(manifest)) => {
-            if !req.upsert.is_empty() || !req.remove.is_empty() {
-                return Err(invalid("give either a full 'manifest' or 'base' with 'upsert'/'remove', not both"));
-            }
-            let mut entries = BTreeMap::new();
-            collect(manifest.iter().map(parse_entry).collect::<Result<Vec<_>, _>>()?, &mut entries)?;
-            check_shape(&entries)?;
-            check_blobs(store, entries.values(), may_use)?;
-            let manifest = entries.into_iter().map(|(path, content)| ManifestEntry { path, content }).collect();
-            Ok(commit_manifest(store, archive, manifest, &opts)?.0)
+    let plan_error = |e: PublishError| match e {
+        PublishError::Invalid(m) => RemoteError::Invalid(m),
+        other => RemoteError::Publish(other),
+    };
+    let Some(base) = header.base else {
+        return commit_staged(store, archive, stage, &opts).map(|(s, _)| s).map_err(plan_error);
+    };
+    let stale = |latest: String| RemoteError::StaleBase { archive: archive.clone(), base: base.to_string(), latest };
+    let Some(latest) = store.catalog.latest(archive)? else {
+        return Err(stale("none: the archive has no snapshots".into()));
+    };
+    if latest.id != base {
+        return Err(stale(latest.id.to_string()));
+    }
+    match plan_and_commit(store, archive, Some(&latest), stage, mode, &opts) {
+        Ok((s, _)) => Ok(s),
+        Err(PublishError::Catalog(CatalogError::Conflict { .. })) => {
+            Err(stale("a newer one, committed meanwhile".into()))
         }
-        (Some(base), None) => {
-            let upserts = req.upsert.iter().map(parse_entry).collect::<Result<Vec<_>, _>>()?;
-            let removals = req
-                .remove
-                .iter()
-                .map(|p| {
-                    RelPath::new(p)
-                        .map_err(|e| invalid(format!("remove {:?}: {e}", p.chars().take(120).collect::<String>())))
-                })
-                .collect::<Result<BTreeSet<_>, _>>()?;
-            let (latest, live) = store.catalog.live_manifest(archive)?;
-            let stale =
-                |latest: String| RemoteError::StaleBase { archive: archive.clone(), base: base.to_string(), latest };
-            let Some(latest) = latest else { return Err(stale("none: the archive has no snapshots".into())) };
-            if latest.id != *base {
-                return Err(stale(latest.id.to_string()));
-            }
-            let mut entries: BTreeMap<RelPath, Content> = live
-                .iter()
-                .filter(|e| e.content != Content::Dir)
-                .map(|e| (e.path.clone(), e.content.clone()))
-                .collect();
-            for p in &removals {
-                if entries.remove(p).is_none() {
-                    return Err(invalid(format!("cannot remove {p}: it is not in {base}")));
-                }
-            }
-            // Entries kept from the base were checked when they were committed to this
-            // archive; only what the caller adds needs checking.
-            check_blobs(store, upserts.iter().map(|e| &e.content), may_use)?;
-            let mut seen = BTreeSet::new();
-            for e in upserts {
-                if !seen.insert(e.path.clone()) || removals.contains(&e.path) {
-                    return Err(invalid(format!("{} is listed twice", e.path)));
-                }
-                entries.insert(e.path, e.content);
-            }
-            check_shape(&entries)?;
-            let next: Vec<ManifestEntry> =
-                entries.into_iter().map(|(path, content)| ManifestEntry { path, content }).collect();
-            // Planned against exactly the base: if anyone commits first, that is a 409,
-            // never a silent merge.
-            let plan = plan_commit(Some(&latest), &live, &next, opts.source.clone());
-            match store.catalog.commit(archive, &plan) {
-                Ok(s) => Ok(s),
-                Err(CatalogError::Conflict { .. }) => Err(stale("a newer one, committed meanwhile".into())),
-                Err(e) => Err(e.into()),
-            }
-        }
-        (Some(_), Some(_)) => Err(invalid("give either a full 'manifest' or 'base' with changes, not both")),
-        (None, None) => Err(invalid("the request needs a 'manifest', or a 'base' with 'upsert'/'remove'")),
+        Err(e) => Err(plan_error(e)),
     }
 }
