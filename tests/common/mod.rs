@@ -40,6 +40,12 @@ pub fn id_plus(id: &str, secs: i64) -> String {
     (t + chrono::Duration::seconds(secs)).format("%Y%m%dT%H%M%SZ").to_string()
 }
 
+/// The HTTP date of the second named by `id` (a file's Last-Modified is when it appeared).
+pub fn http_date(id: &str) -> String {
+    let t = chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%SZ").unwrap().and_utc();
+    httpdate::fmt_http_date(t.into())
+}
+
 /// Sleeps until the wall clock is past the second named by `id`.
 pub fn wait_until_past(id: &str) {
     let t = chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%SZ").unwrap().and_utc();
