@@ -180,6 +180,7 @@ fn mirrored_snapshots_install_with_apt_and_only_changes_are_downloaded() {
         let got = apt_download(&tmp.path().join(format!("apt{i}")), &line, &["hello-asof"]);
         let upstream_tree = if i == 0 { &v1 } else { &v2 };
         assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, Path::new(hello_path).file_name().unwrap().to_str().unwrap());
         assert!(got[0].1 == std::fs::read(upstream_tree.join(hello_path)).unwrap(), "hello-asof differs at {id}");
     }
     // The upstream bytes are kept unchanged: the served InRelease is the upstream's.

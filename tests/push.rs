@@ -89,7 +89,9 @@ fn push_then_apt_installs_and_a_second_push_uploads_only_changes() {
         let id = snap["snapshot"].as_str().unwrap();
         let line = format!("deb [signed-by={}] http://{}/debian/{id}/ stable main", keyring.display(), server.addr);
         let got = apt_download(&tmp.path().join(format!("apt{i}")), &line, &["hello-asof"]);
-        assert!(got[0].1 == std::fs::read(tree.join(deb)).unwrap());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, Path::new(deb).file_name().unwrap().to_str().unwrap());
+        assert!(got[0].1 == std::fs::read(tree.join(deb)).unwrap(), "hello-asof differs at {id}");
     }
 
     // Pushing again after an interruption uploads nothing already there.
@@ -387,7 +389,8 @@ fn private_archives_need_a_read_token_also_for_apt() {
     ]);
     let auth = format!("machine http://{}/secret/repo login apt password {reader}\n", server.addr);
     let got = apt_download_with_auth(&tmp.path().join("apt-auth"), &line, &["hello-asof"], Some(&auth));
-    assert!(
-        got[0].1 == std::fs::read(fixtures().join("apt/v1/pool/main/h/hello-asof/hello-asof_1.0-1_all.deb")).unwrap()
-    );
+    let deb = "pool/main/h/hello-asof/hello-asof_1.0-1_all.deb";
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "hello-asof_1.0-1_all.deb");
+    assert!(got[0].1 == std::fs::read(fixtures().join("apt/v1").join(deb)).unwrap());
 }
