@@ -314,3 +314,22 @@ async fn archive_settings_are_for_admins() {
     assert_eq!(r.json(), json!({"archive": "newrepo", "private": false}));
     assert!(!app.store.auth.is_private(&archive("newrepo")).unwrap());
 }
+
+#[tokio::test]
+async fn json_bodies_over_their_limits_are_413() {
+    let app = App::with_options(ServeOptions { max_manifest_bytes: 100, ..ServeOptions::default() });
+    let t = app.token(&["publish:pushed"]);
+    let manifest = json!({"manifest": [file("a/long/enough/path/to/go/over/the/limit", 1, &sha256_hex(b"x"))]});
+    assert!(manifest.to_string().len() > 100);
+    commit(&app, &t, manifest).await.assert_api_error(413, "request body is over the 100-byte limit, or broke off");
+    missing(&app, &t, &json!({"digests": [sha256_hex(b"1"), sha256_hex(b"2")]}).to_string())
+        .await
+        .assert_api_error(413, "request body is over the 100-byte limit, or broke off");
+
+    // However large the body limit, one probe asks about at most 100,000 digests.
+    let app = App::start();
+    let t = app.token(&["publish:debian"]);
+    let digest = sha256_hex(b"x");
+    let body = json!({"digests": vec![digest; 100_001]}).to_string();
+    missing(&app, &t, &body).await.assert_api_error(413, "ask about at most 100000 digests per request");
+}
