@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::apt::apt_download;
+use common::apt::{Apt, apt_download};
 use common::*;
 
 #[test]
@@ -46,9 +46,10 @@ fn apt_installs_exactly_what_existed_at_each_moment() {
 
     // asof-extra only exists from the second snapshot on.
     let line = format!("deb [signed-by={}] http://{}/debian/test/{id1}/ stable main", keyring.display(), server.addr);
-    let root = tmp.path().join("apt-missing");
-    let result = std::panic::catch_unwind(|| apt_download(&root, &line, &["asof-extra"]));
-    assert!(result.is_err(), "asof-extra must not be downloadable from the first snapshot");
+    let apt = Apt::new(&tmp.path().join("apt-missing"), &line, None);
+    apt.update().assert_clean();
+    apt.download(&["asof-extra"]).assert_failed_with(&["E: Unable to locate package asof-extra"]);
+    assert!(apt.downloaded().is_empty());
 }
 
 #[test]
@@ -63,6 +64,13 @@ fn apt_refuses_a_snapshot_signed_by_another_key() {
         panic!("debian-archive-keyring is part of every Debian 12 install; install it with apt-get");
     }
     let line = format!("deb [signed-by={}] http://{}/debian/{id}/ stable main", wrong.display(), server.addr);
-    let result = std::panic::catch_unwind(|| apt_download(&tmp.path().join("apt"), &line, &["hello-asof"]));
-    assert!(result.is_err(), "apt must reject a Release signed by a key it was not given");
+    let apt = Apt::new(&tmp.path().join("apt"), &line, None);
+    let url = format!("http://{}/debian/{id}", server.addr);
+    apt.update().assert_failed_with(&[
+        &format!("W: GPG error: {url} stable InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 588654D34D56B23D"),
+        &format!("E: The repository '{url} stable InRelease' is not signed."),
+    ]);
+    // Nothing from the unverified repository is usable.
+    apt.download(&["hello-asof"]).assert_failed_with(&["E: Unable to locate package hello-asof"]);
+    assert!(apt.downloaded().is_empty());
 }

@@ -21,32 +21,46 @@ fn bad_publishes_fail_precisely_and_record_nothing() {
 
     let out = asof(&data, &["publish", "Debian", tree.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("invalid archive name 'Debian'"), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: invalid archive name 'Debian': archive name segment 'Debian' is invalid: each segment must match [a-z0-9][a-z0-9._-]* and segments are joined by '/'\n"
+    );
 
-    let out = asof(&data, &["publish", "debian", tmp.path().join("missing").to_str().unwrap()]);
+    let missing = tmp.path().join("missing");
+    let out = asof(&data, &["publish", "debian", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not a directory"), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!("error: publishing {m} as debian: {m} is not a directory\n", m = missing.display())
+    );
 
     symlink("../../../etc/passwd", tree.join("dists/evil")).unwrap();
     let out = asof(&data, &["publish", "debian", tree.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("dists/evil: symlink to \"../../../etc/passwd\" points outside the tree"),
-        "{}",
-        stderr(&out)
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: publishing {} as debian: dists/evil: symlink to \"../../../etc/passwd\" points outside the tree (absolute or above its root)\n",
+            tree.display()
+        )
     );
     std::fs::remove_file(tree.join("dists/evil")).unwrap();
 
     assert!(std::process::Command::new("mkfifo").arg(tree.join("dists/pipe")).status().unwrap().success());
     let out = asof(&data, &["publish", "debian", tree.to_str().unwrap()]);
-    assert!(
-        stderr(&out).contains("dists/pipe: only regular files and symlinks can be published, this is a named pipe")
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: publishing {} as debian: dists/pipe: only regular files and symlinks can be published, this is a named pipe\n",
+            tree.display()
+        )
     );
     std::fs::remove_file(tree.join("dists/pipe")).unwrap();
 
     let out = asof(&data, &["snapshots", "debian"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("no archive named 'debian'"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), "error: no archive named 'debian'\n");
 
     // The same tree, now clean, publishes.
     publish(&data, "debian", &tree);
@@ -82,8 +96,16 @@ fn unchanged_files_are_not_stored_again() {
 
     let list = asof(&data, &["snapshots", "debian"]);
     let text = String::from_utf8(list.stdout).unwrap();
-    assert_eq!(text.lines().count(), 3, "{text}");
-    assert!(text.lines().all(|l| l.contains("sha256:")));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    // Oldest first: ID first, content digest last.
+    for (line, report) in lines.iter().zip([&first, &second, &again]) {
+        let (id, digest) = (report["snapshot"].as_str().unwrap(), report["digest"].as_str().unwrap());
+        assert!(
+            line.starts_with(id) && line.ends_with(&format!("sha256:{}", digest.trim_start_matches("sha256:"))),
+            "{line} vs {report}"
+        );
+    }
 }
 
 #[test]
@@ -93,7 +115,16 @@ fn config_rejects_unknown_keys() {
     std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nlisten_port = 1\n").unwrap();
     let out = asof(&tmp.path().join("data"), &["--config", cfg.to_str().unwrap(), "serve"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown field `listen_port`"), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("error: invalid config {}: TOML parse error at line 3, column 1", cfg.display()),
+        "{err}"
+    );
+    assert_eq!(lines[2..4], ["3 | listen_port = 1", "  | ^^^^^^^^^^^"], "{err}");
+    // The list of known keys that follows grows with the configuration.
+    assert!(lines[4].starts_with("unknown field `listen_port`, expected one of `listen`, "), "{err}");
 }
 
 #[test]

@@ -24,7 +24,8 @@ fn snapshot_count(data: &Path, archive: &str) -> usize {
     let out = asof(data, &["snapshots", archive, "--json"]);
     if !out.status.success() {
         // The archive only exists once a publish committed.
-        assert!(String::from_utf8_lossy(&out.stderr).contains("no archive"), "{out:?}");
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(String::from_utf8_lossy(&out.stderr), format!("error: no archive named '{archive}'\n"));
         return 0;
     }
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().len()
@@ -130,15 +131,19 @@ fn verify_reports_corrupt_and_missing_blobs() {
 
     let (ok, out) = verify_output(&data);
     assert!(!ok, "verify must fail");
-    assert!(out.contains(&format!("corrupt blob {release_hex}")), "{out}");
-    assert!(
-        out.contains(&format!(
-            "missing blob {deb_hex} ({} bytes), used by debian/{id}/pool/main/h/hello-asof/hello-asof_1.0-1_all.deb",
-            deb.len()
-        )),
-        "{out}"
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("corrupt blob {release_hex}: content hashes to {} ({})", sha256_hex(&bytes), path.display()),
+            format!(
+                "missing blob {deb_hex} ({} bytes), used by debian/{id}/pool/main/h/hello-asof/hello-asof_1.0-1_all.deb",
+                deb.len()
+            ),
+        ],
+        "exactly the two problems: {out}"
     );
-    assert_eq!(out.lines().count(), 2, "exactly the two problems: {out}");
 }
 
 #[test]
@@ -154,5 +159,36 @@ fn verify_reports_a_manifest_that_no_longer_matches_its_digest() {
     drop(db);
     let (ok, out) = verify_output(&data);
     assert!(!ok);
-    assert!(out.contains(&format!("snapshot debian/{id}: manifest hashes to")), "{out}");
+    // What the manifest now hashes to: the digest of the tree with that file renamed.
+    let renamed = tmp.path().join("renamed");
+    copy_dir(&fixtures().join("apt/v1"), &renamed);
+    std::fs::rename(renamed.join("dists/stable/Release"), renamed.join("dists/stable/Release.renamed")).unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "snapshot debian/{id}: manifest hashes to {}, recorded digest is {}\n",
+            digest_of(&tmp.path().join("scratch"), &renamed),
+            digest_of(&tmp.path().join("scratch"), &fixtures().join("apt/v1"))
+        )
+    );
+}
+
+/// The content digest of a tree, as a publish to a scratch data dir reports it.
+fn digest_of(scratch: &Path, tree: &Path) -> String {
+    let out = asof(scratch, &["publish", "scratch", tree.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.unwrap();
+        let target = to.join(e.path().strip_prefix(from).unwrap());
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }

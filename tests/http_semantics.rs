@@ -52,8 +52,9 @@ fn serves_a_file_with_identity_headers() {
     assert_eq!(r.header("etag"), format!("\"{}\"", sha256_hex(&expected)));
     assert_eq!(r.header("accept-ranges"), "bytes");
     assert_eq!(r.header("x-asof-snapshot"), s.id1);
-    assert!(r.header("last-modified").ends_with("GMT"), "{:?}", r.headers);
-    assert!(r.header("content-encoding").is_empty());
+    assert_eq!(r.header("last-modified"), http_date(&s.id1));
+    assert_eq!(r.header("content-type"), "text/plain; charset=utf-8");
+    assert!(!r.headers.contains_key("content-encoding"), "{:?}", r.headers);
     // An old snapshot never changes.
     assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable");
 }
@@ -67,33 +68,39 @@ fn head_gives_headers_without_body() {
     assert!(r.body.is_empty());
     assert_eq!(r.header("content-length"), expected.len().to_string());
     assert_eq!(r.header("etag"), format!("\"{}\"", sha256_hex(&expected)));
+    assert_eq!(r.header("x-asof-snapshot"), s.id2);
+    assert_eq!(r.header("last-modified"), http_date(&s.id2));
+    assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable");
 }
 
 #[test]
 fn conditional_requests_give_304() {
     let s = setup();
     let path = format!("/debian/{}/{PACKAGES_XZ}", s.id1);
-    let first = s.server.get(&path);
-    let etag = first.header("etag").to_string();
-    let lm = first.header("last-modified").to_string();
+    let xz = fixture_bytes(&format!("apt/v1/{PACKAGES_XZ}"));
+    let etag = format!("\"{}\"", sha256_hex(&xz));
+    let lm = http_date(&s.id1);
 
-    let r = s.server.request("GET", &path, &[("If-None-Match", &etag)]);
-    assert_eq!(r.status, 304);
-    assert!(r.body.is_empty());
-    assert_eq!(r.header("etag"), etag);
-
-    let r = s.server.request("GET", &path, &[("If-None-Match", "\"0000\", *")]);
-    assert_eq!(r.status, 304);
-
-    let r = s.server.request("GET", &path, &[("If-Modified-Since", &lm)]);
-    assert_eq!(r.status, 304);
+    for headers in
+        [[("If-None-Match", etag.as_str())], [("If-None-Match", "\"0000\", *")], [("If-Modified-Since", lm.as_str())]]
+    {
+        let r = s.server.request("GET", &path, &headers);
+        assert_eq!(r.status, 304, "{headers:?}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("etag"), etag);
+        assert_eq!(r.header("last-modified"), lm);
+        // hyper sends no Content-Length with a 304.
+        assert!(!r.headers.contains_key("content-length"), "{:?}", r.headers);
+    }
 
     let r = s.server.request("GET", &path, &[("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")]);
     assert_eq!(r.status, 200);
+    assert_eq!(r.body, xz);
 
     // A non-matching If-None-Match wins over a matching If-Modified-Since.
     let r = s.server.request("GET", &path, &[("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)]);
     assert_eq!(r.status, 200);
+    assert_eq!(r.body, xz);
 }
 
 #[test]
@@ -112,14 +119,18 @@ fn ranges_give_206_or_416() {
     let r = s.server.request("GET", &path, &[("Range", "bytes=-10")]);
     assert_eq!(r.status, 206);
     assert_eq!(r.body, &full[n - 10..]);
+    assert_eq!(r.header("content-range"), format!("bytes {}-{}/{n}", n - 10, n - 1));
 
     let r = s.server.request("GET", &path, &[("Range", "bytes=5-9")]);
+    assert_eq!(r.status, 206);
     assert_eq!(r.body, &full[5..10]);
+    assert_eq!(r.header("content-range"), format!("bytes 5-9/{n}"));
 
     // Resume as apt does: Range plus If-Range with the validator it has.
     let etag = format!("\"{}\"", sha256_hex(&full));
     let r = s.server.request("GET", &path, &[("Range", "bytes=100-"), ("If-Range", &etag)]);
     assert_eq!(r.status, 206);
+    assert_eq!(r.body, &full[100..]);
     let r = s.server.request("GET", &path, &[("Range", "bytes=100-"), ("If-Range", "\"stale\"")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body, full);
@@ -127,6 +138,7 @@ fn ranges_give_206_or_416() {
     let r = s.server.request("GET", &path, &[("Range", &format!("bytes={n}-"))]);
     assert_eq!(r.status, 416);
     assert_eq!(r.header("content-range"), format!("bytes */{n}"));
+    assert!(r.body.is_empty());
 }
 
 #[test]
@@ -142,11 +154,12 @@ fn by_hash_serves_any_file_of_the_directory_by_digest() {
     }
     // v2's index is not in v1, and a digest of a file elsewhere is not in this directory.
     let v2_hash = sha256_hex(&fixture_bytes(&format!("apt/v2/{PACKAGES_XZ}")));
-    let r = s.server.get(&format!("/debian/{}/dists/stable/main/binary-amd64/by-hash/SHA256/{v2_hash}", s.id1));
-    assert_eq!(r.status, 404);
     let release_hash = sha256_hex(&fixture_bytes("apt/v1/dists/stable/Release"));
-    let r = s.server.get(&format!("/debian/{}/dists/stable/main/binary-amd64/by-hash/SHA256/{release_hash}", s.id1));
-    assert_eq!(r.status, 404);
+    for hash in [v2_hash, release_hash] {
+        let path = format!("dists/stable/main/binary-amd64/by-hash/SHA256/{hash}");
+        let r = s.server.get(&format!("/debian/{}/{path}", s.id1));
+        r.assert_error(404, &format!("{path} does not exist in debian/{id} (snapshot {id})", id = s.id1));
+    }
 }
 
 #[test]
@@ -171,31 +184,60 @@ fn settled_ids_become_immutable() {
     let later = id_plus(&s.id2, 1);
     wait_until_past(&id_plus(&later, 1));
     let r = s.server.get(&format!("/debian/{later}/dists/stable/Release"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, fixture_bytes("apt/v2/dists/stable/Release"));
     assert_eq!(r.header("x-asof-snapshot"), s.id2);
     assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable");
     let r = s.server.get("/debian/");
+    assert_eq!(r.status, 200);
     assert_eq!(r.header("cache-control"), "public, max-age=3");
 }
 
-fn assert_json_404(r: &Response, needle: &str) {
-    assert_eq!(r.status, 404, "{}", r.text());
-    let msg = r.json()["error"].as_str().unwrap().to_string();
-    assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
-}
+const FORMAT_HELP: &str = "snapshot IDs are UTC times written YYYYMMDDTHHMMSSZ, e.g. 20240301T030400Z";
 
 #[test]
 fn not_found_cases_answer_404_with_a_reason() {
     let s = setup();
-    assert_json_404(&s.server.get("/debian/20000101T000000Z/dists/stable/Release"), "before the first snapshot");
-    assert_json_404(&s.server.get("/debian/29990101T000000Z/dists/stable/Release"), "in the future");
-    assert_json_404(&s.server.get("/debian/2024-01-01/dists/stable/Release"), "YYYYMMDDTHHMMSSZ");
-    assert_json_404(&s.server.get("/debian/20241301T000000Z/dists/stable/Release"), "YYYYMMDDTHHMMSSZ");
-    assert_json_404(&s.server.get(&format!("/debian/{}/dists/stable/Nope", s.id1)), "does not exist");
-    assert_json_404(&s.server.get(&format!("/ubuntu/{}/dists/stable/Release", s.id1)), "no archive");
-    assert_json_404(&s.server.get("/ubuntu/"), "no archive");
-    // apt falls back from InRelease to Release only on 404, never on 403 or 5xx.
-    let r = s.server.get(&format!("/debian/{}/dists/unstable/InRelease", s.id1));
-    assert_eq!(r.status, 404);
+    let (id1, id2) = (&s.id1, &s.id2);
+    for (path, message) in [
+        (
+            "/debian/20000101T000000Z/dists/stable/Release".to_string(),
+            format!("20000101T000000Z is before the first snapshot of 'debian' ({id1})"),
+        ),
+        (
+            "/debian/2024-01-01/dists/stable/Release".to_string(),
+            format!("'2024-01-01' after archive 'debian' is not a snapshot ID: {FORMAT_HELP}"),
+        ),
+        (
+            "/debian/20241301T000000Z/dists/stable/Release".to_string(),
+            format!("'20241301T000000Z' is not a valid date and time: {FORMAT_HELP}"),
+        ),
+        (
+            format!("/debian/{id1}/dists/stable/Nope"),
+            format!("dists/stable/Nope does not exist in debian/{id1} (snapshot {id1})"),
+        ),
+        (format!("/ubuntu/{id1}/dists/stable/Release"), "no archive named 'ubuntu'".to_string()),
+        ("/ubuntu/".to_string(), "no archive named 'ubuntu'".to_string()),
+        // apt falls back from InRelease to Release only on 404, never on 403 or 5xx.
+        (
+            format!("/debian/{id1}/dists/unstable/InRelease"),
+            format!("dists/unstable/InRelease does not exist in debian/{id1} (snapshot {id1})"),
+        ),
+    ] {
+        s.server.get(&path).assert_error(404, &message);
+    }
+    // The future: the message names the server's clock when it answered.
+    let clock = || chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let before = clock();
+    let r = s.server.get("/debian/29990101T000000Z/dists/stable/Release");
+    let after = clock();
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    let now = msg
+        .strip_prefix("29990101T000000Z is in the future (now is ")
+        .and_then(|m| m.strip_suffix(&format!("); the latest snapshot of 'debian' is {id2}")))
+        .unwrap_or_else(|| panic!("{msg}"));
+    assert!(before.as_str() <= now && now <= after.as_str(), "{before} <= {now} <= {after}");
+    r.assert_error(404, &msg);
 }
 
 #[test]
@@ -212,40 +254,58 @@ fn percent_encoded_paths_decode() {
 #[test]
 fn traversal_attempts_are_rejected() {
     let s = setup();
-    for p in [
-        format!("/debian/{}/../../../etc/passwd", s.id1),
-        format!("/debian/{}/dists/%2e%2e/%2e%2e/%2e%2e/etc/passwd", s.id1),
-        format!("/debian/{}/dists%2fstable%2fRelease", s.id1),
-        format!("/debian/{}/..%2f..%2fetc%2fpasswd", s.id1),
-        format!("/debian/{}/dists/stable/Release%00", s.id1),
-        format!("/debian/{}/..\\..\\etc\\passwd", s.id1),
+    let dots = "'.' and '..' segments are not allowed in request paths";
+    let slashes = "slashes inside a segment (encoded '/', or '\\') are not allowed";
+    for (p, message) in [
+        (format!("/debian/{}/../../../etc/passwd", s.id1), dots),
+        (format!("/debian/{}/dists/%2e%2e/%2e%2e/%2e%2e/etc/passwd", s.id1), dots),
+        (format!("/debian/{}/dists%2fstable%2fRelease", s.id1), slashes),
+        (format!("/debian/{}/..%2f..%2fetc%2fpasswd", s.id1), slashes),
+        (format!("/debian/{}/dists/stable/Release%00", s.id1), "control characters are not allowed in request paths"),
+        (format!("/debian/{}/..\\..\\etc\\passwd", s.id1), slashes),
     ] {
         let r = s.server.get(&p);
-        assert_eq!(r.status, 400, "{p}: {}", r.text());
-        assert!(r.json()["error"].is_string());
-        assert!(!r.text().contains("root:"), "{p}");
+        r.assert_error(400, message);
     }
 }
 
 #[test]
 fn directory_listings_in_html_and_json() {
     let s = setup();
-    for path in [format!("/debian/{}/dists/stable", s.id2), format!("/debian/{}/dists/stable/", s.id2)] {
+    let (id1, id2) = (&s.id1, &s.id2);
+    let inrelease = fixture_bytes("apt/v2/dists/stable/InRelease");
+    for path in [format!("/debian/{id2}/dists/stable"), format!("/debian/{id2}/dists/stable/")] {
         let r = s.server.get(&path);
         assert_eq!(r.status, 200);
-        assert!(r.header("content-type").starts_with("text/html"));
+        assert_eq!(r.header("content-type"), "text/html; charset=utf-8");
         let html = r.text();
-        assert!(html.contains("InRelease") && html.contains("main/"), "{html}");
+        for row in [
+            format!(
+                "<tr><td><a href=\"/debian/{id2}/dists/stable/InRelease\">InRelease</a></td><td>{}</td><td>{id2}</td><td><code>{}</code></td></tr>",
+                inrelease.len(),
+                sha256_hex(&inrelease)
+            ),
+            format!(
+                "<tr><td><a href=\"/debian/{id2}/dists/stable/main/\">main/</a></td><td></td><td>{id1}</td><td></td></tr>"
+            ),
+        ] {
+            assert!(html.contains(&row), "{row} in {html}");
+        }
     }
-    let r = s.server.request("GET", &format!("/debian/{}/dists/stable/", s.id2), &[("Accept", "application/json")]);
+    let r = s.server.request("GET", &format!("/debian/{id2}/dists/stable/"), &[("Accept", "application/json")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), "application/json");
     let j = r.json();
     let names: Vec<&str> = j["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["InRelease", "Release", "Release.gpg", "main"]);
-    let release = &j["entries"][1];
-    assert_eq!(release["kind"], "file");
-    assert_eq!(release["sha256"], sha256_hex(&fixture_bytes("apt/v2/dists/stable/Release")));
-    assert_eq!(release["size"], fixture_bytes("apt/v2/dists/stable/Release").len());
-    let root = s.server.request("GET", &format!("/debian/{}/", s.id1), &[("Accept", "application/json")]).json();
+    let release = fixture_bytes("apt/v2/dists/stable/Release");
+    assert_eq!(
+        j["entries"][1],
+        serde_json::json!({"name": "Release", "path": "dists/stable/Release", "kind": "file", "size": release.len(), "sha256": sha256_hex(&release), "since": id2})
+    );
+    let r = s.server.request("GET", &format!("/debian/{id1}/"), &[("Accept", "application/json")]);
+    assert_eq!(r.status, 200);
+    let root = r.json();
     let names: Vec<&str> = root["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["dists", "pool"]);
 }
@@ -253,7 +313,9 @@ fn directory_listings_in_html_and_json() {
 #[test]
 fn snapshot_and_archive_lists() {
     let s = setup();
-    let html = s.server.get("/debian/").text();
+    let r = s.server.get("/debian/");
+    assert_eq!((r.status, r.header("content-type")), (200, "text/html; charset=utf-8"));
+    let html = r.text();
     let (p2, p1) = (html.find(&s.id2).unwrap(), html.find(&s.id1).unwrap());
     assert!(p2 < p1, "newest first");
     assert!(html.contains(&format!("<h2>{}-{}</h2>", &s.id1[..4], &s.id1[4..6])), "grouped by month");
@@ -263,7 +325,10 @@ fn snapshot_and_archive_lists() {
     let j = s.server.request("GET", "/", &[("Accept", "application/json")]).json();
     assert_eq!(j["archives"][0]["name"], "debian");
     assert_eq!(j["archives"][0]["snapshots"], 2);
-    assert!(s.server.get("/").text().contains("href=\"/debian/\""));
+    let r = s.server.get("/");
+    assert_eq!((r.status, r.header("content-type")), (200, "text/html; charset=utf-8"));
+    let row = format!("<tr><td><a href=\"/debian/\">debian</a></td><td>2</td><td>{}</td></tr>", s.id2);
+    assert!(r.text().contains(&row), "{row} in {}", r.text());
 }
 
 #[test]
@@ -287,7 +352,12 @@ fn nested_archive_names_and_symlinks() {
         &format!("/repos/prod/ubuntu/22.04/{id}/dists/stable/"),
         &[("Accept", "application/json")],
     );
-    assert_eq!(r.json()["entries"][0]["name"], "Release");
+    assert_eq!(r.status, 200);
+    let entries = r.json()["entries"].clone();
+    let names: Vec<&str> = entries.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Release", "Release.link"]);
+    assert_eq!(entries[1]["kind"], "symlink");
+    assert_eq!(entries[1]["target"], "Release");
 }
 
 #[test]
@@ -334,39 +404,53 @@ fn json_api_for_orchestrators() {
     assert_eq!(later["final"], false);
     assert_eq!(api("/-/latest").json()["id"], ids[2]);
 
-    // Client mistakes are 4xx with a JSON message.
-    for (p, status) in [
-        ("/-/snapshots?limit=0", 400),
-        ("/-/snapshots?since=yesterday", 400),
-        ("/-/snapshots?order=sideways", 400),
-        ("/-/snapshots?bogus=1", 400),
-        ("/-/snapshots/20240101T000000Z", 404),
-        ("/-/resolve/20000101T000000Z", 404),
-        ("/-/resolve/not-an-id", 404),
-        ("/-/frobnicate", 404),
+    // Client mistakes are 4xx with a JSON message saying what is wrong.
+    for (p, status, message) in [
+        ("/-/snapshots?limit=0", 400, "parameter 'limit' must be between 1 and 1000".to_string()),
+        ("/-/snapshots?since=yesterday", 400, format!("parameter 'since': 'yesterday' is not a snapshot ID: {FORMAT_HELP}")),
+        ("/-/snapshots?order=sideways", 400, "parameter 'order' must be 'asc' or 'desc', not 'sideways'".to_string()),
+        (
+            "/-/snapshots?bogus=1",
+            400,
+            "Failed to deserialize query string: bogus: unknown field `bogus`, expected one of `since`, `until`, `limit`, `cursor`, `order`".to_string(),
+        ),
+        ("/-/snapshots/20240101T000000Z", 404, "archive 'ubuntu/22.04' has no snapshot 20240101T000000Z".to_string()),
+        (
+            "/-/resolve/20000101T000000Z",
+            404,
+            format!("20000101T000000Z is before the first snapshot of 'ubuntu/22.04' ({})", ids[0]),
+        ),
+        ("/-/resolve/not-an-id", 404, format!("'not-an-id' is not a snapshot ID: {FORMAT_HELP}")),
+        (
+            "/-/frobnicate",
+            404,
+            "unknown API action 'frobnicate': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID> or latest".to_string(),
+        ),
     ] {
-        let r = api(p);
-        assert_eq!(r.status, status, "{p}: {}", r.text());
-        assert!(r.json()["error"].is_string(), "{p}");
+        api(p).assert_error(status, &message);
     }
-    assert_eq!(server.get("/api/v1/archives/nope/-/latest").status, 404);
+    server.get("/api/v1/archives/nope/-/latest").assert_error(404, "archive 'nope' does not exist or has no snapshots");
 }
 
 #[test]
 fn probes_metrics_and_methods() {
     let s = setup();
-    assert_eq!(s.server.get("/healthz").status, 200);
-    s.server.get(&format!("/debian/{}/{TZ}", s.id1));
-    s.server.get("/debian/20000101T000000Z/x");
+    let r = s.server.get("/healthz");
+    assert_eq!((r.status, r.text()), (200, "ok\n".to_string()));
+    let tz = fixture_bytes("apt/v1/pool/main/a/asof-tzdata/asof-tzdata_2025b-0+deb12u1_all.deb");
+    assert_eq!(s.server.get(&format!("/debian/{}/{TZ}", s.id1)).body, tz);
+    assert_eq!(s.server.get("/debian/20000101T000000Z/x").status, 404);
     let m = s.server.get("/metrics").text();
-    assert!(m.contains("asof_http_requests_total{status=\"200\"}"), "{m}");
-    assert!(m.contains("asof_http_requests_total{status=\"404\"}"), "{m}");
-    assert!(m.contains("asof_lookup_duration_seconds_count"), "{m}");
-    let served: f64 =
-        m.lines().find_map(|l| l.strip_prefix("asof_http_response_body_bytes_total ")).unwrap().parse().unwrap();
-    assert!(served >= 1012.0, "{served}");
+    let sample = |name: &str| m.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).map(str::to_string);
+    // The request for /metrics itself is counted once it is answered.
+    assert_eq!(sample("asof_http_requests_total{status=\"200\"}").as_deref(), Some("2"), "{m}");
+    assert_eq!(sample("asof_http_requests_total{status=\"404\"}").as_deref(), Some("1"), "{m}");
+    // Lookups that found a snapshot are timed; the one before the first snapshot is not.
+    assert_eq!(sample("asof_lookup_duration_seconds_count").as_deref(), Some("1"), "{m}");
+    assert_eq!(sample("asof_http_response_body_bytes_total"), Some(tz.len().to_string()), "{m}");
     let r = s.server.request("POST", &format!("/debian/{}/{TZ}", s.id1), &[("Content-Length", "0")]);
-    assert_eq!(r.status, 405);
+    r.assert_error(405, "method not allowed: only GET and HEAD are served here");
+    assert_eq!(r.header("allow"), "GET, HEAD");
 }
 
 #[test]
@@ -411,15 +495,23 @@ fn root_symlinks_and_hostile_paths() {
     let r = server.get(&format!("/ubuntu/{id}/ubuntu/dists/bookworm/Release"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), "r\n");
-    assert_eq!(server.get(&format!("/ubuntu/{id}/ubuntu/ubuntu/dists/s/Release")).status, 200);
+    assert_eq!(server.get(&format!("/ubuntu/{id}/ubuntu/ubuntu/dists/s/Release")).body, b"r\n");
     // A path that becomes too long once a symlinked directory is expanded names nothing.
     let long = format!("/ubuntu/{id}/dists/s/{}", "x".repeat(4090));
-    assert_eq!(server.get(&long).status, 404);
+    server.get(&long).assert_error(404, "path is longer than 4096 bytes");
     // A leap second is not an ID.
-    assert_json_404(&server.get("/ubuntu/20261123T004260Z/dists/bookworm/Release"), "YYYYMMDDTHHMMSSZ");
+    server
+        .get("/ubuntu/20261123T004260Z/dists/bookworm/Release")
+        .assert_error(404, &format!("'20261123T004260Z' is not a valid date and time: {FORMAT_HELP}"));
     // A very long path without any ID is answered at once, with 404.
-    assert_eq!(server.get(&format!("/{}", "a/".repeat(20_000))).status, 404);
+    server
+        .get(&format!("/{}", "a/".repeat(20_000)))
+        .assert_error(404, &format!("no archive named '{}'", "a/".repeat(100)));
     // Names the server's own routes use cannot be archives.
     let out = asof(&data, &["publish", "api/v1/archives/x", tree.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot start with 'api'"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: invalid archive name 'api/v1/archives/x': archive names cannot start with 'api': the server uses that path itself\n"
+    );
 }

@@ -1,25 +1,32 @@
 //! A publish that changes k of n paths adds O(k) metadata: the same k changes on a 10x
 //! larger archive add the same number of rows and about the same bytes.
 
-use std::path::Path;
-
 use asof::catalog::CatalogStats;
-use asof::domain::ArchiveName;
-use asof::publish::{NoProgress, PublishOptions, publish_dir};
+use asof::domain::{ArchiveName, Digest, RelPath};
+use asof::manifest::{Content, ManifestEntry};
+use asof::publish::{NoProgress, PublishOptions, commit_manifest};
 use asof::store::Store;
 
-fn write_tree(dir: &Path, n: usize, changed: &[usize], version: u32) {
-    for i in 0..n {
-        let sub = dir.join(format!("pool/main/{}/pkg{}", i % 26, i % 400));
-        std::fs::create_dir_all(&sub).unwrap();
-        let v = if changed.contains(&i) { version } else { 1 };
-        std::fs::write(sub.join(format!("pkg{i}_all.deb")), format!("package {i} version {v}")).unwrap();
-    }
+/// The manifest of an n-file archive, `changed` files at `version` and the rest at 1. The
+/// catalog only sees paths and digests, so manifests are committed directly: writing and
+/// deleting thousands of files would only measure the disk.
+fn manifest(n: usize, changed: &[usize], version: u32) -> Vec<ManifestEntry> {
+    (0..n)
+        .map(|i| {
+            let v = if changed.contains(&i) { version } else { 1 };
+            let path = RelPath::new(&format!("pool/main/{}/pkg{}/pkg{i}_all.deb", i % 26, i % 400)).unwrap();
+            let bytes = format!("package {i} version {v}");
+            ManifestEntry {
+                path,
+                content: Content::File { size: bytes.len() as u64, sha256: Digest::of(bytes.as_bytes()) },
+            }
+        })
+        .collect()
 }
 
-fn publish(store: &Store, archive: &ArchiveName, dir: &Path) {
+fn commit(store: &Store, archive: &ArchiveName, entries: Vec<ManifestEntry>) {
     let opts = PublishOptions { progress: &NoProgress, source: serde_json::json!({"test": true}), always: true };
-    publish_dir(store, archive, dir, &opts).unwrap();
+    commit_manifest(store, archive, entries, &opts).unwrap();
 }
 
 /// Metadata added by one publish changing `k` files of an `n`-file archive.
@@ -27,13 +34,10 @@ fn growth(n: usize, k: usize) -> (CatalogStats, CatalogStats) {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open_local(&tmp.path().join("data")).unwrap();
     let archive: ArchiveName = "growth".parse().unwrap();
-    let tree = tmp.path().join("tree");
     let changed: Vec<usize> = (0..k).map(|j| j * (n / k)).collect();
-    write_tree(&tree, n, &[], 1);
-    publish(&store, &archive, &tree);
+    commit(&store, &archive, manifest(n, &[], 1));
     let first = store.catalog.stats().unwrap();
-    write_tree(&tree, n, &changed, 2);
-    publish(&store, &archive, &tree);
+    commit(&store, &archive, manifest(n, &changed, 2));
     let second = store.catalog.stats().unwrap();
     (first, second)
 }
@@ -70,11 +74,9 @@ fn identical_publish_adds_only_a_snapshot_row() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open_local(tmp.path()).unwrap();
     let archive: ArchiveName = "same".parse().unwrap();
-    let tree = tmp.path().join("tree");
-    write_tree(&tree, 300, &[], 1);
-    publish(&store, &archive, &tree);
+    commit(&store, &archive, manifest(300, &[], 1));
     let before = store.catalog.stats().unwrap();
-    publish(&store, &archive, &tree);
+    commit(&store, &archive, manifest(300, &[], 1));
     let after = store.catalog.stats().unwrap();
     assert_eq!(after.entry_rows, before.entry_rows);
     assert_eq!(after.snapshots, before.snapshots + 1);

@@ -58,6 +58,11 @@ fn mirror_err(data: &Path, upstream: &str, key: &Path) -> String {
 fn snapshot_count(data: &Path) -> usize {
     let out = asof(data, &["snapshots", "debian", "--json"]);
     if !out.status.success() {
+        // The archive only exists once a mirror run committed.
+        assert_eq!(
+            (out.status.code(), String::from_utf8_lossy(&out.stderr).as_ref()),
+            (Some(2), "error: no archive named 'debian'\n")
+        );
         return 0;
     }
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().len()
@@ -166,13 +171,16 @@ fn mirrored_snapshots_install_with_apt_and_only_changes_are_downloaded() {
 
     // Each snapshot serves its own state, to the real apt with the upstream's key.
     let server = Server::start(&data);
-    assert_eq!(server.get(&format!("/debian/{id1}/{HELLO_V1}")).status, 200);
-    assert_eq!(server.get(&format!("/debian/{id2}/{HELLO_V1}")).status, 404);
+    assert_eq!(server.get(&format!("/debian/{id1}/{HELLO_V1}")).body, std::fs::read(v1.join(HELLO_V1)).unwrap());
+    server
+        .get(&format!("/debian/{id2}/{HELLO_V1}"))
+        .assert_error(404, &format!("{HELLO_V1} does not exist in debian/{id2} (snapshot {id2})"));
     for (i, (id, hello_path)) in [(&id1, HELLO_V1), (&id2, HELLO_V2)].into_iter().enumerate() {
         let line = format!("deb [signed-by={}] http://{}/debian/{id}/ stable main", keyring().display(), server.addr);
         let got = apt_download(&tmp.path().join(format!("apt{i}")), &line, &["hello-asof"]);
         let upstream_tree = if i == 0 { &v1 } else { &v2 };
         assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, Path::new(hello_path).file_name().unwrap().to_str().unwrap());
         assert!(got[0].1 == std::fs::read(upstream_tree.join(hello_path)).unwrap(), "hello-asof differs at {id}");
     }
     // The upstream bytes are kept unchanged: the served InRelease is the upstream's.
@@ -200,13 +208,25 @@ fn bad_upstreams_are_refused_and_record_nothing() {
         std::fs::write(p, text).unwrap();
     });
     upstream.set_root(tree);
+    let signed =
+        "Signature made Mon Jan  1 00:00:00 2024 UTC; using EDDSA key D35193C26D156CC17F75638D588654D34D56B23D";
     let err = mirror_err(&data, &upstream.url, &keyring());
-    assert!(err.contains("suite stable: InRelease refused") && err.contains("BAD signature"), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: mirroring debian: suite stable: InRelease refused: no valid signature by a key in the keyring: {signed}; BAD signature from \"asof test archive <test@asof.invalid>\"\n"
+        )
+    );
 
     // A good signature by a key that is not in the keyring.
     upstream.set_root(v1.clone());
     let err = mirror_err(&data, &upstream.url, Path::new("/usr/share/keyrings/debian-archive-keyring.gpg"));
-    assert!(err.contains("InRelease refused: no valid signature"), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: mirroring debian: suite stable: InRelease refused: no valid signature by a key in the keyring: {signed}; Can't check signature: No public key\n"
+        )
+    );
 
     // An index whose bytes do not match the signed Release.
     let tree = bad("tampered-index", &|t| {
@@ -216,7 +236,16 @@ fn bad_upstreams_are_refused_and_record_nothing() {
     });
     upstream.set_root(tree);
     let err = mirror_err(&data, &upstream.url, &keyring());
-    assert!(err.contains("dists/stable/main/binary-amd64/Packages: SHA-256 is"), "{err}");
+    let index = "dists/stable/main/binary-amd64/Packages";
+    assert_eq!(
+        err,
+        format!(
+            "error: mirroring debian: {}{index}: SHA-256 is {}, the signed index says {}\n",
+            upstream.url,
+            sha256_hex(&std::fs::read(tmp.path().join("tampered-index").join(index)).unwrap()),
+            sha256_hex(&std::fs::read(v1.join(index)).unwrap())
+        )
+    );
 
     // A pool file whose bytes do not match its index.
     let tree = bad("tampered-pool", &|t| {
@@ -227,13 +256,26 @@ fn bad_upstreams_are_refused_and_record_nothing() {
     });
     upstream.set_root(tree);
     let err = mirror_err(&data, &upstream.url, &keyring());
-    assert!(err.contains(&format!("{HELLO_V1}: SHA-256 is")), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: mirroring debian: {}{HELLO_V1}: SHA-256 is {}, the signed index says {}\n",
+            upstream.url,
+            sha256_hex(&std::fs::read(tmp.path().join("tampered-pool").join(HELLO_V1)).unwrap()),
+            sha256_hex(&std::fs::read(v1.join(HELLO_V1)).unwrap())
+        )
+    );
 
     // A transfer that always breaks off.
     upstream.set_root(v1.clone());
     upstream.add_faults(HELLO_V1, &[Fault::DropAfter(200); 3]);
     let err = mirror_err(&data, &upstream.url, &keyring());
-    assert!(err.contains(&format!("{HELLO_V1}: gave up after 3 attempts")), "{err}");
+    // Three attempts of 200 bytes each; what follows is the HTTP client's own wording.
+    let gave_up = format!(
+        "error: mirroring debian: {}{HELLO_V1}: gave up after 3 attempts: transfer interrupted after 600 bytes: ",
+        upstream.url
+    );
+    assert!(err.starts_with(&gave_up) && err.lines().count() == 1, "{err}");
 
     // A correctly signed index that points outside the archive.
     let tree = bad("malicious", &|t| {
@@ -248,7 +290,10 @@ fn bad_upstreams_are_refused_and_record_nothing() {
     });
     upstream.set_root(tree);
     let err = mirror_err(&data, &upstream.url, &keyring());
-    assert!(err.contains("Filename \"../../../../etc/passwd\" is not a safe path inside the archive"), "{err}");
+    assert_eq!(
+        err,
+        "error: mirroring debian: dists/stable/main/binary-amd64/Packages: package \"hello-asof\": Filename \"../../../../etc/passwd\" is not a safe path inside the archive: path '../../../../etc/passwd' has a '.' or '..' segment\n"
+    );
 
     assert_eq!(snapshot_count(&data), 0, "no failed run may record a snapshot");
 
@@ -295,8 +340,11 @@ fn release_and_detached_signature_without_inrelease() {
     assert_eq!(upstream.requested("dists/stable/InRelease"), 1, "InRelease first, then the fallback");
     let server = Server::start(&data);
     let id = report["snapshot"].as_str().unwrap();
-    assert_eq!(server.get(&format!("/debian/{id}/dists/stable/InRelease")).status, 404);
-    assert_eq!(server.get(&format!("/debian/{id}/dists/stable/Release.gpg")).status, 200);
+    server
+        .get(&format!("/debian/{id}/dists/stable/InRelease"))
+        .assert_error(404, &format!("dists/stable/InRelease does not exist in debian/{id} (snapshot {id})"));
+    let gpg = server.get(&format!("/debian/{id}/dists/stable/Release.gpg"));
+    assert_eq!((gpg.status, gpg.body), (200, std::fs::read(tree.join("dists/stable/Release.gpg")).unwrap()));
 }
 
 #[test]
@@ -309,14 +357,27 @@ fn insecure_mode_is_loud_and_recorded() {
         &["mirror", "debian", "--upstream", &upstream.url, "--suite", "stable", "--insecure-skip-signature", "--json"],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The warning comes first, the summary (which says it again) last; a log line between.
+    assert_eq!(
+        stderr.lines().next().unwrap(),
+        "WARNING: debian: upstream signatures are NOT checked (--insecure-skip-signature); the snapshot records this"
+    );
+    assert!(
+        stderr.lines().last().unwrap().ends_with("; signature NOT VERIFIED (--insecure-skip-signature)"),
+        "{stderr}"
+    );
     let list: serde_json::Value =
         serde_json::from_slice(&asof(&data, &["snapshots", "debian", "--json"]).stdout).unwrap();
     assert_eq!(list[0]["source"]["insecure_skip_signature"], true);
     assert_eq!(list[0]["source"]["signature"], "NOT VERIFIED (--insecure-skip-signature)");
     // Without a keyring and without the flag, nothing happens.
     let out = asof(&data, &["mirror", "other", "--upstream", &upstream.url, "--suite", "stable"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("a keyring is required"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: mirroring other: a keyring is required to verify upstream signatures (or --insecure-skip-signature)\n"
+    );
 }
 
 #[test]
@@ -346,7 +407,7 @@ fn configured_mirrors_run_once_from_the_cli_and_on_schedule_in_serve() {
         let metrics = server.get("/metrics").text();
         if metrics.contains("asof_mirror_last_success_timestamp_seconds{archive=\"test/stable\"}") {
             assert!(
-                metrics.contains("asof_mirror_runs_total{archive=\"test/stable\",result=\"success\"} 1"),
+                metrics.lines().any(|l| l == "asof_mirror_runs_total{archive=\"test/stable\",result=\"success\"} 1"),
                 "{metrics}"
             );
             break;

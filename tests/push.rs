@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::apt::{apt_download, apt_download_with_auth};
+use common::apt::{Apt, apt_download, apt_download_with_auth};
 use common::*;
 
 fn token(data: &Path, scopes: &[&str], extra: &[&str]) -> String {
@@ -46,8 +46,11 @@ fn snapshots(server: &Server, archive: &str, token: Option<&str>) -> Vec<serde_j
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
     let r = server.request("GET", &format!("/api/v1/archives/{archive}/-/snapshots?order=asc"), &headers);
     if r.status == 404 {
+        // The archive only exists once a commit succeeded.
+        r.assert_error(404, &format!("no archive named '{archive}'"));
         return Vec::new();
     }
+    assert_eq!(r.status, 200, "{}", r.text());
     r.json()["snapshots"].as_array().unwrap().clone()
 }
 
@@ -86,7 +89,9 @@ fn push_then_apt_installs_and_a_second_push_uploads_only_changes() {
         let id = snap["snapshot"].as_str().unwrap();
         let line = format!("deb [signed-by={}] http://{}/debian/{id}/ stable main", keyring.display(), server.addr);
         let got = apt_download(&tmp.path().join(format!("apt{i}")), &line, &["hello-asof"]);
-        assert!(got[0].1 == std::fs::read(tree.join(deb)).unwrap());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, Path::new(deb).file_name().unwrap().to_str().unwrap());
+        assert!(got[0].1 == std::fs::read(tree.join(deb)).unwrap(), "hello-asof differs at {id}");
     }
 
     // Pushing again after an interruption uploads nothing already there.
@@ -116,24 +121,29 @@ fn bad_uploads_and_commits_are_refused_and_record_nothing() {
             Some(body.as_bytes()),
         );
         assert_eq!(r.status, 200, "{}", r.text());
-        r.json()["missing"].as_array().unwrap().len() == 1
+        let missing = r.json();
+        assert!(
+            missing == serde_json::json!({"missing": [digest]}) || missing == serde_json::json!({"missing": []}),
+            "{missing}"
+        );
+        missing["missing"] == serde_json::json!([digest])
     };
     let data_a = b"hello blob".to_vec();
     let good = sha256_hex(&data_a);
 
-    let r = put(&sha256_hex(b"other"), "10", &data_a);
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.json()["error"].as_str().unwrap().contains("content hashes to"));
+    let other = sha256_hex(b"other");
+    let r = put(&other, "10", &data_a);
+    r.assert_error(400, &format!("content hashes to {good}, not {other}; nothing stored"));
     assert!(is_missing(&sha256_hex(b"other")) && is_missing(&good));
 
     // The body breaks off after 10 of 100 bytes.
     let r =
         server.request_broken_off("PUT", &format!("/api/v1/blobs/{good}"), &[auth, ("Content-Length", "100")], &data_a);
-    assert!(r.status == 400 || r.status == 0, "{}", r.text());
+    r.assert_error(400, "the request body broke off (error reading a body from connection); nothing stored");
     assert!(is_missing(&good), "a broken-off upload stores nothing");
 
     let r = put(&good, "5000", &[]);
-    assert_eq!(r.status, 413, "{}", r.text());
+    r.assert_error(413, "blob of 5000 bytes is over the 1000-byte limit");
 
     let r = server.request_body(
         "PUT",
@@ -141,13 +151,14 @@ fn bad_uploads_and_commits_are_refused_and_record_nothing() {
         &[auth, ("Transfer-Encoding", "chunked")],
         Some(b"0\r\n\r\n"),
     );
-    assert_eq!(r.status, 411, "{}", r.text());
+    r.assert_error(411, "a Content-Length header is required");
 
     let r = put("not-a-digest", "10", &data_a);
-    assert_eq!(r.status, 400);
+    r.assert_error(400, "'not-a-digest' is not a SHA-256 digest (64 hexadecimal characters)");
 
     let r = put(&good, "10", &data_a);
     assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({"sha256": good, "size": 10, "created": true}));
     assert!(!is_missing(&good));
     let r = put(&good, "10", &data_a);
     assert_eq!(r.status, 200, "an existing blob is accepted without rewriting it");
@@ -167,21 +178,34 @@ fn bad_uploads_and_commits_are_refused_and_record_nothing() {
     let absent = sha256_hex(b"never uploaded!");
     let r = commit(serde_json::json!({"manifest": [file("a", &good), file("b", &absent)]}));
     assert_eq!(r.status, 409, "{}", r.text());
-    assert_eq!(r.json()["missing"], serde_json::json!([absent]));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({
+            "error": "the manifest references 1 blob(s) the server does not have; upload them first",
+            "status": 409,
+            "missing": [absent],
+        })
+    );
 
     let long = "x/".repeat(2500) + "y";
-    for bad in ["../etc/passwd", "/etc/passwd", "a/\u{0}/b", long.as_str(), "a//b", ""] {
-        let r = commit(serde_json::json!({"manifest": [file(bad, &good)]}));
-        assert_eq!(r.status, 400, "{bad:?}: {}", r.text());
+    for (bad, message) in [
+        ("../etc/passwd", "path \"../etc/passwd\": path '../etc/passwd' has a '.' or '..' segment".to_string()),
+        ("/etc/passwd", "path \"/etc/passwd\": path is absolute: '/etc/passwd'".to_string()),
+        ("a/\u{0}/b", "path \"a/\\0/b\": path contains a NUL or control character".to_string()),
+        (long.as_str(), format!("path {:?}: path is longer than 4096 bytes", &long[..120])),
+        ("a//b", "path \"a//b\": path 'a//b' has an empty segment".to_string()),
+        ("", "path \"\": path is empty".to_string()),
+    ] {
+        commit(serde_json::json!({"manifest": [file(bad, &good)]})).assert_error(400, &message);
     }
     let r = commit(serde_json::json!({"manifest": [{"kind": "symlink", "path": "evil", "target": "../../etc"}]}));
-    assert_eq!(r.status, 400, "{}", r.text());
+    r.assert_error(400, "path \"evil\": symlink target \"../../etc\" points outside the tree");
     let r = commit(serde_json::json!({"manifest": [file("a", &good), file("a/b", &good)]}));
-    assert_eq!(r.status, 400, "a file used as a directory: {}", r.text());
+    r.assert_error(400, "a/b is below a, which is a file or symlink");
     let r = commit(serde_json::json!({"manifest": [{"kind": "file", "path": "a", "size": 11, "sha256": good}]}));
-    assert_eq!(r.status, 400, "size differs from the stored blob: {}", r.text());
+    r.assert_error(400, &format!("blob {good} is 10 bytes, the manifest says 11"));
     let r = commit(serde_json::json!({"base": "20240101T000000Z", "upsert": [file("a", &good)]}));
-    assert_eq!(r.status, 409, "no snapshot to be the base: {}", r.text());
+    r.assert_error(409, "base 20240101T000000Z is not the latest snapshot of 'debian' (none: the archive has no snapshots); fetch the latest and recompute the changes");
     assert!(snapshots(&server, "debian", None).is_empty(), "nothing recorded");
 
     let r = commit(serde_json::json!({"manifest": [file("a", &good)]}));
@@ -189,9 +213,14 @@ fn bad_uploads_and_commits_are_refused_and_record_nothing() {
     let first = r.json()["id"].as_str().unwrap().to_string();
     let r = commit(serde_json::json!({"base": first, "upsert": [file("c", &good)], "remove": ["a"]}));
     assert_eq!(r.status, 201, "{}", r.text());
+    let second = r.json()["id"].as_str().unwrap().to_string();
     let r = commit(serde_json::json!({"base": first, "upsert": [file("d", &good)]}));
-    assert_eq!(r.status, 409, "stale base: {}", r.text());
-    assert!(r.json()["error"].as_str().unwrap().contains("is not the latest snapshot"));
+    r.assert_error(
+        409,
+        &format!(
+            "base {first} is not the latest snapshot of 'debian' ({second}); fetch the latest and recompute the changes"
+        ),
+    );
     assert_eq!(snapshots(&server, "debian", None).len(), 2);
 }
 
@@ -221,7 +250,12 @@ fn concurrent_pushes_never_mix() {
     });
     for r in &results {
         if let Err(e) = r {
-            assert!(e.contains("409") || e.contains("moving"), "a push may only lose a race, not fail otherwise: {e}");
+            // A push may only lose the race: every attempt overtaken by another commit.
+            assert_eq!(
+                e.lines().last().unwrap(),
+                "error: the archive kept moving: 5 attempts to commit against its latest snapshot were overtaken",
+                "{e}"
+            );
         }
     }
     let ok = results.iter().filter(|r| r.is_ok()).count();
@@ -276,26 +310,43 @@ fn write_endpoints_need_the_right_token() {
             ("reader", Some(reader.as_str()), 403),
         ] {
             let r = call(method, path, body, token);
-            assert_eq!(r.status, status, "{who} on {method} {path}: {}", r.text());
-            assert!(r.json()["error"].is_string());
+            let message = match (who, status) {
+                ("nobody", _) => "a token with publish scope is required",
+                ("garbage", _) => "malformed token",
+                ("wrong secret", _) => "unknown or invalid token",
+                ("expired", _) => "token has expired",
+                ("revoked", _) => "token has been revoked",
+                _ if path.contains("/archives/") => "this token may not publish to 'debian'",
+                _ => "this token has no publish scope",
+            };
+            r.assert_error(status, message);
             if status == 401 {
-                assert!(r.header("www-authenticate").contains("Basic"), "{who}");
+                assert_eq!(r.header("www-authenticate"), "Basic realm=\"asof\", Bearer realm=\"asof\"", "{who}");
             }
         }
-        // A publisher of the right archive gets past authorization (its errors are its own).
-        let r = call(method, path, body, Some(&publish));
-        assert!(r.status != 401 && r.status != 403, "publish on {method} {path}: {}", r.text());
     }
+    // A publisher of the right archive gets past authorization, to the endpoint's own answer.
+    let r = call("POST", "/api/v1/blobs/missing", &endpoints[0].2, Some(&publish));
+    assert_eq!((r.status, r.json()), (200, serde_json::json!({"missing": [digest]})));
+    let r = call("PUT", &endpoints[1].1, "x", Some(&publish));
+    assert_eq!((r.status, r.json()), (201, serde_json::json!({"sha256": digest, "size": 1, "created": true})));
+    let r = call("POST", "/api/v1/archives/debian/-/snapshots", "{\"manifest\":[]}", Some(&publish));
+    r.assert_error(400, "a snapshot needs at least one file");
     let r = call("POST", "/api/v1/archives/debian/-/snapshots", "{\"manifest\":[]}", Some(&other));
-    assert_eq!(r.status, 403, "a publisher of other archives may not commit here");
+    r.assert_error(403, "this token may not publish to 'debian'");
     // Archive settings are for admins.
     let body = "{\"private\":true}";
-    assert_eq!(call("PUT", "/api/v1/archives/debian", body, Some(&publish)).status, 403);
-    assert_eq!(call("PUT", "/api/v1/archives/debian", body, None).status, 401);
-    assert_eq!(call("PUT", "/api/v1/archives/debian", body, Some(&admin)).status, 200);
+    call("PUT", "/api/v1/archives/debian", body, Some(&publish)).assert_error(403, "this token is not an admin token");
+    call("PUT", "/api/v1/archives/debian", body, None).assert_error(401, "an admin token is required");
+    let r = call("PUT", "/api/v1/archives/debian", body, Some(&admin));
+    assert_eq!((r.status, r.json()), (200, serde_json::json!({"archive": "debian", "private": true})));
     let metrics = server.get("/metrics").text();
-    for reason in ["missing", "invalid", "malformed", "expired", "revoked", "scope"] {
-        assert!(metrics.contains(&format!("asof_auth_failures_total{{reason=\"{reason}\"}}")), "{reason}: {metrics}");
+    // Each refusal above counted once, under its reason.
+    for (reason, count) in
+        [("missing", 4), ("invalid", 3), ("malformed", 3), ("expired", 3), ("revoked", 3), ("scope", 5)]
+    {
+        let line = format!("asof_auth_failures_total{{reason=\"{reason}\"}} {count}");
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
     }
     // Tokens are stored hashed: the secret is nowhere in the database.
     let db = std::fs::read(data.join("asof.db")).unwrap();
@@ -332,11 +383,16 @@ fn private_archives_need_a_read_token_also_for_apt() {
 
     let keyring = fixtures().join("keys/test-signing.gpg");
     let line = format!("deb [signed-by={}] http://{}/secret/repo/{id}/ stable main", keyring.display(), server.addr);
-    let anonymous = std::panic::catch_unwind(|| apt_download(&tmp.path().join("apt-anon"), &line, &["hello-asof"]));
-    assert!(anonymous.is_err(), "apt without credentials must fail");
+    let anonymous = Apt::new(&tmp.path().join("apt-anon"), &line, None);
+    let (host, port) = server.addr.split_once(':').unwrap();
+    anonymous.update().assert_failed_with(&[
+        &format!("E: Failed to fetch http://{}/secret/repo/{id}/dists/stable/InRelease  401  Unauthorized [IP: {host} {port}]", server.addr),
+        &format!("E: The repository 'http://{}/secret/repo/{id} stable InRelease' is not signed.", server.addr),
+    ]);
     let auth = format!("machine http://{}/secret/repo login apt password {reader}\n", server.addr);
     let got = apt_download_with_auth(&tmp.path().join("apt-auth"), &line, &["hello-asof"], Some(&auth));
-    assert!(
-        got[0].1 == std::fs::read(fixtures().join("apt/v1/pool/main/h/hello-asof/hello-asof_1.0-1_all.deb")).unwrap()
-    );
+    let deb = "pool/main/h/hello-asof/hello-asof_1.0-1_all.deb";
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "hello-asof_1.0-1_all.deb");
+    assert!(got[0].1 == std::fs::read(fixtures().join("apt/v1").join(deb)).unwrap());
 }

@@ -40,6 +40,12 @@ pub fn id_plus(id: &str, secs: i64) -> String {
     (t + chrono::Duration::seconds(secs)).format("%Y%m%dT%H%M%SZ").to_string()
 }
 
+/// The HTTP date of the second named by `id` (a file's Last-Modified is when it appeared).
+pub fn http_date(id: &str) -> String {
+    let t = chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%SZ").unwrap().and_utc();
+    httpdate::fmt_http_date(t.into())
+}
+
 /// Sleeps until the wall clock is past the second named by `id`.
 pub fn wait_until_past(id: &str) {
     let t = chrono::NaiveDateTime::parse_from_str(id, "%Y%m%dT%H%M%SZ").unwrap().and_utc();
@@ -110,8 +116,8 @@ impl Server {
         self.send(method, path, headers, body, false)
     }
 
-    /// Sends a body shorter than its Content-Length and hangs up, as a client that dies
-    /// mid-upload. The server may answer 400 or just close: `status` is 0 for no answer.
+    /// Sends a body shorter than its Content-Length and closes its sending half, as a
+    /// client that dies mid-upload; the answer is still read. `status` is 0 for no answer.
     pub fn request_broken_off(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
         self.send(method, path, headers, Some(body), true)
     }
@@ -181,6 +187,14 @@ impl Response {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Asserts an error answer: exactly this status and the body `{"error": message, "status": status}`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(self.header("content-type"), "application/json");
+        assert_eq!(self.json(), serde_json::json!({"error": message, "status": status}));
     }
 }
 

@@ -1,0 +1,160 @@
+//! The read side of the JSON API under `/api/v1`.
+
+use super::*;
+
+#[track_caller]
+fn assert_json(r: &Resp, cache: &str, want: Value) {
+    let len = r.body.len().to_string();
+    r.assert(200, &api_headers(cache, &len));
+    assert_eq!(r.json(), want);
+}
+
+#[tokio::test]
+async fn archives_and_one_archive() {
+    let app = App::start();
+    let summary =
+        json!({"name": "debian", "snapshots": 2, "first": app.id1.to_string(), "latest": app.id2.to_string()});
+    assert_json(&app.get("/api/v1/archives").await, SHORT, json!({"archives": [summary.clone()]}));
+    assert_json(&app.get("/api/v1/archives/debian").await, SHORT, summary.clone());
+    assert_json(&app.get("/api/v1/archives/debian/").await, SHORT, summary);
+    app.get("/api/v1/archives/nope").await.assert_api_error(404, "no archive named 'nope'");
+    app.get("/api/v1/archives/nope/-/latest")
+        .await
+        .assert_api_error(404, "archive 'nope' does not exist or has no snapshots");
+}
+
+#[tokio::test]
+async fn snapshots_page_by_cursor_filter_and_order() {
+    let app = App::start();
+    let (id1, id2) = (app.id1, app.id2);
+    let (s1, s2) = (snapshot_json(&app.snapshot(id1), None, None), snapshot_json(&app.snapshot(id2), None, None));
+    let list = |snaps: Vec<Value>, next: Option<SnapshotId>| json!({"archive": "debian", "snapshots": snaps, "next_cursor": next.map(|n| n.to_string())});
+    let api = "/api/v1/archives/debian/-/snapshots";
+    assert_json(&app.get(api).await, SHORT, list(vec![s2.clone(), s1.clone()], None));
+    assert_json(&app.get(&format!("{api}?limit=1")).await, SHORT, list(vec![s2.clone()], Some(id2)));
+    assert_json(&app.get(&format!("{api}?limit=1&cursor={id2}")).await, SHORT, list(vec![s1.clone()], None));
+    assert_json(&app.get(&format!("{api}?order=asc&limit=1")).await, SHORT, list(vec![s1.clone()], Some(id1)));
+    assert_json(
+        &app.get(&format!("{api}?order=asc&since={}", app.between())).await,
+        SHORT,
+        list(vec![s2.clone()], None),
+    );
+    assert_json(&app.get(&format!("{api}?until={}", app.between())).await, SHORT, list(vec![s1.clone()], None));
+    assert_json(&app.get(&format!("{api}?limit=1000&order=desc")).await, SHORT, list(vec![s2, s1], None));
+
+    for (query, message) in [
+        ("limit=0", "parameter 'limit' must be between 1 and 1000".to_string()),
+        ("limit=1001", "parameter 'limit' must be between 1 and 1000".to_string()),
+        ("order=sideways", "parameter 'order' must be 'asc' or 'desc', not 'sideways'".to_string()),
+        ("since=yesterday", format!("parameter 'since': 'yesterday' is not a snapshot ID: {FORMAT_HELP}")),
+        ("until=20241301T000000Z", format!("parameter 'until': '20241301T000000Z' is not a valid date and time: {FORMAT_HELP}")),
+        ("cursor=x", format!("parameter 'cursor': 'x' is not a snapshot ID: {FORMAT_HELP}")),
+        (
+            "bogus=1",
+            "Failed to deserialize query string: bogus: unknown field `bogus`, expected one of `since`, `until`, `limit`, `cursor`, `order`"
+                .to_string(),
+        ),
+        ("limit=ten", "Failed to deserialize query string: limit: invalid digit found in string".to_string()),
+    ] {
+        app.get(&format!("{api}?{query}")).await.assert_api_error(400, &message);
+    }
+    app.get("/api/v1/archives/nope/-/snapshots").await.assert_api_error(404, "no archive named 'nope'");
+}
+
+#[tokio::test]
+async fn one_snapshot_with_its_neighbours() {
+    let app = App::start();
+    let (id1, id2) = (app.id1, app.id2);
+    let api = "/api/v1/archives/debian/-/snapshots";
+    assert_json(&app.get(&format!("{api}/{id1}")).await, SHORT, snapshot_json(&app.snapshot(id1), None, Some(id2)));
+    assert_json(&app.get(&format!("{api}/{id2}")).await, SHORT, snapshot_json(&app.snapshot(id2), Some(id1), None));
+    let between = app.between();
+    app.get(&format!("{api}/{between}"))
+        .await
+        .assert_api_error(404, &format!("archive 'debian' has no snapshot {between}"));
+    app.get(&format!("{api}/latest"))
+        .await
+        .assert_api_error(404, &format!("'latest' is not a snapshot ID: {FORMAT_HELP}"));
+}
+
+#[tokio::test]
+async fn manifest_streams_every_file_as_ndjson() {
+    let app = App::start();
+    for (id, version) in [(app.id1, "v1"), (app.id2, "v2")] {
+        let r = app.get(&format!("/api/v1/archives/debian/-/snapshots/{id}/manifest")).await;
+        r.assert(
+            200,
+            &[("content-type", "application/x-ndjson"), ("cache-control", IMMUTABLE), ("vary", "accept-encoding")],
+        );
+        let want: String = tree_files(version)
+            .iter()
+            .map(|(path, b)| {
+                format!(
+                    "{{\"kind\":\"file\",\"path\":\"{path}\",\"size\":{},\"sha256\":\"{}\"}}\n",
+                    b.len(),
+                    sha256_hex(b)
+                )
+            })
+            .collect();
+        assert_eq!(r.text(), want, "{version}");
+    }
+    let between = app.between();
+    app.get(&format!("/api/v1/archives/debian/-/snapshots/{between}/manifest"))
+        .await
+        .assert_api_error(404, &format!("archive 'debian' has no snapshot {between}"));
+}
+
+#[tokio::test]
+async fn resolve_and_latest() {
+    let app = App::start();
+    let (id1, id2) = (app.id1, app.id2);
+    let (s1, s2) = (app.snapshot(id1), app.snapshot(id2));
+    let resolve = |id: SnapshotId| format!("/api/v1/archives/debian/-/resolve/{id}");
+    let between = app.between();
+    assert_json(
+        &app.get(&resolve(between)).await,
+        IMMUTABLE,
+        json!({"requested": between.to_string(), "exact": false, "final": true, "snapshot": snapshot_json(&s1, None, None)}),
+    );
+    assert_json(
+        &app.get(&resolve(id2)).await,
+        IMMUTABLE,
+        json!({"requested": id2.to_string(), "exact": true, "final": true, "snapshot": snapshot_json(&s2, None, None)}),
+    );
+    let early = at(id1.unix() - 1);
+    app.get(&resolve(early))
+        .await
+        .assert_api_error(404, &format!("{early} is before the first snapshot of 'debian' ({id1})"));
+    app.get("/api/v1/archives/debian/-/resolve/not-an-id")
+        .await
+        .assert_api_error(404, &format!("'not-an-id' is not a snapshot ID: {FORMAT_HELP}"));
+    app.get(&resolve(early).replace("/debian/", "/nope/")).await.assert_api_error(404, "no archive named 'nope'");
+
+    assert_json(&app.get("/api/v1/archives/debian/-/latest").await, SHORT, snapshot_json(&s2, Some(id1), None));
+}
+
+#[tokio::test]
+async fn unknown_actions_and_methods() {
+    let app = App::start();
+    let expected = "expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID> or latest";
+    for action in ["frobnicate", "snapshots/x/y/z", "resolve"] {
+        app.get(&format!("/api/v1/archives/debian/-/{action}"))
+            .await
+            .assert_api_error(404, &format!("unknown API action '{action}': {expected}"));
+    }
+    // Archive names are validated like everywhere else.
+    app.get("/api/v1/archives/Debian/-/latest").await.assert_api_error(
+        404,
+        "no such archive: archive name segment 'Debian' is invalid: each segment must match [a-z0-9][a-z0-9._-]* and segments are joined by '/'",
+    );
+    // Writes to read-only actions.
+    for (method, path) in [("POST", "/api/v1/archives/debian/-/latest"), ("PUT", "/api/v1/archives/debian/-/snapshots")]
+    {
+        let r = app.call(method, path, &[("content-length", "2")], Body::from("{}")).await;
+        r.assert_error_with(
+            405,
+            json!({"error": "method not allowed: only GET and HEAD are served here", "status": 405}),
+            &[("vary", "accept-encoding")],
+        );
+    }
+}
