@@ -429,7 +429,7 @@ fn json_api_for_orchestrators() {
     ] {
         api(p).assert_error(status, &message);
     }
-    server.get("/api/v1/archives/nope/-/latest").assert_error(404, "archive 'nope' does not exist or has no snapshots");
+    server.get("/api/v1/archives/nope/-/latest").assert_error(404, "no archive named 'nope'");
 }
 
 #[test]

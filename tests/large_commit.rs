@@ -57,7 +57,12 @@ fn a_million_entry_manifest_commits_in_bounded_memory() {
         if i > 0 {
             body.push(b',');
         }
-        write!(body, "{{\"kind\":\"file\",\"path\":\"pool/main/p{}/pkg{i}_1.0_amd64.deb\",\"size\":15,\"sha256\":\"{sha}\"}}", i % 1000).unwrap();
+        write!(
+            body,
+            "{{\"kind\":\"file\",\"path\":\"pool/main/p{}/pkg{i}_1.0_amd64.deb\",\"size\":15,\"sha256\":\"{sha}\"}}",
+            i % 1000
+        )
+        .unwrap();
     }
     body.extend_from_slice(b"]}");
     let r = post(&server.addr, "/api/v1/archives/big/-/snapshots", &token, &body);

@@ -384,11 +384,11 @@ fn private_archives_need_a_read_token_also_for_apt() {
     let keyring = fixtures().join("keys/test-signing.gpg");
     let line = format!("deb [signed-by={}] http://{}/secret/repo/{id}/ stable main", keyring.display(), server.addr);
     let anonymous = Apt::new(&tmp.path().join("apt-anon"), &line, None);
-    let (host, port) = server.addr.split_once(':').unwrap();
-    anonymous.update().assert_failed_with(&[
-        &format!("E: Failed to fetch http://{}/secret/repo/{id}/dists/stable/InRelease  401  Unauthorized [IP: {host} {port}]", server.addr),
-        &format!("E: The repository 'http://{}/secret/repo/{id} stable InRelease' is not signed.", server.addr),
-    ]);
+    // Without credentials the archive looks missing to apt too: InRelease and Release 404.
+    anonymous.update().assert_failed_with(&[&format!(
+        "E: The repository 'http://{}/secret/repo/{id} stable Release' does not have a Release file.",
+        server.addr
+    )]);
     let auth = format!("machine http://{}/secret/repo login apt password {reader}\n", server.addr);
     let got = apt_download_with_auth(&tmp.path().join("apt-auth"), &line, &["hello-asof"], Some(&auth));
     let deb = "pool/main/h/hello-asof/hello-asof_1.0-1_all.deb";
