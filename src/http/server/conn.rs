@@ -17,6 +17,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -37,6 +38,16 @@ pub struct Timeouts {
 #[derive(Default)]
 struct Activity {
     in_flight: AtomicUsize,
+    /// The connection task, when it last found the socket unreadable while busy: hyper
+    /// does not read again on its own when it goes idle, so the deadline of the idle
+    /// phase would never be armed without this wake-up.
+    reader: AtomicWaker,
+}
+
+impl Activity {
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) > 0
+    }
 }
 
 /// Held by a request from the moment its header is parsed until its response body is
@@ -52,7 +63,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.reader.wake();
+        }
     }
 }
 
@@ -97,13 +110,15 @@ struct Watched {
     timeouts: Timeouts,
     phase: Phase,
     deadline: Pin<Box<Sleep>>,
+    /// A write is waiting for the client to read: the response is still going out.
+    write_blocked: bool,
 }
 
 impl Watched {
     fn new(inner: TcpStream, activity: Arc<Activity>, timeouts: Timeouts) -> Self {
         // A new connection owes its first header within the header timeout.
         let deadline = Box::pin(tokio::time::sleep(timeouts.header));
-        Self { inner, activity, timeouts, phase: Phase::Header, deadline }
+        Self { inner, activity, timeouts, phase: Phase::Header, deadline, write_blocked: false }
     }
 
     fn enter(&mut self, phase: Phase) {
@@ -115,6 +130,17 @@ impl Watched {
         };
         self.deadline.as_mut().reset(Instant::now() + after);
     }
+
+    /// Notes whether a write had to wait; once it no longer does, wakes the task so that
+    /// it reads (and arms the idle deadline) if the connection went idle meanwhile.
+    fn wrote<T>(&mut self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        let blocked = result.is_pending();
+        if self.write_blocked && !blocked {
+            self.activity.reader.wake();
+        }
+        self.write_blocked = blocked;
+        result
+    }
 }
 
 impl AsyncRead for Watched {
@@ -122,8 +148,11 @@ impl AsyncRead for Watched {
         let this = self.get_mut();
         let before = buf.filled().len();
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if this.activity.in_flight.load(Ordering::SeqCst) > 0 {
+        if this.activity.busy() || this.write_blocked {
             this.phase = Phase::Busy;
+            if read.is_pending() {
+                this.activity.reader.register(cx.waker());
+            }
             return read;
         }
         if this.phase == Phase::Busy {
@@ -148,7 +177,9 @@ impl AsyncRead for Watched {
 
 impl AsyncWrite for Watched {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.wrote(result)
     }
 
     fn poll_write_vectored(
@@ -156,7 +187,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -164,7 +197,9 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.wrote(result)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -206,7 +241,7 @@ pub async fn run(
         r = conn.as_mut() => r,
         _ = async { drop(stop.wait_for(|stopping| *stopping).await) } => {
             conn.as_mut().graceful_shutdown();
-            if activity.in_flight.load(Ordering::SeqCst) == 0 {
+            if !activity.busy() {
                 // Idle, or part of a header: there is no request to finish.
                 return;
             }
