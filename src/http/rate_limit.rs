@@ -90,7 +90,7 @@ pub struct Rate {
 
 impl Rate {
     pub fn new(per_second: f64, burst: u32) -> anyhow::Result<Self> {
-        if !per_second.is_finite() || per_second < 1e-6 || per_second > 1e9 {
+        if !(1e-6..=1e9).contains(&per_second) {
             anyhow::bail!("per_second must be a number between 0.000001 and 1000000000, not {per_second}");
         }
         if burst == 0 {
