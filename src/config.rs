@@ -92,7 +92,8 @@ pub struct ServerConfig {
     /// Seconds a connection has to send a complete request header, counted from accept or
     /// from the first byte after an idle spell (default 15). Closed without an answer after.
     pub header_read_timeout_secs: Option<u64>,
-    /// Seconds a kept-alive connection may wait for its next request (default 60).
+    /// Seconds a kept-alive connection may wait for its next request, and a response may
+    /// wait for the client to take a byte (default 60).
     pub idle_timeout_secs: Option<u64>,
     /// Most connections served at once; further ones wait in the listen backlog (default:
     /// half of the open-files limit less 64, as each may hold a socket and a blob file).

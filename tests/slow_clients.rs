@@ -312,6 +312,21 @@ fn idle_keep_alive_is_closed_but_a_slow_download_is_not_cut() {
 }
 
 #[test]
+fn a_download_the_client_stops_reading_is_closed_after_the_idle_timeout() {
+    let fx = fixture();
+    let server = Asof::start(&fx.data, "[server]\nheader_read_timeout_secs = 1\nidle_timeout_secs = 2\n", None);
+    let mut stuck = connect_small_window(&server.addr);
+    stuck.write_all(get_request(&fx.big, true).as_bytes()).unwrap();
+    // Reads nothing for longer than the idle timeout, then takes what the server sent.
+    std::thread::sleep(Duration::from_secs(4));
+    let got = read_until_closed(&mut stuck, Duration::from_secs(5));
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"), "{:?}", String::from_utf8_lossy(&got[..got.len().min(200)]));
+    assert!(got.len() < fx.big_bytes.len() / 2, "the server kept sending ({} bytes): not cut", got.len());
+    // The slot was freed: the server still answers.
+    assert_small_file_served(&server, &fx);
+}
+
+#[test]
 fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
     let fx = fixture();
     let server = Asof::start(&fx.data, "", Some((64, 512)));

@@ -30,7 +30,8 @@ use tower::ServiceExt;
 pub struct Timeouts {
     /// From accept, or from the first byte after an idle spell, to a complete header.
     pub header: Duration,
-    /// Between requests on a kept-alive connection.
+    /// Between requests on a kept-alive connection; also the longest a response may wait
+    /// for the client to take a single byte.
     pub idle: Duration,
 }
 
@@ -112,13 +113,17 @@ struct Watched {
     deadline: Pin<Box<Sleep>>,
     /// A write is waiting for the client to read: the response is still going out.
     write_blocked: bool,
+    /// When a blocked write gives up: a client that reads nothing for the idle timeout
+    /// must not hold its slot and an open blob forever. Reading slowly is fine.
+    send_deadline: Pin<Box<Sleep>>,
 }
 
 impl Watched {
     fn new(inner: TcpStream, activity: Arc<Activity>, timeouts: Timeouts) -> Self {
         // A new connection owes its first header within the header timeout.
         let deadline = Box::pin(tokio::time::sleep(timeouts.header));
-        Self { inner, activity, timeouts, phase: Phase::Header, deadline, write_blocked: false }
+        let send_deadline = Box::pin(tokio::time::sleep(timeouts.idle));
+        Self { inner, activity, timeouts, phase: Phase::Header, deadline, write_blocked: false, send_deadline }
     }
 
     fn enter(&mut self, phase: Phase) {
@@ -131,15 +136,23 @@ impl Watched {
         self.deadline.as_mut().reset(Instant::now() + after);
     }
 
-    /// Notes whether a write had to wait; once it no longer does, wakes the task so that
-    /// it reads (and arms the idle deadline) if the connection went idle meanwhile.
-    fn wrote<T>(&mut self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        let blocked = result.is_pending();
-        if self.write_blocked && !blocked {
-            self.activity.reader.wake();
+    /// Notes whether a write had to wait, failing it once it has waited for the idle
+    /// timeout. Once writes go through again, wakes the task so that it reads (and arms
+    /// the idle deadline) if the connection went idle meanwhile.
+    fn wrote<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            if self.write_blocked {
+                self.write_blocked = false;
+                self.activity.reader.wake();
+            }
+            return result;
         }
-        self.write_blocked = blocked;
-        result
+        if !self.write_blocked {
+            self.write_blocked = true;
+            self.send_deadline.as_mut().reset(Instant::now() + self.timeouts.idle);
+        }
+        ready!(self.send_deadline.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout: the client reads nothing")))
     }
 }
 
@@ -179,7 +192,7 @@ impl AsyncWrite for Watched {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.wrote(result)
+        this.wrote(cx, result)
     }
 
     fn poll_write_vectored(
@@ -189,7 +202,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.wrote(result)
+        this.wrote(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -199,7 +212,7 @@ impl AsyncWrite for Watched {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_flush(cx);
-        this.wrote(result)
+        this.wrote(cx, result)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
