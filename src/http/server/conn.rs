@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -43,11 +43,14 @@ struct Activity {
     /// does not read again on its own when it goes idle, so the deadline of the idle
     /// phase would never be armed without this wake-up.
     reader: AtomicWaker,
+    /// A write is waiting for the client to read: a response is still going out, even
+    /// if its body has been handed over whole.
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
     fn busy(&self) -> bool {
-        self.in_flight.load(Ordering::SeqCst) > 0
+        self.in_flight.load(Ordering::SeqCst) > 0 || self.write_blocked.load(Ordering::SeqCst)
     }
 }
 
@@ -111,8 +114,6 @@ struct Watched {
     timeouts: Timeouts,
     phase: Phase,
     deadline: Pin<Box<Sleep>>,
-    /// A write is waiting for the client to read: the response is still going out.
-    write_blocked: bool,
     /// When a blocked write gives up: a client that reads nothing for the idle timeout
     /// must not hold its slot and an open blob forever. Reading slowly is fine.
     send_deadline: Pin<Box<Sleep>>,
@@ -123,7 +124,7 @@ impl Watched {
         // A new connection owes its first header within the header timeout.
         let deadline = Box::pin(tokio::time::sleep(timeouts.header));
         let send_deadline = Box::pin(tokio::time::sleep(timeouts.idle));
-        Self { inner, activity, timeouts, phase: Phase::Header, deadline, write_blocked: false, send_deadline }
+        Self { inner, activity, timeouts, phase: Phase::Header, deadline, send_deadline }
     }
 
     fn enter(&mut self, phase: Phase) {
@@ -141,14 +142,12 @@ impl Watched {
     /// the idle deadline) if the connection went idle meanwhile.
     fn wrote<T>(&mut self, cx: &mut Context<'_>, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if result.is_ready() {
-            if self.write_blocked {
-                self.write_blocked = false;
+            if self.activity.write_blocked.swap(false, Ordering::SeqCst) {
                 self.activity.reader.wake();
             }
             return result;
         }
-        if !self.write_blocked {
-            self.write_blocked = true;
+        if !self.activity.write_blocked.swap(true, Ordering::SeqCst) {
             self.send_deadline.as_mut().reset(Instant::now() + self.timeouts.idle);
         }
         ready!(self.send_deadline.as_mut().poll(cx));
@@ -161,7 +160,7 @@ impl AsyncRead for Watched {
         let this = self.get_mut();
         let before = buf.filled().len();
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if this.activity.busy() || this.write_blocked {
+        if this.activity.busy() {
             this.phase = Phase::Busy;
             if read.is_pending() {
                 this.activity.reader.register(cx.waker());
@@ -255,7 +254,7 @@ pub async fn run(
         _ = async { drop(stop.wait_for(|stopping| *stopping).await) } => {
             conn.as_mut().graceful_shutdown();
             if !activity.busy() {
-                // Idle, or part of a header: there is no request to finish.
+                // Idle, or part of a header: there is no response to finish.
                 return;
             }
             conn.await
