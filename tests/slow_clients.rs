@@ -222,7 +222,9 @@ fn three_hundred_idle_sockets(extra_config: &str) -> String {
     let cpu_before = server.cpu_time();
     std::thread::sleep(Duration::from_secs(2));
     let spent = server.cpu_time() - cpu_before;
-    assert!(spent < Duration::from_millis(300), "server used {spent:?} of CPU in 2 s while out of slots or fds");
+    eprintln!("server CPU time over 2 s with 300 idle sockets: {spent:?}");
+    // Measured: 0 ns with the back-off; a spin on a loaded 2-core machine got 450 ms.
+    assert!(spent < Duration::from_millis(100), "server used {spent:?} of CPU in 2 s while out of slots or fds");
     let start = Instant::now();
     for s in &mut idle {
         assert_eq!(read_until_closed(s, Duration::from_secs(30)), b"", "an idle socket got an answer");
