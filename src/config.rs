@@ -89,6 +89,72 @@ pub struct ServerConfig {
     /// Seconds a request body (an upload) may go without sending a byte before the
     /// request is abandoned (default 60).
     pub body_timeout_secs: Option<u64>,
+    /// Seconds a connection has to send a complete request header, counted from accept or
+    /// from the first byte after an idle spell (default 15). Closed without an answer after.
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a kept-alive connection may wait for its next request, and a response may
+    /// wait for the client to take a byte (default 60).
+    pub idle_timeout_secs: Option<u64>,
+    /// Most connections served at once; further ones wait in the listen backlog (default:
+    /// half of the open-files limit less 64, as each may hold a socket and a blob file).
+    pub max_connections: Option<usize>,
+    /// On SIGTERM, seconds in-flight requests may take to finish before `serve` exits
+    /// anyway (default 30).
+    pub drain_timeout_secs: Option<u64>,
+    /// Per-client rate limits (`[server.rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// `[server.rate_limits]`: token buckets per client address and per presented token, one
+/// set per route class. Loopback clients are exempt unless `exempt_loopback = false`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// `false` turns every limit off (default true).
+    pub enabled: Option<bool>,
+    /// Leave clients on 127.0.0.0/8 and ::1 unlimited (default true).
+    pub exempt_loopback: Option<bool>,
+    /// Files of IDs older than the settle margin (default 1000/s, burst 5000).
+    pub files_immutable: Option<RateConfig>,
+    /// Files of recent IDs (default 200/s, burst 1000).
+    pub files: Option<RateConfig>,
+    /// Archive and snapshot lists, directory pages (default 20/s, burst 200).
+    pub listings: Option<RateConfig>,
+    /// `/api/v1` other than uploads, `/healthz`, `/metrics` (default 100/s, burst 1000).
+    pub api: Option<RateConfig>,
+    /// `PUT`/`POST` under `/api/v1/blobs` (default 500/s, burst 5000).
+    pub uploads: Option<RateConfig>,
+}
+
+/// One token bucket: refills at `per_second` (may be fractional), holds at most `burst`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl RateLimitsConfig {
+    /// Overrides the given settings with the ones present here.
+    pub fn apply(&self, opts: &mut crate::http::RateLimitOptions) -> anyhow::Result<()> {
+        opts.enabled = self.enabled.unwrap_or(opts.enabled);
+        opts.exempt_loopback = self.exempt_loopback.unwrap_or(opts.exempt_loopback);
+        let classes = [
+            (&self.files_immutable, &mut opts.files_immutable, "files_immutable"),
+            (&self.files, &mut opts.files, "files"),
+            (&self.listings, &mut opts.listings, "listings"),
+            (&self.api, &mut opts.api, "api"),
+            (&self.uploads, &mut opts.uploads, "uploads"),
+        ];
+        for (given, rate, name) in classes {
+            if let Some(r) = given {
+                *rate = crate::http::Rate::new(r.per_second, r.burst)
+                    .with_context(|| format!("[server.rate_limits] {name}"))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -108,5 +174,22 @@ mod tests {
         assert!(err.to_string().contains("lisen"), "{err}");
         let ok: Config = toml::from_str("data = \"/srv/asof\"\n[server]\nlisten = \"127.0.0.1:9\"\n").unwrap();
         assert_eq!(ok.server.listen.unwrap().port(), 9);
+    }
+
+    #[test]
+    fn rate_limits_override_defaults_and_are_validated() {
+        let text = "[server.rate_limits]\nexempt_loopback = false\nlistings = { per_second = 0.5, burst = 3 }\n";
+        let c: Config = toml::from_str(text).unwrap();
+        let mut opts = crate::http::RateLimitOptions::default();
+        c.server.rate_limits.apply(&mut opts).unwrap();
+        assert!(!opts.exempt_loopback && opts.enabled);
+        assert_eq!(opts.listings, crate::http::Rate::new(0.5, 3).unwrap());
+        assert_eq!(opts.files, crate::http::RateLimitOptions::default().files);
+
+        let bad: Config = toml::from_str("[server.rate_limits]\nfiles = { per_second = 10, burst = 0 }\n").unwrap();
+        let err = bad.server.rate_limits.apply(&mut opts).unwrap_err();
+        assert_eq!(format!("{err:#}"), "[server.rate_limits] files: burst must be at least 1");
+        let typo = toml::from_str::<Config>("[server.rate_limits]\nfiles = { per_sec = 10, burst = 1 }\n").unwrap_err();
+        assert!(typo.to_string().contains("per_sec"), "{typo}");
     }
 }

@@ -1,5 +1,5 @@
 //! Prometheus metrics of asof: requests by status, bytes served, lookup and publish
-//! durations, mirror runs.
+//! durations, mirror runs, throttled requests.
 
 use prometheus::{Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
@@ -15,6 +15,7 @@ pub struct Metrics {
     pub mirror_last_success: GaugeVec,
     pub mirror_last_failure: GaugeVec,
     pub mirror_downloaded_bytes: IntCounterVec,
+    pub throttled: IntCounterVec,
 }
 
 impl Metrics {
@@ -65,6 +66,11 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let throttled = IntCounterVec::new(
+            Opts::new("throttled_requests_total", "Requests refused with 429 by the rate limits, by route class"),
+            &["class"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bytes_served.clone()),
@@ -76,6 +82,7 @@ impl Metrics {
             Box::new(mirror_last_success.clone()),
             Box::new(mirror_last_failure.clone()),
             Box::new(mirror_downloaded_bytes.clone()),
+            Box::new(throttled.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -91,6 +98,7 @@ impl Metrics {
             mirror_last_success,
             mirror_last_failure,
             mirror_downloaded_bytes,
+            throttled,
         }
     }
 

@@ -486,13 +486,37 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(s) = config.server.body_timeout_secs {
                 options.body_timeout = Duration::from_secs(s);
             }
+            apply_connection_limits(&config.server, &mut options)?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
+            crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(store, data, listen, demo, options, mirrors))?;
+            // A blocking read stuck on a dead disk must not hold the exit past the drain.
+            rt.shutdown_timeout(Duration::from_secs(5));
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// `[server]` timeouts, connection cap and rate limits.
+fn apply_connection_limits(server: &crate::config::ServerConfig, options: &mut ServeOptions) -> anyhow::Result<()> {
+    let secs = |v: Option<u64>, default: Duration, name: &str| -> anyhow::Result<Duration> {
+        match v {
+            Some(0) => anyhow::bail!("[server] {name} must be at least 1"),
+            Some(s) => Ok(Duration::from_secs(s)),
+            None => Ok(default),
+        }
+    };
+    options.header_read_timeout =
+        secs(server.header_read_timeout_secs, options.header_read_timeout, "header_read_timeout_secs")?;
+    options.idle_timeout = secs(server.idle_timeout_secs, options.idle_timeout, "idle_timeout_secs")?;
+    options.drain_timeout = secs(server.drain_timeout_secs, options.drain_timeout, "drain_timeout_secs")?;
+    if server.max_connections == Some(0) {
+        anyhow::bail!("[server] max_connections must be at least 1");
+    }
+    options.max_connections = server.max_connections.or(options.max_connections);
+    server.rate_limits.apply(&mut options.rate_limits)
 }
 
 async fn serve(

@@ -6,12 +6,12 @@ mod body;
 mod error;
 mod files;
 mod listing;
-
+mod rate_limit;
 mod request_path;
+mod server;
 mod stream;
 mod write;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ use tower_http::trace::TraceLayer;
 pub use crate::metrics::Metrics;
 pub use api::{ResolveJson, SnapshotJson, SnapshotListJson};
 pub use error::ApiError;
+pub use rate_limit::{Class as RateClass, Rate, RateLimitOptions};
+pub use server::{raise_nofile_limit, serve};
 
 use crate::store::Store;
 
@@ -46,6 +48,18 @@ pub struct ServeOptions {
     pub max_manifest_bytes: usize,
     /// An upload or other request body that sends no byte for this long is abandoned.
     pub body_timeout: Duration,
+    /// A connection must deliver a complete request header within this long of being
+    /// accepted, or of the first byte after an idle spell.
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections served at once; more wait in the listen backlog. `None`: derived
+    /// from the open-files limit.
+    pub max_connections: Option<usize>,
+    /// On SIGTERM, how long in-flight requests may take to finish before the server exits.
+    pub drain_timeout: Duration,
+    /// Per-client token buckets by route class.
+    pub rate_limits: RateLimitOptions,
 }
 
 impl Default for ServeOptions {
@@ -56,6 +70,11 @@ impl Default for ServeOptions {
             max_blob_bytes: 16 << 30,
             max_manifest_bytes: 1 << 30,
             body_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
+            drain_timeout: Duration::from_secs(30),
+            rate_limits: RateLimitOptions::default(),
         }
     }
 }
@@ -92,6 +111,11 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    let limiter = Arc::new(rate_limit::RateLimiter::new(
+        state.options.rate_limits.clone(),
+        state.options.settle_margin,
+        state.metrics.clone(),
+    ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -99,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::routes().layer(tower_http::compression::CompressionLayer::new()))
         .fallback(tree)
         .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn_with_state(limiter, rate_limit::limit))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -159,27 +184,6 @@ pub fn spawn_sealer(store: Store, margin: Duration) {
             }
         }
     });
-}
-
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
-    state: AppState,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
-    spawn_sealer(state.store.clone(), state.options.settle_margin);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    // Streamed files go out as a header write, then body writes: with Nagle's algorithm the
-    // body waits for the client's delayed ACK (~25-40 ms per small file). Found by the
-    // serving benchmark: 61 requests/s on one connection.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not
