@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use crate::catalog::{Catalog, CatalogError, Change, ChangeSource, CommitPlan, Snapshot};
-use crate::domain::{ArchiveName, RelPath};
+use crate::domain::{ArchiveName, RelPath, SnapshotId};
 use crate::manifest::{Content, DigestBuilder, ManifestEntry};
 
 /// What the publisher says about one path.
@@ -71,6 +71,8 @@ impl StagedSource for MemoryStaged {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub plan: CommitPlan,
+    /// The snapshot the plan was computed against (named in error messages).
+    pub base: Option<SnapshotId>,
     /// Every directory of the new tree.
     pub dirs: BTreeSet<String>,
 }
@@ -92,6 +94,7 @@ pub fn summarize(
     source: serde_json::Value,
 ) -> Result<Summary, PlanError> {
     let base_seq = latest.map_or(0, |s| s.key.seq);
+    let base = latest.map(|s| s.id);
     let mut plan = CommitPlan {
         base_seq,
         digest: crate::domain::Digest::of(b""),
@@ -105,7 +108,8 @@ pub fn summarize(
     let mut digest = DigestBuilder::new();
     let mut dirs = BTreeSet::new();
     let mut shape = ShapeCheck::default();
-    walk(catalog, archive, base_seq, staged, mode, None, &mut |path, live, next| {
+    let at = Base { seq: base_seq, id: base };
+    walk(catalog, archive, at, staged, mode, None, &mut |path, live, next| {
         let live = live.filter(|c| **c != Content::Dir);
         match (live, next) {
             (Some(_), None) => plan.removed += 1,
@@ -136,7 +140,7 @@ pub fn summarize(
         return Err(PlanError::Invalid("a snapshot needs at least one file".into()));
     }
     plan.digest = digest.finish();
-    Ok(Summary { plan, dirs })
+    Ok(Summary { plan, base, dirs })
 }
 
 /// Second walk, run by the catalog inside the commit: the upserts and removals.
@@ -150,19 +154,18 @@ pub struct PlannedChanges<'a> {
 
 impl ChangeSource for PlannedChanges<'_> {
     fn for_each(&self, f: &mut dyn FnMut(Change) -> Result<(), CatalogError>) -> Result<(), CatalogError> {
-        let base_seq = self.summary.plan.base_seq;
+        let at = Base { seq: self.summary.plan.base_seq, id: self.summary.base };
         let dirs = Some(&self.summary.dirs);
-        let result =
-            walk(self.catalog, self.archive, base_seq, self.staged, self.mode, dirs, &mut |path, live, next| {
-                match next {
-                    Some(n) if live != Some(n) => {
-                        f(Change::Upsert(ManifestEntry { path: path.clone(), content: n.clone() }))?
-                    }
-                    None if live.is_some() => f(Change::Remove(path.clone()))?,
-                    _ => {}
+        let result = walk(self.catalog, self.archive, at, self.staged, self.mode, dirs, &mut |path, live, next| {
+            match next {
+                Some(n) if live != Some(n) => {
+                    f(Change::Upsert(ManifestEntry { path: path.clone(), content: n.clone() }))?
                 }
-                Ok(())
-            });
+                None if live.is_some() => f(Change::Remove(path.clone()))?,
+                _ => {}
+            }
+            Ok(())
+        });
         match result {
             Ok(()) => Ok(()),
             Err(PlanError::Catalog(e)) => Err(e),
@@ -194,6 +197,13 @@ impl ShapeCheck {
     }
 }
 
+/// The snapshot a walk compares against.
+#[derive(Clone, Copy)]
+struct Base {
+    seq: u64,
+    id: Option<SnapshotId>,
+}
+
 type Visit<'v> = dyn FnMut(&RelPath, Option<&Content>, Option<&Content>) -> Result<(), PlanError> + 'v;
 
 /// Walks the latest manifest and the new tree together in path byte order and calls
@@ -203,7 +213,7 @@ type Visit<'v> = dyn FnMut(&RelPath, Option<&Content>, Option<&Content>) -> Resu
 fn walk(
     catalog: &dyn Catalog,
     archive: &ArchiveName,
-    base_seq: u64,
+    base: Base,
     staged: &dyn StagedSource,
     mode: Mode,
     dirs: Option<&BTreeSet<String>>,
@@ -218,13 +228,13 @@ fn walk(
                 break;
             }
             let (path, op) = next.take()?.expect("peeked");
-            visit_one(&path, None, Some(op), mode, dirs.is_some(), visit)?;
+            visit_one(&path, None, Some(op), mode, base.id, dirs.is_some(), visit)?;
         }
         let Some(live) = live else { return Ok(()) };
         let op = if next.peek_path()? == Some(live.path.as_str()) { next.take()?.map(|(_, op)| op) } else { None };
-        visit_one(&live.path, Some(&live.content), op, mode, dirs.is_some(), visit)
+        visit_one(&live.path, Some(&live.content), op, mode, base.id, dirs.is_some(), visit)
     };
-    let walked = catalog.for_each_live(archive, base_seq, &mut |live| {
+    let walked = catalog.for_each_live(archive, base.seq, &mut |live| {
         step(Some(live), &mut next).map_err(|e| {
             failure = Some(e);
             CatalogError::Corrupt("walk stopped".into())
@@ -242,13 +252,15 @@ fn visit_one(
     live: Option<&Content>,
     op: Option<Staged>,
     mode: Mode,
+    base: Option<SnapshotId>,
     with_dirs: bool,
     visit: &mut Visit<'_>,
 ) -> Result<(), PlanError> {
     let next = match (op, live) {
         (Some(Staged::Put(c)), _) => Some(c),
         (Some(Staged::Remove), None) => {
-            return Err(PlanError::Invalid(format!("cannot remove {path}: it is not in the base snapshot")));
+            let base = base.map_or_else(|| "the base snapshot".to_string(), |b| b.to_string());
+            return Err(PlanError::Invalid(format!("cannot remove {path}: it is not in {base}")));
         }
         (Some(Staged::Remove), Some(Content::Dir)) => {
             return Err(PlanError::Invalid(format!(

@@ -27,6 +27,8 @@ fn file_headers<'a>(
         ("accept-ranges", "bytes"),
         ("content-type", content_type),
         ("content-length", len),
+        ("x-content-type-options", "nosniff"),
+        ("content-security-policy", "sandbox"),
     ]
 }
 
@@ -147,6 +149,8 @@ async fn conditional_requests_answer_304_without_a_body() {
         ("content-type", "application/x-xz"),
         // Set by axum from the empty body's size; hyper drops it from a 304 on the wire.
         ("content-length", "0"),
+        ("x-content-type-options", "nosniff"),
+        ("content-security-policy", "sandbox"),
     ];
     let weak = format!("W/{etag}");
     let later = httpdate::fmt_http_date(std::time::SystemTime::now() + std::time::Duration::from_secs(86_400));
