@@ -165,6 +165,18 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| MirrorError::Store(e.to_string()))?
 }
 
+/// Drops what it holds on the blocking pool (deleting a keyring's temp directory is file
+/// system work).
+struct DropOffThread<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> Drop for DropOffThread<T> {
+    fn drop(&mut self) {
+        if let (Some(value), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn_blocking(move || drop(value));
+        }
+    }
+}
+
 /// Runs a gpgv verification on the blocking pool: it waits on a child process and on files.
 async fn verify_off_thread(
     f: impl FnOnce() -> Result<signature::Verified, SignatureError> + Send + 'static,
@@ -204,6 +216,9 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
         return Err(MirrorError::Config("at least one suite is needed".into()));
     }
     let (lock_dir, archive) = (opts.lock_dir.clone(), spec.archive.clone());
+    // Dropped (closed, which releases the lock) here when the run ends, not later on the
+    // blocking pool, so that a run started right after finds the archive free; close(2)
+    // does not wait on the disk.
     let _lock = blocking(move || lock_archive(&lock_dir, &archive)).await?;
     let keyring = match (&spec.keyring, spec.insecure_skip_signature) {
         (_, true) => {
@@ -229,6 +244,8 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
             ));
         }
     };
+    // Dropping the keyring deletes its temp directory.
+    let keyring = DropOffThread(keyring);
     let mut fetcher = Fetcher::new(opts.partial_dir.clone())?;
     fetcher.retries = opts.retries;
     fetcher.backoff = opts.backoff;
@@ -237,13 +254,13 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
     let mut suites = Vec::new();
     let mut fingerprints = Vec::new();
     for suite in &spec.suites {
-        let (state, fps) = fetch_suite(store, &fetcher, &upstream, suite, spec, keyring.as_ref()).await?;
+        let (state, fps) = fetch_suite(store, &fetcher, &upstream, suite, spec, keyring.0.as_ref()).await?;
         suites.push((suite.clone(), state));
         fingerprints.extend(fps);
     }
     fingerprints.sort();
     fingerprints.dedup();
-    let signature = if keyring.is_some() {
+    let signature = if keyring.0.is_some() {
         format!("verified ({})", fingerprints.join(", "))
     } else {
         "NOT VERIFIED (--insecure-skip-signature)".into()
