@@ -248,19 +248,22 @@ pub fn hash_scanned(
     bar.set_message(format!("hashing {} files", scanned.len()));
     let entries: Vec<WireEntry> = scanned
         .par_iter()
-        .map(|e| match &e.kind {
-            ScannedKind::Symlink { target } => {
-                root.check_symlink(&e.path, target)?;
-                Ok(WireEntry::Symlink { path: e.path.to_string(), target: target.clone() })
-            }
-            ScannedKind::File => {
-                let (file, _) = root.open_file(&e.path)?;
-                let (digest, size) =
-                    hash_file(&file).map_err(|source| PushError::Read { path: e.path.to_string(), source })?;
-                bar.inc(1);
-                Ok(WireEntry::File { path: e.path.to_string(), size, sha256: digest.hex() })
-            }
-        })
+        .map_init(
+            || root.cursor(),
+            |cursor, e| match &e.kind {
+                ScannedKind::Symlink { target } => {
+                    root.check_symlink(&e.path, target)?;
+                    Ok(WireEntry::Symlink { path: e.path.to_string(), target: target.clone() })
+                }
+                ScannedKind::File => {
+                    let (file, _) = cursor.open_file(&e.path)?;
+                    let (digest, size) =
+                        hash_file(&file).map_err(|source| PushError::Read { path: e.path.to_string(), source })?;
+                    bar.inc(1);
+                    Ok(WireEntry::File { path: e.path.to_string(), size, sha256: digest.hex() })
+                }
+            },
+        )
         .collect::<Result<_, PushError>>()?;
     Ok((root, entries.into_iter().map(|e| (e.path().to_string(), e)).collect()))
 }

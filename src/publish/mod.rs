@@ -149,35 +149,46 @@ fn publish_scanned_since(
     let manifest: Vec<ManifestEntry> = pool.install(|| {
         scanned
             .par_iter()
-            .map(|e| {
-                let content = match &e.kind {
-                    ScannedKind::Symlink { target } => {
-                        root.check_symlink(&e.path, target)?;
-                        Content::Symlink { target: target.clone() }
-                    }
-                    ScannedKind::File => {
-                        // The cache is keyed by the fstat of the descriptor opened inside the
-                        // tree, so a symlink (even one with a copied size and mtime) never
-                        // reaches it: it cannot be opened in the first place.
-                        let (mut file, meta) = root.open_file(&e.path)?;
-                        let stat = stat_cache::Stat::of(&meta);
-                        // A remembered digest counts only while its blob is still stored.
-                        let known = cache.lookup(&stat).filter(|d| store.blobs.contains(d).unwrap_or(false));
-                        let (digest, size, created) = match known {
-                            Some(d) => (d, stat.size(), false),
-                            None => ingest_file(store, &mut file, &e.path)?,
-                        };
-                        seen.lock().expect("not poisoned").push((stat, digest));
-                        if created {
-                            new_blobs.fetch_add(1, Ordering::Relaxed);
-                            new_bytes.fetch_add(size, Ordering::Relaxed);
+            .map_init(
+                || root.cursor(),
+                |cursor, e| {
+                    let content = match &e.kind {
+                        ScannedKind::Symlink { target } => {
+                            root.check_symlink(&e.path, target)?;
+                            Content::Symlink { target: target.clone() }
                         }
-                        opts.progress.advance(size);
-                        Content::File { size, sha256: digest }
-                    }
-                };
-                Ok(ManifestEntry { path: e.path.clone(), content })
-            })
+                        ScannedKind::File => {
+                            // The cache is consulted with an lstat reached through no symlink, and
+                            // a symlink there is an error: one with a copied size and mtime, to a
+                            // file the cache knows, cannot pass for the file it replaced.
+                            let lstat = if cache.is_empty() { None } else { Some(cursor.stat_file(&e.path)?) };
+                            // A remembered digest counts only while its blob is still stored.
+                            let known = lstat.map(|st| stat_cache::Stat::of_raw(&st)).and_then(|stat| {
+                                cache
+                                    .lookup(&stat)
+                                    .filter(|d| store.blobs.contains(d).unwrap_or(false))
+                                    .map(|d| (stat, d))
+                            });
+                            let (stat, digest, size, created) = match known {
+                                Some((stat, d)) => (stat, d, stat.size(), false),
+                                None => {
+                                    let (mut file, meta) = cursor.open_file(&e.path)?;
+                                    let (d, size, created) = ingest_file(store, &mut file, &e.path)?;
+                                    (stat_cache::Stat::of(&meta), d, size, created)
+                                }
+                            };
+                            seen.lock().expect("not poisoned").push((stat, digest));
+                            if created {
+                                new_blobs.fetch_add(1, Ordering::Relaxed);
+                                new_bytes.fetch_add(size, Ordering::Relaxed);
+                            }
+                            opts.progress.advance(size);
+                            Content::File { size, sha256: digest }
+                        }
+                    };
+                    Ok(ManifestEntry { path: e.path.clone(), content })
+                },
+            )
             .collect::<Result<_, PublishError>>()
     })?;
     opts.progress.finish();
