@@ -6,7 +6,9 @@
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, or one `openat(O_NOFOLLOW)` per component where
 //! `openat2` is unavailable), and what is opened must be a regular file by `fstat` of that
 //! same descriptor, which is then the one hashed and stored: there is no window between the
-//! check and the use.
+//! check and the use. A `DirCursor` keeps the last directory so reached open, so that files
+//! taken in path order cost one `openat(O_NOFOLLOW)`, or for a stat-cache hit one
+//! `fstatat(AT_SYMLINK_NOFOLLOW)`, each.
 //!
 //! Why this is enough, and why the scan's view of the file is not compared: the scan reads
 //! file types from directory entries (it does not stat, for speed), and it walks by path,
