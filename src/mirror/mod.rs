@@ -246,7 +246,9 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
     };
     // Dropping the keyring deletes its temp directory.
     let keyring = DropOffThread(keyring);
-    let mut fetcher = Fetcher::new(opts.partial_dir.clone())?;
+    // Building the HTTP client may read the system's CA certificates.
+    let partial_dir = opts.partial_dir.clone();
+    let mut fetcher = blocking(move || Ok(Fetcher::new(partial_dir)?)).await?;
     fetcher.retries = opts.retries;
     fetcher.backoff = opts.backoff;
     opts.progress.set_message("fetching Release files");
