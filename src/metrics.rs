@@ -1,6 +1,7 @@
 //! Prometheus metrics of asof: requests by status, bytes served, lookup and publish
 //! durations, mirror runs, throttled requests.
 
+use crate::domain::{ArchiveName, Digest};
 use prometheus::{Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
@@ -109,8 +110,29 @@ impl Metrics {
     }
 }
 
+/// The `archive` label of a metric: the name of a public archive; for a private one
+/// `private-` and the first 12 hex digits of the SHA-256 of its name, so that `/metrics`
+/// (often readable more widely than the archives) does not reveal which private archives
+/// exist, while each keeps a stable series of its own.
+pub fn archive_label(name: &ArchiveName, private: bool) -> String {
+    if private { format!("private-{}", &Digest::of(name.as_str().as_bytes()).hex()[..12]) } else { name.to_string() }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_archive_labels_hide_the_name() {
+        let name: ArchiveName = "team/secret".parse().unwrap();
+        assert_eq!(archive_label(&name, false), "team/secret");
+        // printf team/secret | sha256sum
+        assert_eq!(archive_label(&name, true), "private-7de22364a1cd");
     }
 }

@@ -14,8 +14,8 @@ use reqwest::StatusCode;
 use serde::Serialize;
 
 use crate::blob::local::hash_file;
-use crate::domain::{ArchiveName, SnapshotId};
-use crate::publish::{ScannedKind, scan_tree};
+use crate::domain::{ArchiveName, RelPath, SnapshotId};
+use crate::publish::{ScannedEntry, ScannedKind, TreeError, TreeRoot, scan_tree};
 use crate::wire::{CommitRequest, ErrorJson, MissingRequest, MissingResponse, SnapshotJson, WireEntry};
 
 pub struct PushOptions {
@@ -45,6 +45,8 @@ pub struct PushReport {
 pub enum PushError {
     #[error(transparent)]
     Scan(#[from] crate::publish::ScanError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
     #[error("reading {path}: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("server URL {0:?} must start with http:// or https://")]
@@ -113,9 +115,10 @@ pub async fn push(opts: PushOptions) -> Result<PushReport, PushError> {
     // 1. Hash the tree locally, in parallel.
     let dir = opts.dir.clone();
     let bar = opts.progress.clone();
-    let local: BTreeMap<String, WireEntry> = tokio::task::spawn_blocking(move || hash_tree(&dir, &bar))
+    let (root, local) = tokio::task::spawn_blocking(move || hash_tree(&dir, &bar))
         .await
         .map_err(|e| PushError::Transport { what: "hashing".into(), reason: e.to_string() })??;
+    let root = Arc::new(root);
     let files = local.len() as u64;
     let bytes: u64 = local.values().map(|e| if let WireEntry::File { size, .. } = e { *size } else { 0 }).sum();
 
@@ -148,11 +151,11 @@ pub async fn push(opts: PushOptions) -> Result<PushReport, PushError> {
     let uploaded = Arc::new(AtomicU64::new(0));
     let results: Vec<Result<(), PushError>> = futures::stream::iter(missing.iter().map(|digest| {
         let (size, path) = sizes[digest].clone();
-        let (client, dir, digest, bar, uploaded) =
-            (client.clone(), opts.dir.clone(), digest.clone(), opts.progress.clone(), uploaded.clone());
+        let (client, root, digest, bar, uploaded) =
+            (client.clone(), root.clone(), digest.clone(), opts.progress.clone(), uploaded.clone());
         let retries = opts.retries;
         async move {
-            upload(&client, &dir.join(&path), &path, &digest, size, retries).await?;
+            upload(&client, &root, &path, &digest, size, retries).await?;
             uploaded.fetch_add(size, Ordering::Relaxed);
             bar.inc(size);
             Ok(())
@@ -227,25 +230,42 @@ fn source(dir: &Path) -> serde_json::Value {
     serde_json::json!({ "tree": dir.file_name().map(|n| n.to_string_lossy().into_owned()) })
 }
 
-fn hash_tree(dir: &Path, bar: &indicatif::ProgressBar) -> Result<BTreeMap<String, WireEntry>, PushError> {
+fn hash_tree(dir: &Path, bar: &indicatif::ProgressBar) -> Result<(TreeRoot, BTreeMap<String, WireEntry>), PushError> {
     let scanned = scan_tree(dir)?;
+    hash_scanned(dir, &scanned, bar)
+}
+
+/// Hashes what `scan_tree(dir)` found, reading files only through the returned `TreeRoot`
+/// (never through a symlink, see `publish::tree`), which uploads then use too. Separate
+/// from the scan so that a test can change the tree in between.
+pub fn hash_scanned(
+    dir: &Path,
+    scanned: &[ScannedEntry],
+    bar: &indicatif::ProgressBar,
+) -> Result<(TreeRoot, BTreeMap<String, WireEntry>), PushError> {
+    let root = TreeRoot::open(dir)?;
     bar.set_length(scanned.len() as u64);
     bar.set_message(format!("hashing {} files", scanned.len()));
     let entries: Vec<WireEntry> = scanned
         .par_iter()
-        .map(|e| match &e.kind {
-            ScannedKind::Symlink { target } => {
-                Ok(WireEntry::Symlink { path: e.path.to_string(), target: target.clone() })
-            }
-            ScannedKind::File => {
-                let (digest, size) = hash_file(&dir.join(e.path.as_str()))
-                    .map_err(|source| PushError::Read { path: e.path.to_string(), source })?;
-                bar.inc(1);
-                Ok(WireEntry::File { path: e.path.to_string(), size, sha256: digest.hex() })
-            }
-        })
+        .map_init(
+            || root.cursor(),
+            |cursor, e| match &e.kind {
+                ScannedKind::Symlink { target } => {
+                    root.check_symlink(&e.path, target)?;
+                    Ok(WireEntry::Symlink { path: e.path.to_string(), target: target.clone() })
+                }
+                ScannedKind::File => {
+                    let (file, _) = cursor.open_file(&e.path)?;
+                    let (digest, size) =
+                        hash_file(&file).map_err(|source| PushError::Read { path: e.path.to_string(), source })?;
+                    bar.inc(1);
+                    Ok(WireEntry::File { path: e.path.to_string(), size, sha256: digest.hex() })
+                }
+            },
+        )
         .collect::<Result<_, PushError>>()?;
-    Ok(entries.into_iter().map(|e| (e.path().to_string(), e)).collect())
+    Ok((root, entries.into_iter().map(|e| (e.path().to_string(), e)).collect()))
 }
 
 async fn latest(client: &Client) -> Result<Option<SnapshotId>, PushError> {
@@ -286,7 +306,7 @@ async fn remote_manifest(client: &Client, id: SnapshotId) -> Result<BTreeMap<Str
 
 async fn upload(
     client: &Client,
-    file: &Path,
+    root: &Arc<TreeRoot>,
     path: &str,
     digest: &str,
     size: u64,
@@ -298,7 +318,7 @@ async fn upload(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(250 << attempt.min(6))).await;
         }
-        let f = tokio::fs::File::open(file).await.map_err(|source| PushError::Read { path: path.into(), source })?;
+        let f = open_in_tree(root, path).await?;
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
         let result = client
             .req(reqwest::Method::PUT, &client.url(&format!("blobs/{digest}")))
@@ -322,4 +342,15 @@ async fn upload(
         }
     }
     Err(PushError::Transport { what, reason: format!("gave up after {} attempts: {last}", retries + 1) })
+}
+
+/// Opens a file of the pushed tree on the blocking pool, as hashing did (no symlinks).
+async fn open_in_tree(root: &Arc<TreeRoot>, path: &str) -> Result<tokio::fs::File, PushError> {
+    let rel = RelPath::new(path)
+        .map_err(|e| PushError::Read { path: path.into(), source: std::io::Error::other(e.to_string()) })?;
+    let root = root.clone();
+    let (file, _) = tokio::task::spawn_blocking(move || root.open_file(&rel))
+        .await
+        .map_err(|e| PushError::Read { path: path.into(), source: std::io::Error::other(e) })??;
+    Ok(tokio::fs::File::from_std(file))
 }

@@ -222,9 +222,11 @@ impl BlobWriter for LocalWriter {
     }
 }
 
-/// Hashes a file without storing it (to skip blobs the store already has).
-pub fn hash_file(path: &Path) -> io::Result<(Digest, u64)> {
-    let mut r = BufReader::with_capacity(COPY_BUF, File::open(path)?);
+/// Hashes an open file from its current position without storing it (to skip blobs the
+/// store already has). It takes a file, not a path, so that callers decide how it is opened
+/// (a publish opens without following symlinks, see `publish::tree`).
+pub fn hash_file(file: &File) -> io::Result<(Digest, u64)> {
+    let mut r = BufReader::with_capacity(COPY_BUF, file);
     let mut hasher = Hasher::new();
     let mut size = 0u64;
     let mut buf = vec![0u8; COPY_BUF];

@@ -22,7 +22,7 @@ use fetch::Fetched;
 pub use fetch::{FetchError, Fetcher};
 use index::{IndexError, IndexKind, PoolFile, collect_pool_files, decode_rank, decoder};
 use release::{IndexSelection, ReleaseError, index_base, parse_release};
-use signature::{Keyring, SignatureError};
+use signature::{Gpgv, Keyring, SignatureError};
 
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use crate::manifest::{Content, ManifestEntry};
@@ -58,6 +58,8 @@ pub struct MirrorOptions {
     pub partial_dir: PathBuf,
     pub retries: u32,
     pub backoff: std::time::Duration,
+    /// The signature verifier (`ASOF_GPGV` or `gpgv`, one-minute limit).
+    pub gpgv: Gpgv,
 }
 
 impl MirrorOptions {
@@ -70,6 +72,7 @@ impl MirrorOptions {
             partial_dir: data.join("partial"),
             retries: 5,
             backoff: std::time::Duration::from_millis(500),
+            gpgv: Gpgv::default(),
         }
     }
 }
@@ -122,6 +125,7 @@ pub enum MirrorError {
     Publish(#[from] PublishError),
 }
 
+/// Blocking (file creation, `flock`): call it on the blocking pool.
 fn lock_archive(dir: &Path, archive: &ArchiveName) -> Result<std::fs::File, MirrorError> {
     let store_err = |e: std::io::Error| MirrorError::Store(format!("lock file in {}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(store_err)?;
@@ -161,6 +165,25 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| MirrorError::Store(e.to_string()))?
 }
 
+/// Drops what it holds on the blocking pool (deleting a keyring's temp directory is file
+/// system work).
+struct DropOffThread<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> Drop for DropOffThread<T> {
+    fn drop(&mut self) {
+        if let (Some(value), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn_blocking(move || drop(value));
+        }
+    }
+}
+
+/// Runs a gpgv verification on the blocking pool: it waits on a child process and on files.
+async fn verify_off_thread(
+    f: impl FnOnce() -> Result<signature::Verified, SignatureError> + Send + 'static,
+) -> Result<signature::Verified, SignatureError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| SignatureError::Gpgv(std::io::Error::other(e)))?
+}
+
 async fn store_bytes(store: &Store, bytes: Vec<u8>) -> Result<Digest, MirrorError> {
     let store = store.clone();
     blocking(move || {
@@ -192,17 +215,21 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
     if spec.suites.is_empty() {
         return Err(MirrorError::Config("at least one suite is needed".into()));
     }
-    let _lock = lock_archive(&opts.lock_dir, &spec.archive)?;
+    let (lock_dir, archive) = (opts.lock_dir.clone(), spec.archive.clone());
+    // Dropped (closed, which releases the lock) here when the run ends, not later on the
+    // blocking pool, so that a run started right after finds the archive free; close(2)
+    // does not wait on the disk.
+    let _lock = blocking(move || lock_archive(&lock_dir, &archive)).await?;
     let keyring = match (&spec.keyring, spec.insecure_skip_signature) {
         (_, true) => {
             tracing::warn!(archive = %spec.archive, "SIGNATURE CHECK DISABLED (--insecure-skip-signature): the snapshot records it");
             None
         }
         (Some(path), false) => {
-            let path = path.clone();
+            let (path, gpgv) = (path.clone(), opts.gpgv.clone());
             Some(Arc::new(
                 blocking(move || {
-                    Keyring::load(&path).map_err(|source| MirrorError::Signature {
+                    Keyring::load(&path, gpgv).map_err(|source| MirrorError::Signature {
                         suite: "-".into(),
                         file: "keyring",
                         source,
@@ -217,7 +244,11 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
             ));
         }
     };
-    let mut fetcher = Fetcher::new(opts.partial_dir.clone())?;
+    // Dropping the keyring deletes its temp directory.
+    let keyring = DropOffThread(keyring);
+    // Building the HTTP client may read the system's CA certificates.
+    let partial_dir = opts.partial_dir.clone();
+    let mut fetcher = blocking(move || Ok(Fetcher::new(partial_dir)?)).await?;
     fetcher.retries = opts.retries;
     fetcher.backoff = opts.backoff;
     opts.progress.set_message("fetching Release files");
@@ -225,13 +256,13 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
     let mut suites = Vec::new();
     let mut fingerprints = Vec::new();
     for suite in &spec.suites {
-        let (state, fps) = fetch_suite(store, &fetcher, &upstream, suite, spec, keyring.as_deref()).await?;
+        let (state, fps) = fetch_suite(store, &fetcher, &upstream, suite, spec, keyring.0.as_ref()).await?;
         suites.push((suite.clone(), state));
         fingerprints.extend(fps);
     }
     fingerprints.sort();
     fingerprints.dedup();
-    let signature = if keyring.is_some() {
+    let signature = if keyring.0.is_some() {
         format!("verified ({})", fingerprints.join(", "))
     } else {
         "NOT VERIFIED (--insecure-skip-signature)".into()
@@ -448,7 +479,7 @@ async fn fetch_suite(
     upstream: &str,
     suite: &str,
     spec: &MirrorSpec,
-    keyring: Option<&Keyring>,
+    keyring: Option<&Arc<Keyring>>,
 ) -> Result<(SuiteState, Vec<String>), MirrorError> {
     let suite_path =
         RelPath::new(suite).map_err(|e| MirrorError::Config(format!("suite {suite:?} is not a valid path: {e}")))?;
@@ -463,7 +494,8 @@ async fn fetch_suite(
     let mut fingerprints = Vec::new();
     let signed_text = match (&inrelease, &release, keyring) {
         (Some(inr), _, Some(k)) => {
-            let v = k.verify_inline(inr).map_err(|e| sig_err("InRelease", e))?;
+            let (k, inr) = (k.clone(), inr.clone());
+            let v = verify_off_thread(move || k.verify_inline(&inr)).await.map_err(|e| sig_err("InRelease", e))?;
             fingerprints.extend(v.fingerprints);
             v.signed
         }
@@ -472,7 +504,10 @@ async fn fetch_suite(
             let sig = release_gpg.as_ref().ok_or_else(|| {
                 sig_err("Release", SignatureError::Invalid("upstream has no InRelease and no Release.gpg".into()))
             })?;
-            let v = k.verify_detached(rel, sig).map_err(|e| sig_err("Release.gpg", e))?;
+            let (k, rel, sig) = (k.clone(), rel.clone(), sig.clone());
+            let v = verify_off_thread(move || k.verify_detached(&rel, &sig))
+                .await
+                .map_err(|e| sig_err("Release.gpg", e))?;
             fingerprints.extend(v.fingerprints);
             v.signed
         }
@@ -482,7 +517,8 @@ async fn fetch_suite(
     // A Release kept beside an InRelease must be signed too: clients that fall back to it
     // would otherwise get an unverifiable file from us.
     if let (Some(_), Some(rel), Some(sig), Some(k)) = (&inrelease, &release, &release_gpg, keyring) {
-        k.verify_detached(rel, sig).map_err(|e| sig_err("Release.gpg", e))?;
+        let (k, rel, sig) = (k.clone(), rel.clone(), sig.clone());
+        verify_off_thread(move || k.verify_detached(&rel, &sig)).await.map_err(|e| sig_err("Release.gpg", e))?;
     }
     let text = String::from_utf8(signed_text)
         .map_err(|_| MirrorError::Release { suite: suite.into(), source: ReleaseError::BadLine("not UTF-8".into()) })?;

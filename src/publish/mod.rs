@@ -6,6 +6,7 @@ pub mod remote;
 mod scan;
 pub mod staging;
 pub mod stat_cache;
+pub mod tree;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 pub use plan::{Mode, PlanError, PlannedChanges, StagedSource, Summary, summarize};
 pub use scan::{ScanError, ScannedEntry, ScannedKind, scan_tree};
+pub use tree::{TreeError, TreeRoot};
 
 use crate::blob::{PutError, local::hash_file};
 use crate::catalog::{CatalogError, Snapshot};
@@ -27,6 +29,8 @@ use crate::store::Store;
 pub enum PublishError {
     #[error(transparent)]
     Scan(#[from] ScanError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
     #[error("reading {path}: {source}")]
     Read { path: RelPath, source: std::io::Error },
     #[error("{path} changed while it was being published ({source}); publish again once the tree is stable")]
@@ -111,7 +115,34 @@ pub fn publish_dir_cached(
 ) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
     let scanned = scan_tree(dir)?;
+    publish_scanned_since(started, store, archive, dir, &scanned, opts, stat_cache)
+}
+
+/// The second half of a publish: reads what `scan_tree(dir)` found (never through a
+/// symlink, see `tree`), stores it and commits. Separate so that a test can change the tree
+/// between the two halves.
+pub fn publish_scanned(
+    store: &Store,
+    archive: &ArchiveName,
+    dir: &Path,
+    scanned: &[ScannedEntry],
+    opts: &PublishOptions,
+    stat_cache: Option<&Path>,
+) -> Result<PublishReport, PublishError> {
+    publish_scanned_since(Instant::now(), store, archive, dir, scanned, opts, stat_cache)
+}
+
+fn publish_scanned_since(
+    started: Instant,
+    store: &Store,
+    archive: &ArchiveName,
+    dir: &Path,
+    scanned: &[ScannedEntry],
+    opts: &PublishOptions,
+    stat_cache: Option<&Path>,
+) -> Result<PublishReport, PublishError> {
     let scanned_at = started.elapsed();
+    let root = TreeRoot::open(dir)?;
     opts.progress.start(scanned.len() as u64);
     let new_blobs = AtomicU64::new(0);
     let new_bytes = AtomicU64::new(0);
@@ -130,31 +161,46 @@ pub fn publish_dir_cached(
     let manifest: Vec<ManifestEntry> = pool.install(|| {
         scanned
             .par_iter()
-            .map(|e| {
-                let content = match &e.kind {
-                    ScannedKind::Symlink { target } => Content::Symlink { target: target.clone() },
-                    ScannedKind::File => {
-                        let file = dir.join(e.path.as_str());
-                        let stat = std::fs::metadata(&file)
-                            .map(|m| stat_cache::Stat::of(&m))
-                            .map_err(|source| PublishError::Read { path: e.path.clone(), source })?;
-                        // A remembered digest counts only while its blob is still stored.
-                        let known = cache.lookup(&stat).filter(|d| store.blobs.contains(d).unwrap_or(false));
-                        let (digest, size, created) = match known {
-                            Some(d) => (d, stat.size(), false),
-                            None => ingest_file(store, &file, &e.path)?,
-                        };
-                        seen.lock().expect("not poisoned").push((stat, digest));
-                        if created {
-                            new_blobs.fetch_add(1, Ordering::Relaxed);
-                            new_bytes.fetch_add(size, Ordering::Relaxed);
+            .map_init(
+                || root.cursor(),
+                |cursor, e| {
+                    let content = match &e.kind {
+                        ScannedKind::Symlink { target } => {
+                            root.check_symlink(&e.path, target)?;
+                            Content::Symlink { target: target.clone() }
                         }
-                        opts.progress.advance(size);
-                        Content::File { size, sha256: digest }
-                    }
-                };
-                Ok(ManifestEntry { path: e.path.clone(), content })
-            })
+                        ScannedKind::File => {
+                            // The cache is consulted with an lstat reached through no symlink, and
+                            // a symlink there is an error: one with a copied size and mtime, to a
+                            // file the cache knows, cannot pass for the file it replaced.
+                            let lstat = if cache.is_empty() { None } else { Some(cursor.stat_file(&e.path)?) };
+                            // A remembered digest counts only while its blob is still stored.
+                            let known = lstat.map(|st| stat_cache::Stat::of_raw(&st)).and_then(|stat| {
+                                cache
+                                    .lookup(&stat)
+                                    .filter(|d| store.blobs.contains(d).unwrap_or(false))
+                                    .map(|d| (stat, d))
+                            });
+                            let (stat, digest, size, created) = match known {
+                                Some((stat, d)) => (stat, d, stat.size(), false),
+                                None => {
+                                    let (mut file, meta) = cursor.open_file(&e.path)?;
+                                    let (d, size, created) = ingest_file(store, &mut file, &e.path)?;
+                                    (stat_cache::Stat::of(&meta), d, size, created)
+                                }
+                            };
+                            seen.lock().expect("not poisoned").push((stat, digest));
+                            if created {
+                                new_blobs.fetch_add(1, Ordering::Relaxed);
+                                new_bytes.fetch_add(size, Ordering::Relaxed);
+                            }
+                            opts.progress.advance(size);
+                            Content::File { size, sha256: digest }
+                        }
+                    };
+                    Ok(ManifestEntry { path: e.path.clone(), content })
+                },
+            )
             .collect::<Result<_, PublishError>>()
     })?;
     opts.progress.finish();
@@ -187,15 +233,17 @@ pub fn publish_dir_cached(
     })
 }
 
-/// Hashes a file first, so that a blob already stored costs one read and no write.
-fn ingest_file(store: &Store, file: &Path, path: &RelPath) -> Result<(Digest, u64, bool), PublishError> {
+/// Hashes a file first, so that a blob already stored costs one read and no write. The
+/// same descriptor is read again to store it: a path could meanwhile name something else.
+fn ingest_file(store: &Store, file: &mut std::fs::File, path: &RelPath) -> Result<(Digest, u64, bool), PublishError> {
+    use std::io::{Seek, SeekFrom};
     let read_err = |source| PublishError::Read { path: path.clone(), source };
     let (digest, size) = hash_file(file).map_err(read_err)?;
     if store.blobs.contains(&digest).map_err(read_err)? {
         return Ok((digest, size, false));
     }
-    let mut f = std::fs::File::open(file).map_err(read_err)?;
-    match store.blobs.put(&mut f, Some(&digest), Some(size)) {
+    file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+    match store.blobs.put(file, Some(&digest), Some(size)) {
         Ok(out) => Ok((out.digest, out.size, out.created)),
         Err(e @ (PutError::DigestMismatch { .. } | PutError::LengthMismatch { .. })) => {
             Err(PublishError::Unstable { path: path.clone(), source: e })

@@ -31,6 +31,16 @@ impl Stat {
         self.size
     }
 
+    /// From an `lstat` taken without following symlinks (see `publish::tree`).
+    pub fn of_raw(st: &rustix::fs::Stat) -> Self {
+        Self {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128,
+        }
+    }
+
     pub fn of(m: &std::fs::Metadata) -> Self {
         Self {
             dev: m.dev(),
@@ -64,6 +74,10 @@ impl StatCache {
             entries.insert((u(0), u(8)), (u(16), mtime, digest));
         }
         Self { written_ns, entries }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The digest recorded for this exact file state, if it can be trusted.
