@@ -45,7 +45,7 @@ async fn archive_post(
 ) -> Result<Response, ApiError> {
     match split_action(&rest)? {
         (archive, "snapshots") => super::write::commit(&st, archive, &headers, body).await,
-        _ => Err(ApiError::MethodNotAllowed),
+        (_, action) => Err(ApiError::MethodNotAllowed { allow: allowed(action) }),
     }
 }
 
@@ -57,7 +57,16 @@ async fn archive_put(
 ) -> Result<Response, ApiError> {
     match split_action(&rest)? {
         (archive, "") => super::write::settings(&st, archive, &headers, body).await,
-        _ => Err(ApiError::MethodNotAllowed),
+        (_, action) => Err(ApiError::MethodNotAllowed { allow: allowed(action) }),
+    }
+}
+
+/// The methods an archive API path answers.
+fn allowed(action: &str) -> &'static str {
+    match action {
+        "" => "GET, HEAD, PUT",
+        "snapshots" => "GET, HEAD, POST",
+        _ => super::error::GET_HEAD,
     }
 }
 

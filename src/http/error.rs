@@ -13,8 +13,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
-    #[error("method not allowed: only GET and HEAD are served here")]
-    MethodNotAllowed,
+    /// `allow` lists the methods the path does answer (the Allow header).
+    #[error("{}", method_message(allow))]
+    MethodNotAllowed { allow: &'static str },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -43,7 +44,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -64,6 +65,38 @@ impl ApiError {
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(e.into())
     }
+}
+
+pub const GET_HEAD: &str = "GET, HEAD";
+
+fn method_message(allow: &str) -> String {
+    if allow == GET_HEAD {
+        "method not allowed: only GET and HEAD are served here".to_string()
+    } else {
+        format!("method not allowed: this path answers {allow}")
+    }
+}
+
+/// Gives the 405s that axum answers by itself (a route that exists, but not for this
+/// method) the JSON body every other error has, keeping axum's Allow header.
+pub async fn json_405(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED || resp.headers().contains_key(header::CONTENT_TYPE) {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let allow = allow.split(',').map(str::trim).filter(|m| !m.is_empty()).collect::<Vec<_>>().join(", ");
+    let body =
+        ErrorJson { error: format!("method not allowed: this path answers {allow}"), status: 405, missing: Vec::new() };
+    let bytes = serde_json::to_vec(&body).expect("serializable");
+    let mut out =
+        (StatusCode::METHOD_NOT_ALLOWED, [(header::CONTENT_TYPE, "application/json")], bytes.clone()).into_response();
+    out.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    out.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&allow) {
+        out.headers_mut().insert(header::ALLOW, v);
+    }
+    out
 }
 
 const DISK_FULL: &str = "the server has no space left to store this; nothing was stored";
@@ -105,8 +138,8 @@ impl IntoResponse for ApiError {
         let body = ErrorJson { error: self.to_string(), status: status.as_u16(), missing };
         let mut resp = (status, Json(body)).into_response();
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        if let ApiError::MethodNotAllowed { allow } = &self {
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         if let ApiError::TooManyRequests { retry_after_secs, .. } = &self {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));

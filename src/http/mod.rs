@@ -116,7 +116,7 @@ pub fn router(state: AppState) -> Router {
         state.options.settle_margin,
         state.metrics.clone(),
     ));
-    Router::new()
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         // API answers (JSON, manifests) may be gzipped; archive files never are.
@@ -126,7 +126,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(limiter, rate_limit::limit))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    // Outside the app, so that it sees the Allow header axum adds to its own 405s.
+    Router::new().fallback_service(app).layer(middleware::from_fn(error::json_405))
 }
 
 async fn healthz(State(st): State<AppState>) -> Result<Response, ApiError> {
@@ -148,7 +150,7 @@ async fn count_requests(State(st): State<AppState>, req: Request, next: Next) ->
 /// Everything outside `/api` and the probes: archive list, snapshot lists, snapshot trees.
 async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, uri: axum::http::Uri) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return ApiError::MethodNotAllowed.into_response();
+        return ApiError::MethodNotAllowed { allow: error::GET_HEAD }.into_response();
     }
     let result = match request_path::parse(uri.path()) {
         Err(e) => Err(e),

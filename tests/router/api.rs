@@ -146,13 +146,29 @@ async fn unknown_actions_and_methods() {
         "no such archive: archive name segment 'Debian' is invalid: each segment must match [a-z0-9][a-z0-9._-]* and segments are joined by '/'",
     );
     // Writes to read-only actions.
-    for (method, path) in [("POST", "/api/v1/archives/debian/-/latest"), ("PUT", "/api/v1/archives/debian/-/snapshots")]
-    {
+    let r = app.call("POST", "/api/v1/archives/debian/-/latest", &[("content-length", "2")], Body::from("{}")).await;
+    r.assert_error_with(
+        405,
+        json!({"error": "method not allowed: only GET and HEAD are served here", "status": 405}),
+        &[("vary", "accept-encoding")],
+    );
+    // The Allow header names what the path does answer.
+    for (method, path, allow) in [
+        ("PUT", "/api/v1/archives/debian/-/snapshots", "GET, HEAD, POST"),
+        ("POST", "/api/v1/archives/debian", "GET, HEAD, PUT"),
+    ] {
         let r = app.call(method, path, &[("content-length", "2")], Body::from("{}")).await;
+        let message = format!("method not allowed: this path answers {allow}");
         r.assert_error_with(
             405,
-            json!({"error": "method not allowed: only GET and HEAD are served here", "status": 405}),
-            &[("vary", "accept-encoding")],
+            json!({"error": message, "status": 405}),
+            &[("vary", "accept-encoding"), ("allow", allow)],
         );
+    }
+    // Routes axum answers 405 for by itself get the same JSON body.
+    for (method, path, allow) in [("POST", "/healthz", "GET, HEAD"), ("DELETE", "/api/v1/archives", "GET, HEAD")] {
+        let r = app.call(method, path, &[], Body::empty()).await;
+        let message = format!("method not allowed: this path answers {allow}");
+        r.assert_error_with(405, json!({"error": message, "status": 405}), &[]);
     }
 }

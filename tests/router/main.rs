@@ -237,7 +237,7 @@ impl Resp {
         if status == 401 {
             headers.push(("www-authenticate", WWW_AUTHENTICATE));
         }
-        if status == 405 {
+        if status == 405 && !extra.iter().any(|(k, _)| *k == "allow") {
             headers.push(("allow", "GET, HEAD"));
         }
         headers.extend_from_slice(extra);
