@@ -16,6 +16,7 @@ pub struct Store {
     pub catalog: Arc<dyn Catalog>,
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<dyn AuthStore>,
+    pub packages: Arc<dyn crate::packages::store::PackageStore>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -41,7 +42,8 @@ impl Store {
         Ok(Self {
             catalog: catalog.clone(),
             blobs: Arc::new(blobs),
-            auth: catalog,
+            auth: catalog.clone(),
+            packages: catalog,
             last_use: Default::default(),
             scratch,
         })

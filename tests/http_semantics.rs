@@ -424,7 +424,7 @@ fn json_api_for_orchestrators() {
         (
             "/-/frobnicate",
             404,
-            "unknown API action 'frobnicate': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID> or latest".to_string(),
+            "unknown API action 'frobnicate': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first or sources/<name>".to_string(),
         ),
     ] {
         api(p).assert_error(status, &message);

@@ -169,6 +169,20 @@ fn mirrored_snapshots_install_with_apt_and_only_changes_are_downloaded() {
     assert_eq!(forced["unchanged"], false);
     assert_eq!(snapshot_count(&data), 3);
 
+    // Mirrored snapshots are indexed like published ones, at commit.
+    let db = rusqlite::Connection::open(data.join("asof.db")).unwrap();
+    let indexed: i64 = db.query_row("SELECT indexed_seq FROM package_index_state", [], |r| r.get(0)).unwrap();
+    assert_eq!(indexed, 3);
+    let out = asof(&data, &["diff", "debian", &id1, &id2, "--json"]);
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changes: Vec<(&str, &str)> = diff["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["change"].as_str().unwrap()))
+        .collect();
+    assert_eq!(changes, [("asof-extra", "added"), ("hello-asof", "upgraded")]);
+
     // Each snapshot serves its own state, to the real apt with the upstream's key.
     let server = Server::start(&data);
     assert_eq!(server.get(&format!("/debian/{id1}/{HELLO_V1}")).body, std::fs::read(v1.join(HELLO_V1)).unwrap());

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_auth.sql", include_str!("../../schema/0002_auth.sql")),
     ("0003_seal.sql", include_str!("../../schema/0003_seal.sql")),
     ("0004_blob_access.sql", include_str!("../../schema/0004_blob_access.sql")),
+    ("0005_packages.sql", include_str!("../../schema/0005_packages.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

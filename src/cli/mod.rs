@@ -1,5 +1,6 @@
 //! The `asof` command line: one binary for publishing, serving and checking.
 
+mod packages;
 mod progress;
 
 use std::io::IsTerminal;
@@ -100,6 +101,30 @@ pub enum Command {
     /// Archive settings.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// What changed in the packages of ARCHIVE between two snapshots (IDs resolve by floor).
+    Diff {
+        archive: String,
+        from: String,
+        to: String,
+        /// Only this suite.
+        #[arg(long)]
+        suite: Option<String>,
+        /// Only this architecture (`source` for source packages).
+        #[arg(long = "arch")]
+        architecture: Option<String>,
+        /// Only this package.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every version a binary package ever had in ARCHIVE, with first and last seen.
+    Packages {
+        archive: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong.
     Verify {
         #[arg(long)]
@@ -444,6 +469,19 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             eprintln!("archive {archive} is now {}", if private { "private" } else { "public" });
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Diff { archive, from, to, suite, architecture, name, json } => {
+            let archive = parse_archive(&archive)?;
+            let store = Store::open_local(&data)?;
+            let filter = crate::packages::query::DiffFilter { suite, architecture, name };
+            packages::diff(&store, &archive, &from, &to, filter, json)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Packages { archive, name, json } => {
+            let archive = parse_archive(&archive)?;
+            let store = Store::open_local(&data)?;
+            packages::packages(&store, &archive, &name, json)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::Verify { json } => {
             let store = Store::open_local(&data)?;
             let report = crate::verify::verify(&store)?;
@@ -556,6 +594,7 @@ async fn serve(
     tracing::info!(%addr, data = %data.display(), "serving");
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     crate::auth::last_use::spawn_flusher(store.clone(), Duration::from_secs(5));
+    crate::packages::index::spawn_backfill(store.clone(), Duration::from_secs(30));
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());

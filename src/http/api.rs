@@ -17,6 +17,7 @@ use super::files::{IMMUTABLE, resolve};
 use crate::catalog::SnapshotQuery;
 use crate::domain::{ArchiveName, SnapshotId};
 use crate::manifest::Content;
+use crate::packages::parse::Kind;
 use crate::wire::WireEntry;
 pub use crate::wire::{ResolveJson, SnapshotJson, SnapshotListJson};
 
@@ -215,6 +216,7 @@ async fn archive_action(
     State(st): State<AppState>,
     Path(rest): Path<String>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (archive, action) = split_action(&rest)?;
@@ -224,6 +226,11 @@ async fn archive_action(
     let parts: Vec<&str> = action.split('/').collect();
     match parts.as_slice() {
         ["snapshots", id, "manifest"] => manifest_ndjson(&st, archive, parse_path_id(id)?).await,
+        ["diff"] => super::packages::diff(&st, archive, &uri).await,
+        ["packages"] => super::packages::search(&st, archive, &uri).await,
+        ["packages", name] => super::packages::history(&st, archive, name, Kind::Binary).await,
+        ["packages", name, "first"] => super::packages::first(&st, archive, name, &uri).await,
+        ["sources", name] => super::packages::history(&st, archive, name, Kind::Source).await,
         [""] => {
             let name = archive.clone();
             let summary = st
@@ -284,7 +291,7 @@ async fn archive_action(
             Ok(short(&st, Json(snap).into_response()))
         }
         _ => Err(ApiError::NotFound(format!(
-            "unknown API action '{action}': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID> or latest"
+            "unknown API action '{action}': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first or sources/<name>"
         ))),
     }
 }

@@ -32,6 +32,9 @@ pub enum ApiError {
     /// The client sent no byte of its body for this many seconds.
     #[error("no part of the request body arrived for {0} s; nothing stored")]
     BodyTimeout(u64),
+    /// Not answerable yet (e.g. the package index is still being built); retry later.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after_secs: u64 },
     /// The server's disk (or bucket) is full: nothing was stored.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -141,7 +145,9 @@ impl IntoResponse for ApiError {
         if let ApiError::MethodNotAllowed { allow } = &self {
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        if let ApiError::TooManyRequests { retry_after_secs, .. } = &self {
+        if let ApiError::TooManyRequests { retry_after_secs, .. } | ApiError::Unavailable { retry_after_secs, .. } =
+            &self
+        {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -6,6 +6,7 @@ mod body;
 mod error;
 mod files;
 mod listing;
+mod packages;
 mod rate_limit;
 mod request_path;
 mod server;

@@ -304,5 +304,7 @@ pub fn plan_and_commit(
         return Ok((base.clone(), true));
     }
     let changes = PlannedChanges { catalog: store.catalog.as_ref(), archive, staged, mode, summary: &summary };
-    Ok((store.catalog.commit(archive, &summary.plan, &changes)?, false))
+    let snapshot = store.catalog.commit(archive, &summary.plan, &changes)?;
+    crate::packages::index::index_after_commit(store, archive);
+    Ok((snapshot, false))
 }

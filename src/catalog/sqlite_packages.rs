@@ -1,0 +1,186 @@
+//! `PackageStore` on the embedded SQLite catalog (schema/0005_packages.sql).
+
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{Result, SqliteCatalog};
+use crate::domain::{ArchiveName, Digest};
+use crate::packages::parse::{IndexId, Kind, Listed};
+use crate::packages::store::{IndexChanges, IndexProgress, PackageRow, PackageStore};
+
+const COLUMNS: &str = "id, kind, suite, component, architecture, name, version, source, source_version, \
+                       filename, size, sha256, first_seq, last_seq";
+
+fn row(r: &Row) -> rusqlite::Result<PackageRow> {
+    let sha: Option<Vec<u8>> = r.get(11)?;
+    Ok(PackageRow {
+        id: r.get(0)?,
+        index: IndexId {
+            kind: Kind::from_code(r.get(1)?),
+            suite: r.get(2)?,
+            component: r.get(3)?,
+            architecture: r.get(4)?,
+        },
+        listed: Listed {
+            name: r.get(5)?,
+            version: r.get(6)?,
+            source: r.get(7)?,
+            source_version: r.get(8)?,
+            filename: r.get(9)?,
+            size: r.get::<_, i64>(10)? as u64,
+            sha256: sha.and_then(|s| Digest::from_slice(&s)),
+        },
+        first_seq: r.get::<_, i64>(12)? as u64,
+        last_seq: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+    })
+}
+
+impl PackageStore for SqliteCatalog {
+    fn index_progress(&self, archive: &ArchiveName) -> Result<Option<IndexProgress>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.id, COALESCE(p.indexed_seq, 0), COALESCE((SELECT MAX(seq) FROM snapshots s WHERE s.archive_id = a.id), 0) \
+             FROM archives a LEFT JOIN package_index_state p ON p.archive_id = a.id WHERE a.name = ?1",
+        )?;
+        Ok(stmt
+            .query_row([archive.as_str()], |r| {
+                Ok(IndexProgress {
+                    archive_id: r.get(0)?,
+                    indexed_seq: r.get::<_, i64>(1)? as u64,
+                    latest_seq: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .optional()?)
+    }
+
+    fn changed_dists_paths(&self, archive_id: i64, seq: u64) -> Result<Vec<String>> {
+        let conn = self.conn()?;
+        // A range of the primary key (archive, path): only rows under dists/ are read.
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT path FROM entries WHERE archive_id = ?1 AND path >= 'dists/' AND path < 'dists0' \
+             AND kind = 0 AND (first_seq = ?2 OR last_seq = ?2)",
+        )?;
+        let rows = stmt.query_map(params![archive_id, seq as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn live_packages(&self, archive_id: i64, index: &IndexId) -> Result<Vec<PackageRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM packages INDEXED BY packages_live WHERE archive_id = ?1 AND suite = ?2 \
+             AND component = ?3 AND architecture = ?4 AND kind = ?5 AND last_seq IS NULL"
+        ))?;
+        let rows = stmt
+            .query_map(params![archive_id, index.suite, index.component, index.architecture, index.kind.code()], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn apply_index(&self, archive_id: i64, seq: u64, changes: &IndexChanges) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let done: i64 = tx
+            .query_row("SELECT indexed_seq FROM package_index_state WHERE archive_id = ?1", [archive_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if done as u64 + 1 != seq {
+            return Ok(false);
+        }
+        {
+            let mut close =
+                tx.prepare_cached("UPDATE packages SET last_seq = ?2 WHERE id = ?1 AND last_seq IS NULL")?;
+            for id in &changes.close {
+                close.execute(params![id, seq as i64])?;
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO packages (archive_id, kind, suite, component, architecture, name, version, source, \
+                 source_version, filename, size, sha256, first_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            for (index, l) in &changes.insert {
+                insert.execute(params![
+                    archive_id,
+                    index.kind.code(),
+                    index.suite,
+                    index.component,
+                    index.architecture,
+                    l.name,
+                    l.version,
+                    l.source,
+                    l.source_version,
+                    l.filename,
+                    l.size as i64,
+                    l.sha256.map(|d| d.as_bytes().to_vec()),
+                    seq as i64
+                ])?;
+            }
+            let mut problem = tx.prepare_cached(
+                "INSERT OR REPLACE INTO package_index_problems (archive_id, seq, path, problem) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (path, p) in &changes.problems {
+                problem.execute(params![archive_id, seq as i64, path, p])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO package_index_state (archive_id, indexed_seq) VALUES (?1, ?2) \
+             ON CONFLICT (archive_id) DO UPDATE SET indexed_seq = excluded.indexed_seq",
+            params![archive_id, seq as i64],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn package_rows(&self, archive_id: i64, name: &str, kind: Kind) -> Result<Vec<PackageRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM packages INDEXED BY packages_by_name WHERE archive_id = ?1 AND name = ?2 AND kind = ?3"
+        ))?;
+        let rows = stmt.query_map(params![archive_id, name, kind.code()], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn binaries_of(&self, archive_id: i64, source: &str) -> Result<Vec<PackageRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM packages WHERE archive_id = ?1 AND source = ?2 AND kind = 0"
+        ))?;
+        let rows = stmt.query_map(params![archive_id, source], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn rows_changed_between(&self, archive_id: i64, from_seq: u64, to_seq: u64) -> Result<Vec<PackageRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM packages INDEXED BY packages_first WHERE archive_id = ?1 AND first_seq > ?2 AND first_seq <= ?3 \
+             UNION SELECT {COLUMNS} FROM packages INDEXED BY packages_last WHERE archive_id = ?1 AND last_seq > ?2 AND last_seq <= ?3"
+        ))?;
+        let rows = stmt.query_map(params![archive_id, from_seq as i64, to_seq as i64], row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn names_at(&self, archive_id: i64, seq: u64, text: &str, cursor: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        let conn = self.conn()?;
+        let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT name FROM packages WHERE archive_id = ?1 AND kind = 0 AND first_seq <= ?2 \
+             AND (last_seq IS NULL OR last_seq > ?2) AND name LIKE ?3 ESCAPE '\\' AND (?4 IS NULL OR name > ?4) \
+             ORDER BY name LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(params![archive_id, seq as i64, pattern, cursor, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn snapshot_id(&self, archive_id: i64, seq: u64) -> Result<Option<crate::domain::SnapshotId>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT id FROM snapshots WHERE archive_id = ?1 AND seq = ?2")?;
+        let id: Option<i64> = stmt.query_row(params![archive_id, seq as i64], |r| r.get(0)).optional()?;
+        id.map(|v| crate::domain::SnapshotId::from_unix(v).map_err(|e| super::CatalogError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    fn index_problems(&self, archive_id: i64, seq: u64) -> Result<Vec<(String, String)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT path, problem FROM package_index_problems WHERE archive_id = ?1 AND seq = ?2 ORDER BY path",
+        )?;
+        let rows = stmt.query_map(params![archive_id, seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

@@ -1,0 +1,166 @@
+//! Keeps an archive's package index up to date: snapshots are indexed in order, each in
+//! one transaction, by re-reading only the Packages/Sources indices that changed in it and
+//! diffing them against the rows of the previous snapshot (O(change) rows written). Runs
+//! after every commit and, for snapshots that predate the index or whose indexing was
+//! interrupted, as a background backfill under `asof serve`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::parse::{IndexId, Listed, read_index};
+use super::store::{IndexChanges, PackageRow};
+use crate::catalog::{CatalogError, SnapshotKey};
+use crate::domain::{ArchiveName, RelPath};
+use crate::manifest::Content;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("reading blob {path}: {source}")]
+    Blob { path: String, source: std::io::Error },
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct IndexReport {
+    pub snapshots: u64,
+    pub inserted: u64,
+    pub closed: u64,
+    pub problems: u64,
+}
+
+/// Blocking. Indexes every snapshot of `archive` not indexed yet; `progress` is told after
+/// each one (done, total).
+pub fn index_archive(
+    store: &Store,
+    archive: &ArchiveName,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<IndexReport, IndexError> {
+    let mut report = IndexReport::default();
+    let Some(p) = store.packages.index_progress(archive)? else { return Ok(report) };
+    for seq in p.indexed_seq + 1..=p.latest_seq {
+        let changes = index_one(store, p.archive_id, seq)?;
+        if !store.packages.apply_index(p.archive_id, seq, &changes)? {
+            // Another indexer is on this archive: leave the rest to it.
+            break;
+        }
+        report.snapshots += 1;
+        report.inserted += changes.insert.len() as u64;
+        report.closed += changes.close.len() as u64;
+        report.problems += changes.problems.len() as u64;
+        for (path, problem) in &changes.problems {
+            tracing::warn!(%archive, seq, path, problem, "package index could not be read; its packages are left as they were");
+        }
+        progress(seq, p.latest_seq);
+    }
+    Ok(report)
+}
+
+/// After a commit: indexing problems are logged, never fail the publish.
+pub fn index_after_commit(store: &Store, archive: &ArchiveName) {
+    if let Err(e) = index_archive(store, archive, &mut |_, _| {}) {
+        tracing::warn!(%archive, error = %e, "package indexing failed; the background backfill will retry");
+    }
+}
+
+/// What snapshot `seq` changes in the package index.
+fn index_one(store: &Store, archive_id: i64, seq: u64) -> Result<IndexChanges, IndexError> {
+    let mut indices: BTreeMap<IndexId, ()> = BTreeMap::new();
+    for path in store.packages.changed_dists_paths(archive_id, seq)? {
+        if let Some((id, _)) = IndexId::of_path(&path) {
+            indices.insert(id, ());
+        }
+    }
+    let mut changes = IndexChanges::default();
+    let key = SnapshotKey { archive_id, seq };
+    for index in indices.into_keys() {
+        let live = store.packages.live_packages(archive_id, &index)?;
+        match read_current(store, key, &index)? {
+            None => changes.close.extend(live.iter().map(|r| r.id)),
+            Some(Err((path, problem))) => changes.problems.push((path, problem)),
+            Some(Ok(listed)) => diff_index(&index, live, listed, &mut changes),
+        }
+    }
+    Ok(changes)
+}
+
+/// The packages of `index` in snapshot `key`, read from its cheapest variant; `None` when
+/// the snapshot has no variant of it any more; `Some(Err)` when it cannot be read.
+#[allow(clippy::type_complexity)]
+fn read_current(
+    store: &Store,
+    key: SnapshotKey,
+    index: &IndexId,
+) -> Result<Option<Result<Vec<Listed>, (String, String)>>, IndexError> {
+    let base = match index.kind {
+        super::parse::Kind::Binary => {
+            format!("dists/{}/{}/binary-{}/Packages", index.suite, index.component, index.architecture)
+        }
+        super::parse::Kind::Source => format!("dists/{}/{}/source/Sources", index.suite, index.component),
+    };
+    for variant in [base.clone(), format!("{base}.xz"), format!("{base}.gz")] {
+        let Ok(rel) = RelPath::new(&variant) else { continue };
+        let Some(entry) = store.catalog.entry(key, &rel)? else { continue };
+        let Content::File { sha256, .. } = entry.content else { continue };
+        let Some(blob) =
+            store.blobs.open(&sha256).map_err(|source| IndexError::Blob { path: variant.clone(), source })?
+        else {
+            return Ok(Some(Err((variant, format!("blob {sha256} is missing from the store")))));
+        };
+        return Ok(Some(read_index(&variant, index.kind, blob.reader).map_err(|e| (variant, e.to_string()))));
+    }
+    Ok(None)
+}
+
+/// Rows to close and to insert so that `index` lists exactly `listed`.
+fn diff_index(index: &IndexId, live: Vec<PackageRow>, listed: Vec<Listed>, changes: &mut IndexChanges) {
+    let mut current: HashMap<&Listed, Vec<i64>> = HashMap::new();
+    for r in &live {
+        current.entry(&r.listed).or_default().push(r.id);
+    }
+    for l in listed {
+        match current.get_mut(&l) {
+            Some(ids) if !ids.is_empty() => {
+                ids.pop();
+            }
+            _ => changes.insert.push((index.clone(), l)),
+        }
+    }
+    changes.close.extend(current.into_values().flatten());
+}
+
+/// Under `asof serve`: indexes what is not indexed yet (snapshots from before the index
+/// existed, or whose indexing was interrupted), every `every`, archive by archive.
+pub fn spawn_backfill(store: Store, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = store.clone();
+            let run = tokio::task::spawn_blocking(move || backfill_all(&s)).await;
+            if let Err(e) = run {
+                tracing::warn!(error = %e, "package index backfill failed; retrying later");
+            }
+        }
+    });
+}
+
+fn backfill_all(store: &Store) {
+    let archives = match store.catalog.archives() {
+        Ok(a) => a,
+        Err(e) => return tracing::warn!(error = %e, "package index backfill: cannot list archives"),
+    };
+    for a in archives {
+        let mut last_log = std::time::Instant::now();
+        let result = index_archive(store, &a.name, &mut |done, total| {
+            if last_log.elapsed() >= std::time::Duration::from_secs(5) || done == total {
+                tracing::info!(archive = %a.name, done, total, "package index backfill");
+                last_log = std::time::Instant::now();
+            }
+        });
+        if let Err(e) = result {
+            tracing::warn!(archive = %a.name, error = %e, "package index backfill failed; retrying later");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Package intelligence: what the apt indices of each snapshot say about packages.
+
+pub mod index;
+pub mod parse;
+pub mod query;
+pub mod store;
+pub mod version;

@@ -1,0 +1,245 @@
+//! Questions about packages, answered from the package index: what changed between two
+//! snapshots, every version a package ever had, the first snapshot with a version that
+//! satisfies a constraint, and a search by name. No HTTP here: `http::packages` maps it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::parse::Kind;
+use super::store::PackageRow;
+use super::version::{Constraint, DebVersion};
+use crate::catalog::CatalogError;
+use crate::domain::SnapshotId;
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Upgraded,
+    Downgraded,
+    /// Same version, different bytes.
+    Rebuilt,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageChange {
+    pub name: String,
+    pub kind: Kind,
+    pub architecture: String,
+    pub suite: String,
+    pub component: String,
+    pub source: String,
+    pub old_version: Option<String>,
+    pub new_version: Option<String>,
+    pub change: ChangeKind,
+}
+
+/// Optional filters of a diff.
+#[derive(Debug, Default, Clone)]
+pub struct DiffFilter {
+    pub suite: Option<String>,
+    pub architecture: Option<String>,
+    pub name: Option<String>,
+}
+
+impl DiffFilter {
+    fn keeps(&self, r: &PackageRow) -> bool {
+        self.suite.as_ref().is_none_or(|s| *s == r.index.suite)
+            && self.architecture.as_ref().is_none_or(|a| *a == r.index.architecture)
+            && self.name.as_ref().is_none_or(|n| *n == r.listed.name)
+    }
+}
+
+/// Orders versions as dpkg does; a string that is not a valid version sorts by bytes
+/// after every valid one (indices are publishers' input).
+pub fn cmp_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<DebVersion>(), b.parse::<DebVersion>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// What changed from snapshot `from_seq` to `to_seq` (either order), O(rows changed).
+pub fn diff(
+    store: &Store,
+    archive_id: i64,
+    from_seq: u64,
+    to_seq: u64,
+    filter: &DiffFilter,
+) -> Result<Vec<PackageChange>, CatalogError> {
+    let (lo, hi) = (from_seq.min(to_seq), from_seq.max(to_seq));
+    type Key = (String, Kind, String, String, String);
+    let mut groups: BTreeMap<Key, (Vec<PackageRow>, Vec<PackageRow>)> = BTreeMap::new();
+    for r in store.packages.rows_changed_between(archive_id, lo, hi)? {
+        if !filter.keeps(&r) {
+            continue;
+        }
+        let key = (
+            r.listed.name.clone(),
+            r.index.kind,
+            r.index.suite.clone(),
+            r.index.component.clone(),
+            r.index.architecture.clone(),
+        );
+        let (old, new) = groups.entry(key).or_default();
+        match (r.covers(from_seq), r.covers(to_seq)) {
+            (true, false) => old.push(r),
+            (false, true) => new.push(r),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for ((name, kind, suite, component, architecture), (old, new)) in groups {
+        let change = |old: Option<&PackageRow>, new: Option<&PackageRow>, change| PackageChange {
+            name: name.clone(),
+            kind,
+            architecture: architecture.clone(),
+            suite: suite.clone(),
+            component: component.clone(),
+            source: new.or(old).map(|r| r.listed.source.clone()).unwrap_or_default(),
+            old_version: old.map(|r| r.listed.version.clone()),
+            new_version: new.map(|r| r.listed.version.clone()),
+            change,
+        };
+        pair_versions(&old, &new, &mut |o, n| {
+            let kind = match (o, n) {
+                (Some(_), None) => ChangeKind::Removed,
+                (None, Some(_)) => ChangeKind::Added,
+                (Some(o), Some(n)) => match cmp_versions(&o.listed.version, &n.listed.version) {
+                    std::cmp::Ordering::Less => ChangeKind::Upgraded,
+                    std::cmp::Ordering::Greater => ChangeKind::Downgraded,
+                    std::cmp::Ordering::Equal => ChangeKind::Rebuilt,
+                },
+                (None, None) => return,
+            };
+            out.push(change(o, n, kind));
+        });
+    }
+    Ok(out)
+}
+
+/// Pairs the old and new rows of one package in one index: the same version on both
+/// sides (with other bytes: a rebuild), then a single remaining old with a single
+/// remaining new (an upgrade or downgrade); whatever is left was removed or added.
+fn pair_versions(
+    old: &[PackageRow],
+    new: &[PackageRow],
+    emit: &mut dyn FnMut(Option<&PackageRow>, Option<&PackageRow>),
+) {
+    let mut new_left: Vec<&PackageRow> = new.iter().collect();
+    let mut old_left = Vec::new();
+    for o in old {
+        match new_left.iter().position(|n| n.listed.version == o.listed.version) {
+            Some(i) => {
+                let n = new_left.remove(i);
+                if n.listed != o.listed {
+                    emit(Some(o), Some(n));
+                }
+            }
+            None => old_left.push(o),
+        }
+    }
+    if let ([o], [n]) = (old_left.as_slice(), new_left.as_slice()) {
+        return emit(Some(o), Some(n));
+    }
+    for o in old_left {
+        emit(Some(o), None);
+    }
+    for n in new_left {
+        emit(None, Some(n));
+    }
+}
+
+/// One version of a package as the history shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRecord {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub suite: String,
+    pub component: String,
+    pub source: String,
+    pub source_version: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub first_seen: SnapshotId,
+    /// The last snapshot that had it; `None` while the latest snapshot has it.
+    pub last_seen: Option<SnapshotId>,
+}
+
+/// Turns rows into history records, sorted by version (dpkg order), then index, then time.
+pub fn history(store: &Store, archive_id: i64, mut rows: Vec<PackageRow>) -> Result<Vec<VersionRecord>, CatalogError> {
+    rows.sort_by(|a, b| {
+        cmp_versions(&a.listed.version, &b.listed.version)
+            .then_with(|| a.index.cmp(&b.index))
+            .then_with(|| a.first_seq.cmp(&b.first_seq))
+    });
+    let mut ids = SeqIds::new(store, archive_id);
+    rows.into_iter()
+        .map(|r| {
+            Ok(VersionRecord {
+                first_seen: ids.id(r.first_seq)?,
+                last_seen: r.last_seq.map(|l| ids.id(l - 1)).transpose()?,
+                name: r.listed.name,
+                version: r.listed.version,
+                architecture: r.index.architecture,
+                suite: r.index.suite,
+                component: r.index.component,
+                source: r.listed.source,
+                source_version: r.listed.source_version,
+                filename: r.listed.filename,
+                size: r.listed.size,
+                sha256: r.listed.sha256.map(|d| d.hex()),
+            })
+        })
+        .collect()
+}
+
+/// The first snapshot (by sequence) in which `name` has a version satisfying `constraint`,
+/// optionally only in one suite or architecture; one indexed query, no scan of snapshots.
+pub fn first_satisfying(
+    store: &Store,
+    archive_id: i64,
+    name: &str,
+    constraint: &Constraint,
+    filter: &DiffFilter,
+) -> Result<Option<(u64, PackageRow)>, CatalogError> {
+    let best = store
+        .packages
+        .package_rows(archive_id, name, Kind::Binary)?
+        .into_iter()
+        .filter(|r| filter.keeps(r))
+        .filter(|r| r.listed.version.parse::<DebVersion>().is_ok_and(|v| constraint.satisfied_by(&v)))
+        .min_by_key(|r| r.first_seq);
+    Ok(best.map(|r| (r.first_seq, r)))
+}
+
+/// Snapshot IDs by sequence number, looked up once each.
+pub struct SeqIds<'a> {
+    store: &'a Store,
+    archive_id: i64,
+    known: HashMap<u64, SnapshotId>,
+}
+
+impl<'a> SeqIds<'a> {
+    pub fn new(store: &'a Store, archive_id: i64) -> Self {
+        Self { store, archive_id, known: HashMap::new() }
+    }
+
+    pub fn id(&mut self, seq: u64) -> Result<SnapshotId, CatalogError> {
+        if let Some(id) = self.known.get(&seq) {
+            return Ok(*id);
+        }
+        let Some(id) = self.store.packages.snapshot_id(self.archive_id, seq)? else {
+            return Err(CatalogError::Corrupt(format!("no snapshot #{seq} in archive {}", self.archive_id)));
+        };
+        self.known.insert(seq, id);
+        Ok(id)
+    }
+}

@@ -1,0 +1,79 @@
+//! Where the package index is kept: the `PackageStore` trait (SQLite in the embedded
+//! default, `catalog::sqlite_packages`).
+
+use super::parse::{IndexId, Kind, Listed};
+use crate::catalog::CatalogError;
+use crate::domain::ArchiveName;
+
+/// One package row: what one index listed, from snapshot `first_seq` up to, not
+/// including, `last_seq` (`None` while it is in the latest snapshot).
+#[derive(Debug, Clone)]
+pub struct PackageRow {
+    pub id: i64,
+    pub index: IndexId,
+    pub listed: Listed,
+    pub first_seq: u64,
+    pub last_seq: Option<u64>,
+}
+
+impl PackageRow {
+    /// Whether the row is in snapshot `seq`.
+    pub fn covers(&self, seq: u64) -> bool {
+        self.first_seq <= seq && self.last_seq.is_none_or(|l| l > seq)
+    }
+}
+
+/// How far an archive's package index has got.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexProgress {
+    pub archive_id: i64,
+    pub indexed_seq: u64,
+    pub latest_seq: u64,
+}
+
+/// One snapshot's worth of index changes, applied in one transaction.
+#[derive(Debug, Default)]
+pub struct IndexChanges {
+    pub close: Vec<i64>,
+    pub insert: Vec<(IndexId, Listed)>,
+    /// (path, problem) of indices that could not be read.
+    pub problems: Vec<(String, String)>,
+}
+
+pub trait PackageStore: Send + Sync + 'static {
+    /// `None` when there is no such archive.
+    fn index_progress(&self, archive: &ArchiveName) -> Result<Option<IndexProgress>, CatalogError>;
+    /// Paths under `dists/` whose content appears or ends at snapshot `seq`.
+    fn changed_dists_paths(&self, archive_id: i64, seq: u64) -> Result<Vec<String>, CatalogError>;
+    /// The rows of one index in the latest indexed snapshot.
+    fn live_packages(&self, archive_id: i64, index: &IndexId) -> Result<Vec<PackageRow>, CatalogError>;
+    /// Records snapshot `seq` as indexed (from `seq - 1`) with its changes; false, and
+    /// nothing written, if another indexer got there first.
+    fn apply_index(&self, archive_id: i64, seq: u64, changes: &IndexChanges) -> Result<bool, CatalogError>;
+    /// Every row ever recorded for a package name (binaries, or sources when `kind` says),
+    /// and for sources also the binaries built from it when `with_binaries`.
+    fn package_rows(&self, archive_id: i64, name: &str, kind: Kind) -> Result<Vec<PackageRow>, CatalogError>;
+    /// Binary rows whose source package is `source`.
+    fn binaries_of(&self, archive_id: i64, source: &str) -> Result<Vec<PackageRow>, CatalogError>;
+    /// Rows that start or end in snapshots `(from_seq, to_seq]`.
+    fn rows_changed_between(
+        &self,
+        archive_id: i64,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<PackageRow>, CatalogError>;
+    /// Distinct binary package names in snapshot `seq` containing `text`, in name order,
+    /// after `cursor`, at most `limit`.
+    fn names_at(
+        &self,
+        archive_id: i64,
+        seq: u64,
+        text: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, CatalogError>;
+    /// The ID of snapshot `seq` of an archive.
+    fn snapshot_id(&self, archive_id: i64, seq: u64) -> Result<Option<crate::domain::SnapshotId>, CatalogError>;
+    /// Problems recorded while indexing snapshot `seq`.
+    fn index_problems(&self, archive_id: i64, seq: u64) -> Result<Vec<(String, String)>, CatalogError>;
+}
