@@ -54,6 +54,15 @@ pub fn wait_until_past(id: &str) {
     }
 }
 
+/// Where a test server's log goes: the file named by ASOF_TEST_SERVER_LOG (appended), for
+/// debugging a failing test, or nowhere.
+fn server_log() -> Stdio {
+    match std::env::var_os("ASOF_TEST_SERVER_LOG") {
+        Some(path) => std::fs::OpenOptions::new().create(true).append(true).open(path).map_or(Stdio::null(), Stdio::from),
+        None => Stdio::null(),
+    }
+}
+
 pub struct Server {
     child: Child,
     pub addr: String,
@@ -72,7 +81,7 @@ impl Server {
             .args(extra)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(server_log())
             .spawn()
             .expect("start asof serve");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
