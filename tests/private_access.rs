@@ -347,6 +347,16 @@ async fn on_a_full_disk_reads_work_and_uploads_answer_507() {
         serde_json::json!({ "error": "the server has no space left to store this; nothing was stored", "status": 507 })
     );
     assert_eq!(std::fs::read_dir(data.join("blobs/tmp")).unwrap().count(), 0, "the temp file is gone");
+
+    // A commit body is spooled to the data disk: full, that is a 507 as well.
+    let body = manifest(&(0..20_000).map(|_| ("x", PUBLIC)).collect::<Vec<_>>());
+    let r = app.call(Method::POST, "/api/v1/archives/pub/-/snapshots", Some(&publisher), body).await;
+    assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({ "error": "the server has no space left to store this; nothing was stored", "status": 507 })
+    );
+    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0, "the spooled body is gone");
 }
 
 /// With two blocking threads, twenty stalled uploads must not keep a read from answering:

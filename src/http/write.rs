@@ -154,7 +154,7 @@ pub async fn commit(
     let who = principal.clone();
     let result = st
         .blocking(move |s| {
-            let mut stage = DiskStaging::new(&s.scratch).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+            let mut stage = DiskStaging::new(&s.scratch).map_err(|e| remote_error(e.into()))?;
             let file = std::fs::File::open(&spooled)?;
             let header = stage_json(file, &mut stage).map_err(remote_error)?;
             drop(spooled);
@@ -188,6 +188,10 @@ fn remote_error(e: RemoteError) -> ApiError {
         }
         e @ RemoteError::StaleBase { .. } => ApiError::Conflict { message: e.to_string(), missing: Vec::new() },
         RemoteError::Catalog(c) => ApiError::from(c),
+        // The stage is a SQLite file on the data disk: a full disk there is a 507 too.
+        RemoteError::Stage(crate::publish::staging::StageError::Sqlite(e)) => {
+            ApiError::from(crate::catalog::CatalogError::Sqlite(e))
+        }
         RemoteError::Store(io) => ApiError::from(io),
         other => ApiError::internal(other),
     }
