@@ -72,6 +72,7 @@ fn a_million_entry_manifest_commits_in_bounded_memory() {
     assert_eq!(snap["added"], ENTRIES);
     let id = snap["id"].as_str().unwrap().to_string();
     let peak = server.peak_rss();
+    eprintln!("server peak RSS: {} MB (at start {} MB)", peak >> 20, baseline >> 20);
     assert!(peak < RSS_LIMIT, "peak RSS {} MB (at start {} MB)", peak >> 20, baseline >> 20);
 
     let f = server.get(&format!("/big/{id}/pool/main/p999/pkg999999_1.0_amd64.deb"));
