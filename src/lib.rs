@@ -18,6 +18,7 @@ pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod mirror;
+pub mod packages;
 pub mod publish;
 pub mod push;
 pub mod resolve;
