@@ -112,7 +112,8 @@ impl FromStr for DebVersion {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts = split(s).map_err(|fault| VersionError::new(s, fault))?;
-        let start = parts.upstream.as_ptr() as usize - s.as_ptr() as usize;
+        // The upstream version starts after the epoch's colon, which is the first one.
+        let start = s.find(':').map_or(0, |colon| colon + 1);
         let key = debversion::Version {
             epoch: parts.epoch,
             upstream_version: zero_terminated(parts.upstream),
