@@ -329,3 +329,47 @@ fn a_tree_that_is_not_an_apt_archive_or_has_a_broken_index_still_publishes() {
         )]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_debian_index_is_indexed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_local(tmp.path()).unwrap();
+    let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/debian/bookworm-updates");
+    let read = |p: &str| std::fs::read_to_string(real.join(p)).unwrap();
+    let packages = read("main/binary-amd64/Packages");
+    let id = publish_tree(
+        &store,
+        &[
+            ("dists/bookworm-updates/InRelease", read("InRelease")),
+            ("dists/bookworm-updates/main/binary-amd64/Packages", packages.clone()),
+        ],
+    );
+    let state = AppState::new(store.clone(), ServeOptions::default());
+    let get = |uri: String| {
+        let state = state.clone();
+        async move {
+            let resp = router(state).oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&body).unwrap())
+        }
+    };
+    // Every paragraph of the real index is a package of the snapshot.
+    let names: Vec<&str> = packages.lines().filter_map(|l| l.strip_prefix("Package: ")).collect();
+    assert_eq!(names.len(), 38);
+    let (_, body) = get(format!("/api/v1/archives/deb/-/packages?at={id}&limit=1000")).await;
+    let mut want: Vec<&str> = names.clone();
+    want.sort();
+    want.dedup();
+    assert_eq!(body["packages"], json!(want));
+    let (status, body) = get("/api/v1/archives/deb/-/packages/tzdata".to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    let v = &body["versions"][0];
+    assert_eq!(
+        (v["version"].as_str(), v["suite"].as_str(), v["architecture"].as_str()),
+        (Some("2025b-0+deb12u1"), Some("bookworm-updates"), Some("amd64"))
+    );
+    assert_eq!(v["filename"], "pool/main/t/tzdata/tzdata_2025b-0+deb12u1_all.deb");
+    let (status, body) = get("/api/v1/archives/deb/-/packages/tzdata/first?version=%3E%3D2025a".to_string()).await;
+    assert_eq!((status, body["snapshot"].clone()), (StatusCode::OK, json!(id)));
+}
