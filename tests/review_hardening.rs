@@ -1,0 +1,209 @@
+//! Adversarial review of issue 8 ("Hardening"): what an attacker or an unlucky operator
+//! could still do after it, each pinned by a test that failed before its fix. In process:
+//! tower `oneshot` on the real router, over a temp data dir.
+
+use asof::auth::{Scope, create_token};
+use asof::domain::{ArchiveName, Digest};
+use asof::http::{AppState, ServeOptions, router};
+use asof::publish::{NoProgress, PublishOptions, publish_dir};
+use asof::store::Store;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tower::ServiceExt;
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("(none)", |v| v.to_str().unwrap())
+    }
+}
+
+struct App {
+    _tmp: tempfile::TempDir,
+    store: Store,
+    state: AppState,
+}
+
+impl App {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open_local(tmp.path()).unwrap();
+        let state = AppState::new(store.clone(), ServeOptions::default());
+        Self { _tmp: tmp, store, state }
+    }
+
+    async fn call(&self, method: Method, uri: &str, auth: Option<&str>, body: Vec<u8>) -> Answer {
+        self.call_with(method, uri, auth, Some(body.len() as u64), body).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        auth: Option<&str>,
+        content_length: Option<u64>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        if let Some(n) = content_length {
+            req = req.header("content-length", n);
+        }
+        let resp = router(self.state.clone()).oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        Answer { status, headers, body }
+    }
+
+    async fn get(&self, uri: &str, auth: Option<&str>) -> Answer {
+        self.call(Method::GET, uri, auth, Vec::new()).await
+    }
+
+    async fn commit(&self, archive: &str, auth: &str, body: serde_json::Value) -> Answer {
+        let uri = format!("/api/v1/archives/{archive}/-/snapshots");
+        self.call(Method::POST, &uri, Some(auth), serde_json::to_vec(&body).unwrap()).await
+    }
+
+    fn publish(&self, archive: &str, files: &[(&str, &[u8])]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, bytes) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        let opts = PublishOptions { progress: &NoProgress, source: serde_json::Value::Null, always: true };
+        publish_dir(&self.store, &archive.parse().unwrap(), dir.path(), &opts).unwrap().snapshot.to_string()
+    }
+
+    fn token(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<Scope> = scopes.iter().map(|s| s.parse().unwrap()).collect();
+        let (_, token) = create_token(self.store.auth.as_ref(), "t", &scopes, None).unwrap();
+        format!("Bearer {token}")
+    }
+
+    fn make_private(&self, archive: &str) {
+        self.store.auth.set_private(&archive.parse::<ArchiveName>().unwrap(), true, 0).unwrap();
+    }
+}
+
+fn file(path: &str, bytes: &[u8]) -> serde_json::Value {
+    json!({"kind": "file", "path": path, "size": bytes.len(), "sha256": Digest::of(bytes).hex()})
+}
+
+const A: &[u8] = b"file a\n";
+const B: &[u8] = b"file b\n";
+const C: &[u8] = b"file c\n";
+
+/// A private archive's answers, given to a caller with a read token, must never be stored
+/// by a shared cache (a proxy or CDN in front of the service) and served to the next
+/// anonymous client: "public" in Cache-Control allows exactly that for a request that
+/// carried Authorization (RFC 9111 §3.5). And a list that depends on who asks must say so
+/// in Vary, or a cache serves one caller's list to another.
+#[tokio::test(flavor = "multi_thread")]
+async fn private_answers_are_never_stored_by_shared_caches() {
+    let app = App::new();
+    app.make_private("secret");
+    let id = app.publish("secret", &[("keys/farm.key", A)]);
+    let pub_id = app.publish("pub", &[("README", B)]);
+    let reader = app.token(&["read:secret"]);
+    let immutable_private = "private, max-age=31536000, immutable";
+    let short_private = "private, max-age=10";
+    for (path, cache) in [
+        (format!("/secret/{id}/keys/farm.key"), immutable_private),
+        (format!("/secret/{id}/keys/"), immutable_private),
+        ("/secret/".to_string(), short_private),
+        ("/".to_string(), short_private),
+        ("/api/v1/archives".to_string(), short_private),
+        ("/api/v1/archives/secret".to_string(), short_private),
+        ("/api/v1/archives/secret/-/snapshots".to_string(), short_private),
+        (format!("/api/v1/archives/secret/-/snapshots/{id}"), short_private),
+        (format!("/api/v1/archives/secret/-/snapshots/{id}/manifest"), immutable_private),
+        (format!("/api/v1/archives/secret/-/resolve/{id}"), immutable_private),
+        ("/api/v1/archives/secret/-/latest".to_string(), short_private),
+    ] {
+        let r = app.get(&path, Some(&reader)).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+        assert_eq!(r.header("cache-control"), cache, "{path}");
+    }
+    // Anonymous answers stay shareable: that is what makes the service cheap to mirror.
+    let r = app.get(&format!("/pub/{pub_id}/README"), None).await;
+    assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable");
+    // Both archive lists differ by caller: a cache must key them by Authorization.
+    for path in ["/", "/api/v1/archives"] {
+        let r = app.get(path, None).await;
+        assert_eq!(r.header("cache-control"), "public, max-age=10", "{path}");
+        let vary: Vec<String> =
+            r.headers.get_all("vary").iter().map(|v| v.to_str().unwrap().to_ascii_lowercase()).collect();
+        assert!(vary.iter().flat_map(|v| v.split(',')).any(|v| v.trim() == "authorization"), "{path}: Vary {vary:?}");
+    }
+}
+
+/// The change-set path (base + upsert + remove) end to end on the shapes that are easy to
+/// get wrong: each on a fresh archive holding `d/x`, `d/y` and `f`. A refusal is a 400
+/// naming the problem; an acceptance yields exactly the tree asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn change_set_edge_cases() {
+    let app = App::new();
+    let admin = app.token(&["admin"]);
+    let link = |path: &str, target: &str| json!({"kind": "symlink", "path": path, "target": target});
+    let refused: Vec<(serde_json::Value, &str)> = vec![
+        (json!({"remove": ["d"]}), "cannot remove d: it is a directory; remove the files below it"),
+        (json!({"upsert": [file("d", A)]}), "d/x is below d, which is a file or symlink"),
+        (json!({"upsert": [file("f/x", A)]}), "f/x is below f, which is a file or symlink"),
+        (json!({"upsert": [file("f", A)], "remove": ["f"]}), "f is listed twice"),
+        (json!({"remove": ["d/x", "d/y", "f"]}), "a snapshot needs at least one file"),
+        (json!({"remove": ["d/"]}), "remove \"d/\": path 'd/' has an empty segment"),
+        (
+            json!({"upsert": [link("d/l", "../../f")]}),
+            "path \"d/l\": symlink target \"../../f\" points outside the tree",
+        ),
+        (json!({"manifest": [file("g", A)]}), "give either a full 'manifest' or 'base' with changes, not both"),
+    ];
+    for (n, (mut body, error)) in refused.into_iter().enumerate() {
+        let archive = format!("no{n}");
+        body["base"] = json!(app.publish(&archive, &[("d/x", A), ("d/y", B), ("f", C)]));
+        let r = app.commit(&archive, &admin, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
+        assert_eq!(r.json(), json!({"error": error, "status": 400}), "{body}");
+    }
+    // Accepted: (changes, resulting files and symlinks, added, removed).
+    let accepted: Vec<(serde_json::Value, Vec<serde_json::Value>, u64, u64)> = vec![
+        (json!({}), vec![file("d/x", A), file("d/y", B), file("f", C)], 0, 0),
+        (json!({"upsert": [], "remove": []}), vec![file("d/x", A), file("d/y", B), file("f", C)], 0, 0),
+        (json!({"upsert": [file("d", A)], "remove": ["d/x", "d/y"]}), vec![file("d", A), file("f", C)], 1, 2),
+        (
+            json!({"upsert": [file("f/x", A)], "remove": ["f"]}),
+            vec![file("d/x", A), file("d/y", B), file("f/x", A)],
+            1,
+            1,
+        ),
+        (json!({"upsert": [link("d", "f")], "remove": ["d/x", "d/y"]}), vec![link("d", "f"), file("f", C)], 1, 2),
+    ];
+    for (n, (mut body, want, added, removed)) in accepted.into_iter().enumerate() {
+        let archive = format!("ok{n}");
+        body["base"] = json!(app.publish(&archive, &[("d/x", A), ("d/y", B), ("f", C)]));
+        let r = app.commit(&archive, &admin, body.clone()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{body}: {}", r.text());
+        assert_eq!((r.json()["added"].as_u64(), r.json()["removed"].as_u64()), (Some(added), Some(removed)), "{body}");
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let m = app.get(&format!("/api/v1/archives/{archive}/-/snapshots/{id}/manifest"), None).await;
+        let got: Vec<serde_json::Value> = m.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(got, want, "{body}");
+    }
+}
