@@ -207,3 +207,104 @@ async fn change_set_edge_cases() {
         assert_eq!(got, want, "{body}");
     }
 }
+
+/// A commit body that goes on and on: `prefix`, then `unit` repeated, counting what the
+/// server reads. It gives up (an I/O error) after `cap` bytes so that a server that
+/// would buffer it all fails the test instead of eating the machine's memory.
+struct Endless {
+    prefix: Vec<u8>,
+    unit: &'static [u8],
+    sent: usize,
+    cap: usize,
+}
+
+impl std::io::Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.sent >= self.cap {
+            return Err(std::io::Error::other("the test's reader gave up: the server kept reading"));
+        }
+        let n = buf.len().min(self.cap - self.sent);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = self.sent + i;
+            *b = if at < self.prefix.len() {
+                self.prefix[at]
+            } else {
+                self.unit[(at - self.prefix.len()) % self.unit.len()]
+            };
+        }
+        self.sent += n;
+        Ok(n)
+    }
+}
+
+/// serde_json holds a whole string in memory before anyone sees it, and serde a whole
+/// internally tagged entry (unknown fields too), and a `source` value of any size: one
+/// commit body of a single huge string, entry or `source` would take memory in
+/// proportion to the body (1 GiB by default), not the "bounded memory" of issue 8. Each
+/// must be refused once it passes its limit, having read little more than that.
+#[test]
+fn a_commit_body_cannot_make_the_parser_buffer_a_huge_value() {
+    let file = format!(r#"{{"kind":"file","path":"a","size":1,"sha256":"{}""#, Digest::of(b"x").hex());
+    let cases: Vec<(String, &'static [u8], &str)> = vec![
+        (
+            r#"{"manifest":[{"kind":"file","path":""#.into(),
+            b"a",
+            "an entry of 'manifest' is longer than 65536 bytes of JSON",
+        ),
+        (
+            r#"{"upsert":[{"kind":"symlink","path":"l","target":""#.into(),
+            b"\\n",
+            "an entry of 'upsert' is longer than 65536 bytes of JSON",
+        ),
+        (r#"{""#.into(), b"k", "the body holds a JSON string longer than 65536 bytes"),
+        (r#"{"base":""#.into(), b"\\\"", "the body holds a JSON string longer than 65536 bytes"),
+        (
+            format!(r#"{{"manifest":[{file},"junk":["#),
+            b"1,",
+            "an entry of 'manifest' is longer than 65536 bytes of JSON",
+        ),
+        (
+            r#"{"upsert":[{"kind":"file","#.into(),
+            b"\"k\":1,",
+            "an entry of 'upsert' is longer than 65536 bytes of JSON",
+        ),
+        (r#"{"remove":["a","#.into(), b" ", "a path of 'remove' is longer than 65536 bytes of JSON"),
+        (r#"{"source":["#.into(), b"1,", "'source' is longer than 65536 bytes of JSON"),
+        (r#"{"source":{"#.into(), b"\"k\":{},", "'source' is longer than 65536 bytes of JSON"),
+    ];
+    for (prefix, unit, want) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut stage = asof::publish::staging::DiskStaging::new(tmp.path()).unwrap();
+        let mut body = Endless { prefix: prefix.clone().into_bytes(), unit, sent: 0, cap: 8 << 20 };
+        let err = asof::publish::remote::stage_json(&mut body, &mut stage).unwrap_err();
+        assert_eq!(err.to_string(), want, "{prefix}…");
+        // The limit, plus what the 256 KiB read buffer had fetched ahead.
+        assert!(body.sent <= (64 << 10) + (512 << 10), "{prefix}…: read {} bytes", body.sent);
+    }
+}
+
+/// The same over HTTP: a 400 with the reason, not a server that swells.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_source_is_refused_with_400() {
+    let app = App::new();
+    let admin = app.token(&["admin"]);
+    app.publish("pub", &[("a", A)]);
+    let body = format!(r#"{{"manifest":[{}],"source":"{}"}}"#, file("a", A), "x".repeat(1 << 20));
+    let r = app.call(Method::POST, "/api/v1/archives/pub/-/snapshots", Some(&admin), body.into_bytes()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:.300}", r.text());
+    assert_eq!(r.json(), json!({"error": "'source' is longer than 65536 bytes of JSON", "status": 400}));
+    let body = format!(r#"{{"{}":1}}"#, "k".repeat(1 << 20));
+    let r = app.call(Method::POST, "/api/v1/archives/pub/-/snapshots", Some(&admin), body.into_bytes()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:.300}", r.text());
+    assert_eq!(r.json(), json!({"error": "the body holds a JSON string longer than 65536 bytes", "status": 400}));
+    let big = (0..20_000).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(",");
+    let body = format!(r#"{{"manifest":[{}],"source":{{{big}}}}}"#, file("a", A));
+    let r = app.call(Method::POST, "/api/v1/archives/pub/-/snapshots", Some(&admin), body.into_bytes()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:.300}", r.text());
+    assert_eq!(r.json(), json!({"error": "'source' is longer than 65536 bytes of JSON", "status": 400}));
+    // A source of ordinary size is stored with the snapshot.
+    let body = json!({"manifest": [file("a", A)], "source": {"ci": "build 42", "tags": ["a", "b"]}});
+    let r = app.commit("pub", &admin, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["source"]["client"], json!({"ci": "build 42", "tags": ["a", "b"]}));
+}
