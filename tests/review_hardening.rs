@@ -308,3 +308,25 @@ async fn a_huge_source_is_refused_with_400() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["source"]["client"], json!({"ci": "build 42", "tags": ["a", "b"]}));
 }
+
+/// An upload of a blob the caller may use and the server has is answered without reading
+/// the body: the answer must describe the stored blob, not echo the client's
+/// Content-Length as the size of "the blob you sent" (bytes of another length cannot hash
+/// to that digest).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_of_a_known_blob_with_the_wrong_length_is_not_acknowledged() {
+    let app = App::new();
+    app.publish("pub", &[("a", A)]);
+    let publisher = app.token(&["publish:up/*"]);
+    let digest = Digest::of(A).hex();
+    let uri = format!("/api/v1/blobs/{digest}");
+    let r = app.call(Method::PUT, &uri, Some(&publisher), b"file a\nand more".to_vec()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"error": format!("blob {digest} has 7 bytes, Content-Length says 15; nothing stored"), "status": 400})
+    );
+    let r = app.call(Method::PUT, &uri, Some(&publisher), A.to_vec()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json(), json!({"sha256": digest, "size": 7, "created": false}));
+}

@@ -75,10 +75,18 @@ pub async fn upload(
         return Err(ApiError::TooLarge(format!("blob of {len} bytes is over the {limit}-byte limit")));
     }
     let p = principal.clone();
-    let known = st.blocking(move |s| Ok(blob_access(s, &p).may_use(&digest)? && s.blobs.contains(&digest)?)).await?;
-    if known {
-        // The caller can read this blob already: nothing to send, nothing to hide.
-        let body = UploadResponse { sha256: digest.hex(), size: len, created: false };
+    let known = st
+        .blocking(move |s| Ok(if blob_access(s, &p).may_use(&digest)? { s.blobs.size(&digest)? } else { None }))
+        .await?;
+    if let Some(size) = known {
+        // The caller can read this blob already: nothing to send, nothing to hide. Bytes of
+        // another length cannot be these, and the answer must not claim they were stored.
+        if size != len {
+            return Err(ApiError::BadRequest(format!(
+                "blob {digest} has {size} bytes, Content-Length says {len}; nothing stored"
+            )));
+        }
+        let body = UploadResponse { sha256: digest.hex(), size, created: false };
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
     let outcome = receive_blob(&st, body, digest, len).await?;
