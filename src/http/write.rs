@@ -16,6 +16,7 @@ use super::error::ApiError;
 use crate::auth::{BlobAccess, Principal};
 use crate::blob::{BlobWriter, PutError, PutOutcome};
 use crate::domain::{ArchiveName, Digest};
+use crate::publish::PublishError;
 use crate::publish::remote::{RemoteError, commit_staged_request, stage_json};
 use crate::publish::staging::DiskStaging;
 use crate::store::Store;
@@ -162,7 +163,7 @@ pub async fn commit(
     let who = principal.clone();
     let result = st
         .blocking(move |s| {
-            let mut stage = DiskStaging::new(&s.scratch).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+            let mut stage = DiskStaging::new(&s.scratch).map_err(|e| remote_error(e.into()))?;
             let file = std::fs::File::open(&spooled)?;
             let header = stage_json(file, &mut stage).map_err(remote_error)?;
             drop(spooled);
@@ -195,7 +196,7 @@ fn remote_error(e: RemoteError) -> ApiError {
             ApiError::Conflict { message: e.to_string(), missing: digests.iter().map(Digest::hex).collect() }
         }
         e @ RemoteError::StaleBase { .. } => ApiError::Conflict { message: e.to_string(), missing: Vec::new() },
-        RemoteError::Catalog(c) => ApiError::from(c),
+        RemoteError::Catalog(c) | RemoteError::Publish(PublishError::Catalog(c)) => ApiError::from(c),
         RemoteError::Store(io) => ApiError::from(io),
         other => ApiError::internal(other),
     }

@@ -46,6 +46,10 @@ impl From<StageError> for RemoteError {
         match e {
             StageError::Invalid(m) => RemoteError::Invalid(m),
             StageError::Io(io) => RemoteError::Store(io),
+            // The stage is on the data disk: when it fills, say so (507), as for blobs.
+            StageError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                RemoteError::Store(std::io::Error::new(std::io::ErrorKind::StorageFull, e))
+            }
             other => RemoteError::Stage(other),
         }
     }
