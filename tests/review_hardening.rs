@@ -412,3 +412,21 @@ async fn a_commit_that_fills_the_disk_answers_507() {
         drop(scratch);
     }
 }
+
+/// When the catalog fails while the blobs of a commit are checked (a busy or broken
+/// database), that is the server's failure: it must not come back as `Invalid` (a 400
+/// carrying the database's error text to the client).
+#[test]
+fn a_catalog_failure_while_checking_blobs_is_not_a_bad_request() {
+    use asof::catalog::CatalogError;
+    use asof::publish::remote::{RemoteError, commit_staged_request, stage_json};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_local(tmp.path()).unwrap();
+    let mut stage = asof::publish::staging::DiskStaging::new(&store.scratch).unwrap();
+    let body = serde_json::to_vec(&json!({ "manifest": [file("a", A)] })).unwrap();
+    let header = stage_json(body.as_slice(), &mut stage).unwrap();
+    let failing =
+        |_: &Digest| -> Result<bool, CatalogError> { Err(CatalogError::Corrupt("database is locked".into())) };
+    let err = commit_staged_request(&store, &"x".parse().unwrap(), &header, &stage, json!(null), &failing).unwrap_err();
+    assert!(matches!(&err, RemoteError::Catalog(CatalogError::Corrupt(m)) if m == "database is locked"), "{err:?}");
+}

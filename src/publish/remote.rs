@@ -325,12 +325,15 @@ fn check_blobs(store: &Store, stage: &DiskStaging, may_use: MayUse) -> Result<()
     let mut missing = Vec::new();
     let mut failure = None;
     let result = stage.for_each_blob(&mut |digest, size| {
-        let found = may_use(&digest).map_err(|e| StageError::Invalid(e.to_string())).and_then(|ok| {
-            if !ok {
-                return Ok(None);
+        let may = match may_use(&digest) {
+            Ok(may) => may,
+            // The catalog failed, not the request: never a 400.
+            Err(e) => {
+                failure = Some(RemoteError::Catalog(e));
+                return Err(StageError::Invalid(String::new()));
             }
-            store.blobs.size(&digest).map_err(StageError::Io)
-        });
+        };
+        let found = if may { store.blobs.size(&digest).map_err(StageError::Io) } else { Ok(None) };
         match found {
             Ok(None) => {
                 if missing.len() < MAX_MISSING_LISTED {
