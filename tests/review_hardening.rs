@@ -2,6 +2,8 @@
 //! could still do after it, each pinned by a test that failed before its fix. In process:
 //! tower `oneshot` on the real router, over a temp data dir.
 
+mod common;
+
 use asof::auth::{Scope, create_token};
 use asof::domain::{ArchiveName, Digest};
 use asof::http::{AppState, ServeOptions, router};
@@ -429,4 +431,29 @@ fn a_catalog_failure_while_checking_blobs_is_not_a_bad_request() {
         |_: &Digest| -> Result<bool, CatalogError> { Err(CatalogError::Corrupt("database is locked".into())) };
     let err = commit_staged_request(&store, &"x".parse().unwrap(), &header, &stage, json!(null), &failing).unwrap_err();
     assert!(matches!(&err, RemoteError::Catalog(CatalogError::Corrupt(m)) if m == "database is locked"), "{err:?}");
+}
+
+/// Item 4 for `POST /api/v1/blobs/missing`: its 16 MiB body may hold five million `""`,
+/// which became as many `String`s (some 300 MB) before the 100,000-digest limit was
+/// checked. Only the first 100,000 may be kept; the answer stays the 413 it was.
+#[test]
+fn a_missing_probe_of_millions_of_strings_keeps_the_server_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = common::asof(&data, &["token", "create", "--scope", "publish:*"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let server = common::Server::start(&data);
+    let baseline = server.peak_rss();
+    let mut body = b"{\"digests\":[\"\"".to_vec();
+    body.extend(std::iter::repeat_n(*b",\"\"", 5_500_000).flatten());
+    body.extend_from_slice(b"]}");
+    assert!(body.len() < 16 << 20, "under the 16 MiB limit of small JSON bodies");
+    let (auth, len) = (format!("Bearer {token}"), body.len().to_string());
+    let headers =
+        [("Authorization", auth.as_str()), ("Content-Type", "application/json"), ("Content-Length", len.as_str())];
+    let r = server.request_body("POST", "/api/v1/blobs/missing", &headers, Some(&body));
+    r.assert_error(413, "ask about at most 100000 digests per request");
+    let grown = server.peak_rss().saturating_sub(baseline);
+    assert!(grown < 64 << 20, "the server grew by {} MB for one probe", grown >> 20);
 }

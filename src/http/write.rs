@@ -20,7 +20,7 @@ use crate::publish::PublishError;
 use crate::publish::remote::{RemoteError, commit_staged_request, stage_json};
 use crate::publish::staging::DiskStaging;
 use crate::store::Store;
-use crate::wire::{MissingRequest, MissingResponse, SnapshotJson, UploadResponse};
+use crate::wire::{MissingResponse, SnapshotJson, UploadResponse};
 
 /// Most digests one `missing` request may ask about.
 const MAX_MISSING_QUERY: usize = 100_000;
@@ -35,12 +35,13 @@ pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body)
     let creds = credentials(&headers);
     let metrics = st.metrics.clone();
     let principal = st.blocking(move |s| access::require_any_publisher(s, &metrics, creds.as_deref())).await?;
-    let req: MissingRequest = body::read_json(&st, &headers, body).await?;
-    if req.digests.len() > MAX_MISSING_QUERY {
+    let req: MissingQuery = body::read_json(&st, &headers, body).await?;
+    if req.digests.count > MAX_MISSING_QUERY {
         return Err(ApiError::TooLarge(format!("ask about at most {MAX_MISSING_QUERY} digests per request")));
     }
     let digests = req
         .digests
+        .kept
         .iter()
         .map(|d| d.parse::<Digest>().map_err(|e| ApiError::BadRequest(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
@@ -58,6 +59,46 @@ pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body)
         })
         .await?;
     Ok(Json(MissingResponse { missing }).into_response())
+}
+
+/// `wire::MissingRequest` as the server reads it: 16 MiB of `"",` would otherwise become
+/// over five million `String`s (some 300 MB) before the count could be checked.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MissingQuery {
+    digests: Bounded,
+}
+
+/// The first `MAX_MISSING_QUERY` strings of an array, and how many it had in all.
+struct Bounded {
+    kept: Vec<String>,
+    count: usize,
+}
+
+impl<'de> serde::Deserialize<'de> for Bounded {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(Bounded { kept: Vec::new(), count: 0 })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded {
+    type Value = Bounded;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of SHA-256 digests")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<Bounded, A::Error> {
+        while self.count < MAX_MISSING_QUERY {
+            let Some(d) = seq.next_element::<String>()? else { return Ok(self) };
+            self.kept.push(d);
+            self.count += 1;
+        }
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            self.count += 1;
+        }
+        Ok(self)
+    }
 }
 
 pub async fn upload(
