@@ -111,11 +111,17 @@ impl Metrics {
 }
 
 /// The `archive` label of a metric: the name of a public archive; for a private one
-/// `private-` and the first 12 hex digits of the SHA-256 of its name, so that `/metrics`
-/// (often readable more widely than the archives) does not reveal which private archives
-/// exist, while each keeps a stable series of its own.
-pub fn archive_label(name: &ArchiveName, private: bool) -> String {
-    if private { format!("private-{}", &Digest::of(name.as_str().as_bytes()).hex()[..12]) } else { name.to_string() }
+/// `private-` and the first 12 hex digits of the SHA-256 of `key` (the installation's
+/// `label.key`) followed by its name, so that `/metrics` (often readable more widely than
+/// the archives) does not reveal which private archives exist, while each keeps a stable
+/// series of its own. Without the key, a guessed name could be hashed and looked for.
+pub fn archive_label(name: &ArchiveName, private: bool, key: &[u8; 32]) -> String {
+    if !private {
+        return name.to_string();
+    }
+    let mut keyed = key.to_vec();
+    keyed.extend_from_slice(name.as_str().as_bytes());
+    format!("private-{}", &Digest::of(&keyed).hex()[..12])
 }
 
 impl Default for Metrics {
@@ -131,8 +137,12 @@ mod tests {
     #[test]
     fn private_archive_labels_hide_the_name() {
         let name: ArchiveName = "team/secret".parse().unwrap();
-        assert_eq!(archive_label(&name, false), "team/secret");
-        // printf team/secret | sha256sum
-        assert_eq!(archive_label(&name, true), "private-7de22364a1cd");
+        let key = [7u8; 32];
+        assert_eq!(archive_label(&name, false, &key), "team/secret");
+        // { printf '\x07%.0s' $(seq 32); printf team/secret; } | sha256sum
+        assert_eq!(archive_label(&name, true, &key), "private-37aedfd08db0");
+        // Not the bare hash of the name, which anyone could compute from a guess.
+        assert_ne!(archive_label(&name, true, &key), "private-7de22364a1cd");
+        assert_ne!(archive_label(&name, true, &key), archive_label(&name, true, &[8u8; 32]));
     }
 }

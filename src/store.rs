@@ -1,4 +1,5 @@
-//! The data directory of the embedded default: `asof.db` (SQLite) and `blobs/`.
+//! The data directory of the embedded default: `asof.db` (SQLite), `blobs/`, `tmp/` and
+//! `label.key`.
 //! `Store` bundles a catalog and a blob store; everything else takes one.
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,9 @@ pub struct Store {
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
     pub scratch: PathBuf,
+    /// This installation's secret for the metrics labels of private archives
+    /// (`metrics::archive_label`), kept in `label.key` of the data directory.
+    pub label_key: [u8; 32],
 }
 
 impl Store {
@@ -39,6 +43,7 @@ impl Store {
         let catalog = Arc::new(catalog);
         let scratch = data_dir.join("tmp");
         sweep_scratch(&scratch);
+        let label_key = label_key(data_dir).context("reading or creating label.key in the data directory")?;
         Ok(Self {
             catalog: catalog.clone(),
             blobs: Arc::new(blobs),
@@ -46,7 +51,32 @@ impl Store {
             packages: catalog,
             last_use: Default::default(),
             scratch,
+            label_key,
         })
+    }
+}
+
+/// The secret of `label.key`, created (random, readable by the owner only) on first use.
+fn label_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("label.key");
+    let mut key = [0u8; 32];
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        Ok(mut f) => {
+            getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+            f.write_all(&key)?;
+            f.sync_all()?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let bytes = std::fs::read(&path)?;
+            key = bytes
+                .try_into()
+                .map_err(|b: Vec<u8>| anyhow::anyhow!("{} has {} bytes, not 32", path.display(), b.len()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -62,8 +62,14 @@ async fn a_private_archive_name_never_appears_in_metrics() {
         insecure_skip_signature: false,
     };
     let metrics = Metrics::new();
-    // printf team/hidden-repo | sha256sum | cut -c1-12
-    let hashed = "private-b0dad92ec756";
+    // Keyed by the installation's label.key: a guessed name hashed on its own
+    // (printf team/hidden-repo | sha256sum | cut -c1-12) must not find the series.
+    let key = std::fs::read(data.join("label.key")).unwrap();
+    let mut keyed = key.clone();
+    keyed.extend_from_slice(b"team/hidden-repo");
+    let hashed = format!("private-{}", &asof::domain::Digest::of(&keyed).hex()[..12]);
+    assert_eq!(key.len(), 32);
+    let guessable = "private-b0dad92ec756";
 
     // Public: named.
     assert!(run_once(&store, &data, &spec, &metrics).await);
@@ -77,6 +83,7 @@ async fn a_private_archive_name_never_appears_in_metrics() {
     assert!(!text.contains("hidden-repo"), "{text}");
     assert!(text.contains(&format!("asof_mirror_runs_total{{archive=\"{hashed}\",result=\"success\"}} 1\n")), "{text}");
     assert!(text.contains(&format!("asof_mirror_last_success_timestamp_seconds{{archive=\"{hashed}\"}}")), "{text}");
+    assert!(!text.contains(guessable), "{text}");
 
     // A failing run of the private archive is labelled the same way.
     let broken = MirrorSpec { upstream: format!("{}nothing-here/", upstream.url), ..spec };

@@ -180,7 +180,10 @@ pub async fn archive_snapshots_page(
 
 async fn list_archives(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let list = visible_archives(&st, &headers).await?;
-    Ok(short(&st, Json(serde_json::json!({ "archives": list })).into_response()))
+    let mut r = short(&st, Json(serde_json::json!({ "archives": list })).into_response());
+    // Private archives are listed only to callers who may read them.
+    r.headers_mut().insert(header::VARY, HeaderValue::from_static("authorization"));
+    Ok(r)
 }
 
 /// The archives this caller may see (private ones only with a token that may read them).

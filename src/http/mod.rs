@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::routes().layer(tower_http::compression::CompressionLayer::new()))
         .fallback(tree)
         .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(private_when_authorized))
         .layer(middleware::from_fn_with_state(limiter, rate_limit::limit))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(TraceLayer::new_for_http())
@@ -145,6 +146,25 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
 async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     st.metrics.requests.with_label_values(&[resp.status().as_str()]).inc();
+    resp
+}
+
+/// An answer to a request that carried credentials may hold what only those credentials
+/// may see (a private archive's files, lists that include private archives): a shared
+/// cache must not keep it for others, and "public" would let it (RFC 9111 §3.5). Such
+/// answers are `private` (the client's own cache still keeps them, immutable ones too).
+async fn private_when_authorized(req: Request, next: Next) -> Response {
+    let authorized = req.headers().contains_key(header::AUTHORIZATION);
+    let mut resp = next.run(req).await;
+    if !authorized {
+        return resp;
+    }
+    let cache = resp.headers().get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok());
+    if let Some(rest) = cache.and_then(|c| c.strip_prefix("public"))
+        && let Ok(v) = HeaderValue::from_str(&format!("private{rest}"))
+    {
+        resp.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
     resp
 }
 

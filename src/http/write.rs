@@ -16,10 +16,11 @@ use super::error::ApiError;
 use crate::auth::{BlobAccess, Principal};
 use crate::blob::{BlobWriter, PutError, PutOutcome};
 use crate::domain::{ArchiveName, Digest};
+use crate::publish::PublishError;
 use crate::publish::remote::{RemoteError, commit_staged_request, stage_json};
 use crate::publish::staging::DiskStaging;
 use crate::store::Store;
-use crate::wire::{MissingRequest, MissingResponse, SnapshotJson, UploadResponse};
+use crate::wire::{MissingResponse, SnapshotJson, UploadResponse};
 
 /// Most digests one `missing` request may ask about.
 const MAX_MISSING_QUERY: usize = 100_000;
@@ -34,12 +35,13 @@ pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body)
     let creds = credentials(&headers);
     let metrics = st.metrics.clone();
     let principal = st.blocking(move |s| access::require_any_publisher(s, &metrics, creds.as_deref())).await?;
-    let req: MissingRequest = body::read_json(&st, &headers, body).await?;
-    if req.digests.len() > MAX_MISSING_QUERY {
+    let req: MissingQuery = body::read_json(&st, &headers, body).await?;
+    if req.digests.count > MAX_MISSING_QUERY {
         return Err(ApiError::TooLarge(format!("ask about at most {MAX_MISSING_QUERY} digests per request")));
     }
     let digests = req
         .digests
+        .kept
         .iter()
         .map(|d| d.parse::<Digest>().map_err(|e| ApiError::BadRequest(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
@@ -59,6 +61,46 @@ pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body)
     Ok(Json(MissingResponse { missing }).into_response())
 }
 
+/// `wire::MissingRequest` as the server reads it: 16 MiB of `"",` would otherwise become
+/// over five million `String`s (some 300 MB) before the count could be checked.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MissingQuery {
+    digests: Bounded,
+}
+
+/// The first `MAX_MISSING_QUERY` strings of an array, and how many it had in all.
+struct Bounded {
+    kept: Vec<String>,
+    count: usize,
+}
+
+impl<'de> serde::Deserialize<'de> for Bounded {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(Bounded { kept: Vec::new(), count: 0 })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded {
+    type Value = Bounded;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of SHA-256 digests")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<Bounded, A::Error> {
+        while self.count < MAX_MISSING_QUERY {
+            let Some(d) = seq.next_element::<String>()? else { return Ok(self) };
+            self.kept.push(d);
+            self.count += 1;
+        }
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            self.count += 1;
+        }
+        Ok(self)
+    }
+}
+
 pub async fn upload(
     State(st): State<AppState>,
     Path(digest): Path<String>,
@@ -75,10 +117,18 @@ pub async fn upload(
         return Err(ApiError::TooLarge(format!("blob of {len} bytes is over the {limit}-byte limit")));
     }
     let p = principal.clone();
-    let known = st.blocking(move |s| Ok(blob_access(s, &p).may_use(&digest)? && s.blobs.contains(&digest)?)).await?;
-    if known {
-        // The caller can read this blob already: nothing to send, nothing to hide.
-        let body = UploadResponse { sha256: digest.hex(), size: len, created: false };
+    let known = st
+        .blocking(move |s| Ok(if blob_access(s, &p).may_use(&digest)? { s.blobs.size(&digest)? } else { None }))
+        .await?;
+    if let Some(size) = known {
+        // The caller can read this blob already: nothing to send, nothing to hide. Bytes of
+        // another length cannot be these, and the answer must not claim they were stored.
+        if size != len {
+            return Err(ApiError::BadRequest(format!(
+                "blob {digest} has {size} bytes, Content-Length says {len}; nothing stored"
+            )));
+        }
+        let body = UploadResponse { sha256: digest.hex(), size, created: false };
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
     let outcome = receive_blob(&st, body, digest, len).await?;
@@ -187,11 +237,7 @@ fn remote_error(e: RemoteError) -> ApiError {
             ApiError::Conflict { message: e.to_string(), missing: digests.iter().map(Digest::hex).collect() }
         }
         e @ RemoteError::StaleBase { .. } => ApiError::Conflict { message: e.to_string(), missing: Vec::new() },
-        RemoteError::Catalog(c) => ApiError::from(c),
-        // The stage is a SQLite file on the data disk: a full disk there is a 507 too.
-        RemoteError::Stage(crate::publish::staging::StageError::Sqlite(e)) => {
-            ApiError::from(crate::catalog::CatalogError::Sqlite(e))
-        }
+        RemoteError::Catalog(c) | RemoteError::Publish(PublishError::Catalog(c)) => ApiError::from(c),
         RemoteError::Store(io) => ApiError::from(io),
         other => ApiError::internal(other),
     }

@@ -124,7 +124,7 @@ async fn label_for(store: &Store, archive: &ArchiveName, metrics: &Metrics) -> S
         let _ = metrics.mirror_last_failure.remove_label_values(&[name]);
         let _ = metrics.mirror_downloaded_bytes.remove_label_values(&[name]);
     }
-    archive_label(archive, private)
+    archive_label(archive, private, &store.label_key)
 }
 
 fn now() -> f64 {

@@ -3,7 +3,9 @@
 //! be stored with the announced size and usable by the caller, and the commit follows the
 //! same rules as a local publish.
 
+use std::cell::{Cell, RefCell};
 use std::io::Read;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
@@ -44,6 +46,10 @@ impl From<StageError> for RemoteError {
         match e {
             StageError::Invalid(m) => RemoteError::Invalid(m),
             StageError::Io(io) => RemoteError::Store(io),
+            // The stage is on the data disk: when it fills, say so (507), as for blobs.
+            StageError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                RemoteError::Store(std::io::Error::new(std::io::ErrorKind::StorageFull, e))
+            }
             other => RemoteError::Stage(other),
         }
     }
@@ -96,13 +102,98 @@ impl CommitHeader {
     }
 }
 
+/// Longest JSON string a commit body may hold (paths are at most 4096 bytes).
+pub const MAX_JSON_STRING: usize = 64 << 10;
+/// Most bytes of JSON one entry (or removed path) of a commit body, or its `source`, may take.
+pub const MAX_JSON_VALUE: u64 = 64 << 10;
+
+/// What `Guarded` enforces, shared with the visitors that say which value is being read.
+#[derive(Default)]
+struct Limits {
+    in_string: Cell<bool>,
+    escaped: Cell<bool>,
+    string_len: Cell<usize>,
+    /// Bytes left for the value being read, and what it is (for the message).
+    budget: Cell<Option<(u64, &'static str)>>,
+    failure: RefCell<Option<String>>,
+}
+
+impl Limits {
+    fn bound(&self, what: &'static str) {
+        self.budget.set(Some((MAX_JSON_VALUE, what)));
+    }
+
+    fn unbound(&self) {
+        self.budget.set(None);
+    }
+
+    fn fail(&self, msg: String) -> std::io::Error {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidData, msg.clone());
+        *self.failure.borrow_mut() = Some(msg);
+        e
+    }
+
+    /// Accounts for bytes the parser takes: a JSON string, and a bounded value, may not
+    /// grow past their limits (serde_json holds a whole string, and serde a whole tagged
+    /// entry or `serde_json::Value`, in memory before any check could see them).
+    fn take(&self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some((left, what)) = self.budget.get() {
+            let Some(left) = left.checked_sub(bytes.len() as u64) else {
+                return Err(self.fail(format!("{what} is longer than {MAX_JSON_VALUE} bytes of JSON")));
+            };
+            self.budget.set(Some((left, what)));
+        }
+        for &b in bytes {
+            if !self.in_string.get() {
+                if b == b'"' {
+                    self.in_string.set(true);
+                    self.string_len.set(0);
+                }
+                continue;
+            }
+            if self.escaped.get() {
+                self.escaped.set(false);
+            } else if b == b'\\' {
+                self.escaped.set(true);
+            } else if b == b'"' {
+                self.in_string.set(false);
+                continue;
+            }
+            self.string_len.set(self.string_len.get() + 1);
+            if self.string_len.get() > MAX_JSON_STRING {
+                return Err(self.fail(format!("the body holds a JSON string longer than {MAX_JSON_STRING} bytes")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reader that enforces `Limits` on every byte the JSON parser takes from it.
+struct Guarded<R> {
+    inner: R,
+    limits: Rc<Limits>,
+}
+
+impl<R: Read> Read for Guarded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.limits.take(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 /// Reads a commit body (`wire::CommitRequest` as JSON) from `reader` entry by entry into
-/// `stage`. Blocking.
+/// `stage`. Blocking. Memory stays bounded whatever the body: see `Limits`.
 pub fn stage_json(reader: impl Read, stage: &mut DiskStaging) -> Result<CommitHeader, RemoteError> {
     let mut failure = None;
-    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(256 * 1024, reader));
-    let parsed = de::Deserializer::deserialize_map(&mut de, BodyVisitor { stage, failure: &mut failure })
-        .and_then(|h| de.end().map(|()| h));
+    let limits = Rc::new(Limits::default());
+    let buffered = std::io::BufReader::with_capacity(256 * 1024, reader);
+    let mut de = serde_json::Deserializer::from_reader(Guarded { inner: buffered, limits: limits.clone() });
+    let visitor = BodyVisitor { stage, failure: &mut failure, limits: &limits };
+    let parsed = de::Deserializer::deserialize_map(&mut de, visitor).and_then(|h| de.end().map(|()| h));
+    if let Some(f) = limits.failure.borrow_mut().take() {
+        return Err(invalid(f));
+    }
     if let Some(f) = failure {
         return Err(f);
     }
@@ -116,6 +207,7 @@ const FIELDS: &[&str] = &["base", "manifest", "upsert", "remove", "source"];
 struct BodyVisitor<'s> {
     stage: &'s mut DiskStaging,
     failure: &'s mut Option<RemoteError>,
+    limits: &'s Limits,
 }
 
 impl<'de> Visitor<'de> for BodyVisitor<'_> {
@@ -128,21 +220,43 @@ impl<'de> Visitor<'de> for BodyVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CommitHeader, A::Error> {
         let mut h = CommitHeader::default();
         while let Some(key) = map.next_key::<String>()? {
-            let (stage, failure) = (&mut *self.stage, &mut *self.failure);
+            let (stage, failure, limits) = (&mut *self.stage, &mut *self.failure, self.limits);
             match key.as_str() {
                 "base" => h.base = map.next_value()?,
-                "source" => h.source = map.next_value()?,
+                "source" => {
+                    limits.bound("'source'");
+                    h.source = map.next_value()?;
+                    limits.unbound();
+                }
                 "manifest" => {
                     h.manifest = true;
-                    map.next_value_seed(EntriesSeed { stage, failure, remove: false })?;
+                    map.next_value_seed(EntriesSeed {
+                        stage,
+                        failure,
+                        limits,
+                        remove: false,
+                        what: "an entry of 'manifest'",
+                    })?;
                 }
                 "upsert" => {
                     h.changes = true;
-                    map.next_value_seed(EntriesSeed { stage, failure, remove: false })?;
+                    map.next_value_seed(EntriesSeed {
+                        stage,
+                        failure,
+                        limits,
+                        remove: false,
+                        what: "an entry of 'upsert'",
+                    })?;
                 }
                 "remove" => {
                     h.changes = true;
-                    map.next_value_seed(EntriesSeed { stage, failure, remove: true })?;
+                    map.next_value_seed(EntriesSeed {
+                        stage,
+                        failure,
+                        limits,
+                        remove: true,
+                        what: "a path of 'remove'",
+                    })?;
                 }
                 other => return Err(de::Error::unknown_field(other, FIELDS)),
             }
@@ -155,7 +269,11 @@ impl<'de> Visitor<'de> for BodyVisitor<'_> {
 struct EntriesSeed<'s> {
     stage: &'s mut DiskStaging,
     failure: &'s mut Option<RemoteError>,
+    limits: &'s Limits,
+    /// An array of paths (`remove`) rather than of entries.
     remove: bool,
+    /// One element, as error messages name it.
+    what: &'static str,
 }
 
 impl<'de> DeserializeSeed<'de> for EntriesSeed<'_> {
@@ -174,15 +292,23 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         loop {
+            self.limits.bound(self.what);
             let staged = if self.remove {
-                let Some(p) = seq.next_element::<String>()? else { return Ok(()) };
+                let Some(p) = seq.next_element::<String>()? else {
+                    self.limits.unbound();
+                    return Ok(());
+                };
                 RelPath::new(&p)
                     .map(|path| (path, Staged::Remove))
                     .map_err(|e| invalid(format!("remove {:?}: {e}", p.chars().take(120).collect::<String>())))
             } else {
-                let Some(e) = seq.next_element::<WireEntry>()? else { return Ok(()) };
+                let Some(e) = seq.next_element::<WireEntry>()? else {
+                    self.limits.unbound();
+                    return Ok(());
+                };
                 parse_entry(&e).map(|m| (m.path, Staged::Put(m.content)))
             };
+            self.limits.unbound();
             let result = staged.and_then(|(path, op)| self.stage.insert(&path, &op).map_err(RemoteError::from));
             if let Err(e) = result {
                 *self.failure = Some(e);
@@ -199,12 +325,15 @@ fn check_blobs(store: &Store, stage: &DiskStaging, may_use: MayUse) -> Result<()
     let mut missing = Vec::new();
     let mut failure = None;
     let result = stage.for_each_blob(&mut |digest, size| {
-        let found = may_use(&digest).map_err(|e| StageError::Invalid(e.to_string())).and_then(|ok| {
-            if !ok {
-                return Ok(None);
+        let may = match may_use(&digest) {
+            Ok(may) => may,
+            // The catalog failed, not the request: never a 400.
+            Err(e) => {
+                failure = Some(RemoteError::Catalog(e));
+                return Err(StageError::Invalid(String::new()));
             }
-            store.blobs.size(&digest).map_err(StageError::Io)
-        });
+        };
+        let found = if may { store.blobs.size(&digest).map_err(StageError::Io) } else { Ok(None) };
         match found {
             Ok(None) => {
                 if missing.len() < MAX_MISSING_LISTED {

@@ -14,7 +14,13 @@ async fn archives_and_one_archive() {
     let app = App::start();
     let summary =
         json!({"name": "debian", "snapshots": 2, "first": app.id1.to_string(), "latest": app.id2.to_string()});
-    assert_json(&app.get("/api/v1/archives").await, SHORT, json!({"archives": [summary.clone()]}));
+    // The list differs by caller (private archives only for their readers): Vary says so.
+    let list = app.get("/api/v1/archives").await;
+    let len = list.body.len().to_string();
+    let mut want = api_headers(SHORT, &len);
+    want.push(("vary", "authorization"));
+    list.assert(200, &want);
+    assert_eq!(list.json(), json!({"archives": [summary.clone()]}));
     assert_json(&app.get("/api/v1/archives/debian").await, SHORT, summary.clone());
     assert_json(&app.get("/api/v1/archives/debian/").await, SHORT, summary);
     app.get("/api/v1/archives/nope").await.assert_api_error(404, "no archive named 'nope'");
