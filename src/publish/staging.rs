@@ -39,12 +39,15 @@ impl DiskStaging {
         let file = tempfile::Builder::new().prefix("stage-").suffix(".db").tempfile_in(dir)?.into_temp_path();
         let conn = Connection::open(&file)?;
         // Scratch data: a crash simply loses it, so no journal and no fsync. A bounded
-        // page cache keeps memory flat however large the stage grows.
+        // page cache keeps memory flat however large the stage grows, and the blob list is
+        // kept sorted by an index in this file as entries arrive: reading it back needs no
+        // sort, whose temp files SQLite would put in /tmp rather than on the data disk.
         conn.execute_batch(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA temp_store = FILE; \
              PRAGMA cache_size = -16384; \
              CREATE TABLE staged (path TEXT PRIMARY KEY, op INTEGER NOT NULL, kind INTEGER, size INTEGER, \
                                   sha256 BLOB, target TEXT) WITHOUT ROWID; \
+             CREATE INDEX staged_blobs ON staged (sha256, size) WHERE op = 0 AND kind = 0; \
              BEGIN;",
         )?;
         Ok(Self { conn: Mutex::new(conn), entries: 0, _file: file })
@@ -223,5 +226,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(blobs, names.len());
+        // Read back through the index: no temp b-tree (whose files would go to /tmp).
+        let conn = s.conn.lock().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT DISTINCT sha256, size FROM staged WHERE op = 0 AND kind = 0 ORDER BY sha256",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(plan.iter().all(|p| !p.contains("TEMP B-TREE")), "{plan:?}");
+        assert!(plan.iter().any(|p| p.contains("staged_blobs")), "{plan:?}");
     }
 }
