@@ -399,3 +399,34 @@ fn stalled_uploads_hold_no_blocking_thread() {
         drop(senders);
     });
 }
+
+/// A body that trickles (a byte every 300 ms, under a 1 s body timeout) is abandoned with
+/// 408 once a whole window brought less than the minimum, instead of lasting forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickling_upload_is_abandoned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_local(tmp.path()).unwrap();
+    let options = ServeOptions { body_timeout: Duration::from_secs(1), ..ServeOptions::default() };
+    let state = AppState::new(store.clone(), options);
+    let (_, token) = create_token(store.auth.as_ref(), "t", &["publish:*".parse().unwrap()], None).unwrap();
+    let stream = futures::stream::unfold(0u32, |n| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (n < 100).then(|| (Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x")), n + 1))
+    });
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/api/v1/blobs/{}", "2".repeat(64)))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-length", 100)
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let resp = router(state).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        &body[..],
+        b"{\"error\":\"the request body stalled: less than 4096 bytes arrived in 1 s; nothing stored\",\"status\":408}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}

@@ -44,7 +44,8 @@ fn five_hundred_twenty_stalled_uploads_do_not_starve_the_server() {
     assert!(started.elapsed() < Duration::from_secs(3), "answered only after {:?}", started.elapsed());
 
     // Every stalled upload is abandoned with 408 and a JSON body.
-    let expected = "{\"error\":\"no part of the request body arrived for 3 s; nothing stored\",\"status\":408}";
+    let expected =
+        "{\"error\":\"the request body stalled: less than 4096 bytes arrived in 3 s; nothing stored\",\"status\":408}";
     for s in &mut stalled {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut raw = Vec::new();

@@ -11,26 +11,45 @@ use futures::StreamExt;
 use super::AppState;
 use super::error::ApiError;
 
-/// A body whose every chunk must arrive within `timeout` of the previous one.
+/// Bytes a body must bring in every `timeout` window: a trickle of a byte a minute would
+/// otherwise hold a request (and a connection slot) for as long as the client likes.
+pub const MIN_BYTES_PER_WINDOW: u64 = 4096;
+
+/// A body whose every chunk must arrive within `timeout` of the previous one, and which
+/// must bring at least `MIN_BYTES_PER_WINDOW` bytes in every `timeout`.
 pub struct TimedBody {
     stream: BodyDataStream,
     timeout: Duration,
+    window_start: tokio::time::Instant,
+    window_bytes: u64,
 }
 
 impl TimedBody {
     pub fn new(body: Body, timeout: Duration) -> Self {
-        Self { stream: body.into_data_stream(), timeout }
+        let window_start = tokio::time::Instant::now();
+        Self { stream: body.into_data_stream(), timeout, window_start, window_bytes: 0 }
     }
 
-    /// The next chunk, `None` at the end; 408 if the client sent nothing for too long,
-    /// 400 if the body broke off.
+    /// The next chunk, `None` at the end; 408 if the client sent nothing (or next to
+    /// nothing) for too long, 400 if the body broke off.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
-        match tokio::time::timeout(self.timeout, self.stream.next()).await {
-            Err(_) => Err(ApiError::BodyTimeout(self.timeout.as_secs())),
-            Ok(None) => Ok(None),
-            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
-            Ok(Some(Err(e))) => Err(ApiError::BadRequest(format!("the request body broke off ({e}); nothing stored"))),
+        let chunk = match tokio::time::timeout(self.timeout, self.stream.next()).await {
+            Err(_) => return Err(ApiError::BodyTimeout(self.timeout.as_secs())),
+            Ok(None) => return Ok(None),
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::BadRequest(format!("the request body broke off ({e}); nothing stored")));
+            }
+        };
+        self.window_bytes += chunk.len() as u64;
+        if self.window_start.elapsed() >= self.timeout {
+            if self.window_bytes < MIN_BYTES_PER_WINDOW {
+                return Err(ApiError::BodyTimeout(self.timeout.as_secs()));
+            }
+            self.window_start = tokio::time::Instant::now();
+            self.window_bytes = 0;
         }
+        Ok(Some(chunk))
     }
 }
 

@@ -30,7 +30,7 @@ pub enum ApiError {
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
     /// The client sent no byte of its body for this many seconds.
-    #[error("no part of the request body arrived for {0} s; nothing stored")]
+    #[error("the request body stalled: less than 4096 bytes arrived in {0} s; nothing stored")]
     BodyTimeout(u64),
     /// Not answerable yet (e.g. the package index is still being built); retry later.
     #[error("{message}")]
