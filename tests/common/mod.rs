@@ -58,7 +58,9 @@ pub fn wait_until_past(id: &str) {
 /// debugging a failing test, or nowhere.
 fn server_log() -> Stdio {
     match std::env::var_os("ASOF_TEST_SERVER_LOG") {
-        Some(path) => std::fs::OpenOptions::new().create(true).append(true).open(path).map_or(Stdio::null(), Stdio::from),
+        Some(path) => {
+            std::fs::OpenOptions::new().create(true).append(true).open(path).map_or(Stdio::null(), Stdio::from)
+        }
         None => Stdio::null(),
     }
 }
