@@ -316,8 +316,9 @@ fn snapshot_and_archive_lists() {
     let r = s.server.get("/debian/");
     assert_eq!((r.status, r.header("content-type")), (200, "text/html; charset=utf-8"));
     let html = r.text();
-    let (p2, p1) = (html.find(&s.id2).unwrap(), html.find(&s.id1).unwrap());
-    assert!(p2 < p1, "newest first");
+    // Rows link their snapshots (the compare form above names IDs too).
+    let row = |id: &str| html.find(&format!("<tr><td><a href=\"/debian/{id}/\">")).unwrap();
+    assert!(row(&s.id2) < row(&s.id1), "newest first");
     assert!(html.contains(&format!("<h2>{}-{}</h2>", &s.id1[..4], &s.id1[4..6])), "grouped by month");
     let j = s.server.request("GET", "/debian", &[("Accept", "application/json")]).json();
     assert_eq!(j["snapshots"][0]["id"], s.id2);

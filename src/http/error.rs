@@ -103,6 +103,30 @@ pub async fn json_405(req: axum::extract::Request, next: axum::middleware::Next)
     out
 }
 
+/// Largest JSON error body turned into a page (error bodies are one message).
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Renders JSON errors of the tree and page routes as an HTML page, same status and
+/// headers, when the client prefers HTML. API clients (and curl, apt) keep the JSON.
+pub async fn html_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let html = super::prefers_html(req.headers()) && !req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/json");
+    if !html || !is_json || !(resp.status().is_client_error() || resp.status().is_server_error()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let message = match axum::body::to_bytes(body, MAX_ERROR_BODY).await {
+        Ok(bytes) => serde_json::from_slice::<ErrorJson>(&bytes).map(|e| e.error).unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let page = super::pages::error::error_page(parts.status, &message).into_string();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(page.len()));
+    parts.headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    Response::from_parts(parts, axum::body::Body::from(page))
+}
+
 const DISK_FULL: &str = "the server has no space left to store this; nothing was stored";
 
 impl From<crate::catalog::CatalogError> for ApiError {

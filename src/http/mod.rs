@@ -7,6 +7,7 @@ mod error;
 mod files;
 mod listing;
 mod packages;
+mod pages;
 mod rate_limit;
 mod request_path;
 mod server;
@@ -130,7 +131,11 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     // Outside the app, so that it sees the Allow header axum adds to its own 405s.
-    Router::new().fallback_service(app).layer(middleware::from_fn(error::json_405))
+    // Outermost: browsers get every error, 405s included, as a page.
+    Router::new()
+        .fallback_service(app)
+        .layer(middleware::from_fn(error::json_405))
+        .layer(middleware::from_fn(error::html_errors))
 }
 
 async fn healthz(State(st): State<AppState>) -> Result<Response, ApiError> {
@@ -177,6 +182,9 @@ async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, ur
         Err(e) => Err(e),
         Ok(request_path::Target::Root) => listing::archives(&st, &headers).await,
         Ok(request_path::Target::NoId(segs)) => listing::archive_or_bad_id(&st, &headers, segs, uri.query()).await,
+        Ok(request_path::Target::Page { archive, page }) => {
+            pages::archive_page(&st, &headers, archive, page, &uri).await
+        }
         Ok(request_path::Target::InSnapshot { archive, id, path, .. }) => {
             files::in_snapshot(&st, &method, &headers, archive, id, path).await
         }
@@ -187,6 +195,12 @@ async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, ur
 /// Whether the client asked for JSON rather than a page.
 fn wants_json(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+}
+
+/// Whether the client (a browser) prefers a page to JSON: it names `text/html` and not JSON.
+fn prefers_html(headers: &HeaderMap) -> bool {
+    !wants_json(headers)
+        && headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
 /// Advances the seal every second to now minus the settle margin, so that IDs between an

@@ -11,21 +11,22 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::ApiError;
 use super::files::{IMMUTABLE, resolve};
+use crate::catalog::Snapshot;
 use crate::domain::{ArchiveName, SnapshotId};
 use crate::packages::parse::Kind;
-use crate::packages::query::{self, DiffFilter};
+use crate::packages::query::{self, DiffFilter, PackageChange, VersionRecord};
 use crate::packages::version::Constraint;
 use crate::resolve::Resolution;
 
-fn params<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+pub fn params<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
     Query::<T>::try_from_uri(uri).map(|q| q.0).map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
-fn id_param(name: &str, v: &str) -> Result<SnapshotId, ApiError> {
+pub fn id_param(name: &str, v: &str) -> Result<SnapshotId, ApiError> {
     v.parse().map_err(|e| ApiError::BadRequest(format!("parameter '{name}': {e}")))
 }
 
-fn cached(st: &AppState, body: Response, immutable: bool) -> Response {
+pub fn cached(st: &AppState, body: Response, immutable: bool) -> Response {
     let mut r = body;
     let v = if immutable { HeaderValue::from_static(IMMUTABLE) } else { st.short_cache() };
     r.headers_mut().insert(header::CACHE_CONTROL, v);
@@ -62,14 +63,34 @@ struct DiffParams {
     name: Option<String>,
 }
 
-pub async fn diff(st: &AppState, archive: ArchiveName, uri: &Uri) -> Result<Response, ApiError> {
-    let p: DiffParams = params(uri)?;
-    let from = resolve(st, archive.clone(), id_param("from", &p.from)?).await?;
-    let to = resolve(st, archive.clone(), id_param("to", &p.to)?).await?;
-    let archive_id = indexed_through(st, &archive, from.snapshot.key.seq.max(to.snapshot.key.seq)).await?;
-    let filter = DiffFilter { suite: p.suite, architecture: p.architecture, name: p.name };
+/// Two resolved IDs and the package changes between them.
+pub struct DiffAnswer {
+    pub from: Resolution,
+    pub to: Resolution,
+    pub changes: Vec<PackageChange>,
+}
+
+/// The package changes between two IDs of an archive (O(changes)); the JSON and HTML diffs.
+pub async fn diff_between(
+    st: &AppState,
+    archive: &ArchiveName,
+    from: SnapshotId,
+    to: SnapshotId,
+    filter: DiffFilter,
+) -> Result<DiffAnswer, ApiError> {
+    let from = resolve(st, archive.clone(), from).await?;
+    let to = resolve(st, archive.clone(), to).await?;
+    let archive_id = indexed_through(st, archive, from.snapshot.key.seq.max(to.snapshot.key.seq)).await?;
     let (a, b) = (from.snapshot.key.seq, to.snapshot.key.seq);
     let changes = st.blocking(move |s| Ok(query::diff(s, archive_id, a, b, &filter)?)).await?;
+    Ok(DiffAnswer { from, to, changes })
+}
+
+pub async fn diff(st: &AppState, archive: ArchiveName, uri: &Uri) -> Result<Response, ApiError> {
+    let p: DiffParams = params(uri)?;
+    let (from, to) = (id_param("from", &p.from)?, id_param("to", &p.to)?);
+    let filter = DiffFilter { suite: p.suite, architecture: p.architecture, name: p.name };
+    let DiffAnswer { from, to, changes } = diff_between(st, &archive, from, to, filter).await?;
     let body = serde_json::json!({
         "archive": archive,
         "from": resolved_json(&from),
@@ -79,16 +100,24 @@ pub async fn diff(st: &AppState, archive: ArchiveName, uri: &Uri) -> Result<Resp
     Ok(cached(st, Json(body).into_response(), from.is_final && to.is_final))
 }
 
-pub async fn history(st: &AppState, archive: ArchiveName, name: &str, kind: Kind) -> Result<Response, ApiError> {
-    let latest = st
-        .blocking({
-            let archive = archive.clone();
-            move |s| s.catalog.latest(&archive)?.ok_or_else(|| ApiError::no_archive(&archive))
-        })
-        .await?;
-    let archive_id = indexed_through(st, &archive, latest.key.seq).await?;
+/// Every version a package (or a source package, with its binaries) ever had.
+pub struct History {
+    pub versions: Vec<VersionRecord>,
+    /// For a source package: the binaries built from it.
+    pub binaries: Option<Vec<VersionRecord>>,
+}
+
+/// The history of `name`, through the latest snapshot; 404 if it was never in the archive.
+pub async fn package_history(
+    st: &AppState,
+    archive: &ArchiveName,
+    name: &str,
+    kind: Kind,
+) -> Result<History, ApiError> {
+    let latest = latest_snapshot(st, archive).await?;
+    let archive_id = indexed_through(st, archive, latest.key.seq).await?;
     let n = name.to_string();
-    let (versions, binaries) = st
+    let history = st
         .blocking(move |s| {
             let rows = s.packages.package_rows(archive_id, &n, kind)?;
             let versions = query::history(s, archive_id, rows)?;
@@ -96,19 +125,30 @@ pub async fn history(st: &AppState, archive: ArchiveName, name: &str, kind: Kind
                 Kind::Source => Some(query::history(s, archive_id, s.packages.binaries_of(archive_id, &n)?)?),
                 Kind::Binary => None,
             };
-            Ok((versions, binaries))
+            Ok(History { versions, binaries })
         })
         .await?;
-    if versions.is_empty() {
+    if history.versions.is_empty() {
         let what = if kind == Kind::Source { "source package" } else { "package" };
         return Err(ApiError::NotFound(format!("{what} '{name}' was never in archive '{archive}'")));
     }
+    Ok(history)
+}
+
+pub async fn history(st: &AppState, archive: ArchiveName, name: &str, kind: Kind) -> Result<Response, ApiError> {
+    let History { versions, binaries } = package_history(st, &archive, name, kind).await?;
     let mut body = serde_json::json!({ "archive": archive, "name": name, "versions": versions });
     if let Some(b) = binaries {
         body["binaries"] = serde_json::to_value(b).map_err(ApiError::internal)?;
     }
     // `last_seen` of current versions fills in later: not immutable.
     Ok(cached(st, Json(body).into_response(), false))
+}
+
+/// The archive's latest snapshot (404 if it has none).
+pub async fn latest_snapshot(st: &AppState, archive: &ArchiveName) -> Result<Snapshot, ApiError> {
+    let archive = archive.clone();
+    st.blocking(move |s| s.catalog.latest(&archive)?.ok_or_else(|| ApiError::no_archive(&archive))).await
 }
 
 #[derive(Deserialize)]
@@ -123,12 +163,7 @@ pub async fn first(st: &AppState, archive: ArchiveName, name: &str, uri: &Uri) -
     let p: FirstParams = params(uri)?;
     let constraint: Constraint =
         p.version.parse().map_err(|e| ApiError::BadRequest(format!("parameter 'version': {e}")))?;
-    let latest = st
-        .blocking({
-            let archive = archive.clone();
-            move |s| s.catalog.latest(&archive)?.ok_or_else(|| ApiError::no_archive(&archive))
-        })
-        .await?;
+    let latest = latest_snapshot(st, &archive).await?;
     let archive_id = indexed_through(st, &archive, latest.key.seq).await?;
     let filter = DiffFilter { suite: p.suite, architecture: p.architecture, name: None };
     let (n, c) = (name.to_string(), constraint.clone());
@@ -170,23 +205,29 @@ struct SearchParams {
     cursor: Option<String>,
 }
 
-pub async fn search(st: &AppState, archive: ArchiveName, uri: &Uri) -> Result<Response, ApiError> {
-    let p: SearchParams = params(uri)?;
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("parameter 'limit' must be between 1 and 1000".into()));
-    }
-    let prefix = match p.mode.as_deref() {
-        None | Some("substring") => false,
-        Some("prefix") => true,
-        Some(o) => {
-            return Err(ApiError::BadRequest(format!("parameter 'match' must be 'substring' or 'prefix', not '{o}'")));
-        }
-    };
-    let at = resolve(st, archive.clone(), id_param("at", &p.at)?).await?;
+/// One page of package names found in a snapshot.
+pub struct Found {
+    pub at: Resolution,
+    pub names: Vec<String>,
+    /// More names follow the last one.
+    pub more: bool,
+}
+
+/// Binary package names in snapshot `at` containing (or, with `prefix`, starting with) `q`,
+/// in name order after `cursor`, at most `limit`.
+pub async fn search_names(
+    st: &AppState,
+    archive: &ArchiveName,
+    at: SnapshotId,
+    q: &str,
+    prefix: bool,
+    limit: u32,
+    cursor: Option<String>,
+) -> Result<Found, ApiError> {
+    let at = resolve(st, archive.clone(), at).await?;
     let seq = at.snapshot.key.seq;
-    let archive_id = indexed_through(st, &archive, seq).await?;
-    let (q, cursor) = (p.q.clone(), p.cursor.clone());
+    let archive_id = indexed_through(st, archive, seq).await?;
+    let q = q.to_string();
     let mut names = st
         .blocking(move |s| {
             let mut names = Vec::new();
@@ -205,6 +246,24 @@ pub async fn search(st: &AppState, archive: ArchiveName, uri: &Uri) -> Result<Re
         .await?;
     let more = names.len() > limit as usize;
     names.truncate(limit as usize);
+    Ok(Found { at, names, more })
+}
+
+pub async fn search(st: &AppState, archive: ArchiveName, uri: &Uri) -> Result<Response, ApiError> {
+    let p: SearchParams = params(uri)?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("parameter 'limit' must be between 1 and 1000".into()));
+    }
+    let prefix = match p.mode.as_deref() {
+        None | Some("substring") => false,
+        Some("prefix") => true,
+        Some(o) => {
+            return Err(ApiError::BadRequest(format!("parameter 'match' must be 'substring' or 'prefix', not '{o}'")));
+        }
+    };
+    let at = id_param("at", &p.at)?;
+    let Found { at, names, more } = search_names(st, &archive, at, &p.q, prefix, limit, p.cursor).await?;
     let body = serde_json::json!({
         "archive": archive,
         "at": resolved_json(&at),

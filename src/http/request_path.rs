@@ -13,6 +13,9 @@ pub enum Target {
     /// No ID-shaped segment: an archive's snapshot list, or an archive followed by a
     /// malformed ID; only the catalog can tell which. Segments are decoded.
     NoId(Vec<String>),
+    /// `/<archive>/-/<page...>`: an HTML page about an archive (`-` is never an archive
+    /// segment, and comes before any ID). Segments are decoded.
+    Page { archive: Vec<String>, page: Vec<String> },
     /// `/<archive>/<ID>/` or `/<archive>/<ID>/<path>`.
     InSnapshot { archive: ArchiveName, id: SnapshotId, path: Option<RelPath>, trailing_slash: bool },
 }
@@ -39,7 +42,15 @@ pub fn parse(raw: &str) -> Result<Target, ApiError> {
     if segs.is_empty() {
         return Ok(Target::Root);
     }
-    let Some(i) = segs.iter().position(|s| SnapshotId::looks_like_id(s)) else {
+    let id_at = segs.iter().position(|s| SnapshotId::looks_like_id(s));
+    if let Some(dash) = segs.iter().position(|s| s == "-")
+        && id_at.is_none_or(|i| dash < i)
+    {
+        let page = segs.split_off(dash + 1);
+        segs.pop();
+        return Ok(Target::Page { archive: segs, page });
+    }
+    let Some(i) = id_at else {
         return Ok(Target::NoId(segs));
     };
     let archive: ArchiveName =
@@ -95,6 +106,22 @@ mod tests {
         ] {
             assert!(matches!(parse(raw), Err(ApiError::BadRequest(_))), "{raw}");
         }
+    }
+
+    #[test]
+    fn a_dash_before_any_id_names_a_page() {
+        let page = |raw: &str| match parse(raw).unwrap() {
+            Target::Page { archive, page } => (archive.join("/"), page.join("/")),
+            other => panic!("{raw}: {other:?}"),
+        };
+        assert_eq!(page("/repos/deb/-/packages/libssl3"), ("repos/deb".into(), "packages/libssl3".into()));
+        assert_eq!(page("/deb/-/diff"), ("deb".into(), "diff".into()));
+        assert_eq!(page("/-/diff"), ("".into(), "diff".into()));
+        // After an ID, `-` is a path inside the snapshot.
+        assert_eq!(
+            in_snapshot("/deb/20240101T000000Z/-/x"),
+            ("deb".into(), "20240101T000000Z".into(), Some("-/x".into()))
+        );
     }
 
     #[test]

@@ -24,11 +24,14 @@ async fn the_archive_list_in_html_and_json() {
     let r = app.get("/").await;
     assert_listing(&r, HTML, SHORT, "accept, authorization", None);
     let style = "body{font-family:system-ui,sans-serif;margin:2em;}table{border-collapse:collapse}\
-                 td,th{padding:2px 12px;text-align:left}tr:nth-child(even){background:#f4f4f4}code{font-size:90%}";
+                 td,th{padding:2px 12px;text-align:left}tr:nth-child(even){background:#f4f4f4}code{font-size:90%}\
+                 form{margin:0.5em 0}nav a{margin-right:1em}.error{color:#a00}\
+                 tr.added td{background:#dafbe1}tr.removed td{background:#ffebe9}tr.upgraded td{background:#ddf4ff}\
+                 tr.downgraded td{background:#fff8c5}tr.rebuilt td{background:#eeeeee}";
     assert_eq!(
         r.text(),
         format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>asof: archives</title><style>{style}</style></head>\
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>asof: archives</title><style>{style}</style></head>\
              <body><h1><a href=\"/\">asof</a></h1><table><tr><th>archive</th><th>snapshots</th><th>latest</th></tr>\
              <tr><td><a href=\"/debian/\">debian</a></td><td>2</td><td>{}</td></tr></table></body></html>",
             app.id2
@@ -46,23 +49,27 @@ async fn the_archive_list_in_html_and_json() {
 async fn the_snapshot_list_of_an_archive() {
     let app = App::start();
     let (s1, s2) = (app.snapshot(app.id1), app.snapshot(app.id2));
-    let row = |s: &Snapshot| {
+    // The change counts link to the package diff against the previous snapshot, if any.
+    let row = |s: &Snapshot, prev: Option<SnapshotId>| {
+        let counts = format!("+{} ~{} -{}", s.added, s.changed, s.removed);
+        let counts = match prev {
+            Some(p) => format!("<a href=\"/debian/-/diff?from={p}&amp;to={}\">{counts}</a>", s.id),
+            None => counts,
+        };
         format!(
-            "<tr><td><a href=\"/debian/{id}/\">{id}</a></td><td>{}</td><td>{}</td><td>+{} ~{} -{}</td><td><code>{}</code></td></tr>",
+            "<tr><td><a href=\"/debian/{id}/\">{id}</a></td><td>{}</td><td>{}</td><td>{counts}</td><td><code>{}</code></td></tr>",
             s.files,
             s.bytes,
-            s.added,
-            s.changed,
-            s.removed,
             &s.digest.hex()[..16],
             id = s.id
         )
     };
+    let (row1, row2) = (row(&s1, None), row(&s2, Some(s1.id)));
     for uri in ["/debian/", "/debian"] {
         let r = app.get(uri).await;
         assert_listing(&r, HTML, SHORT, "accept, authorization", None);
         let html = r.text();
-        let (p2, p1) = (html.find(&row(&s2)).unwrap(), html.find(&row(&s1)).unwrap());
+        let (p2, p1) = (html.find(&row2).unwrap(), html.find(&row1).unwrap());
         assert!(p2 < p1, "newest first: {html}");
         for s in [&s1, &s2] {
             assert!(
@@ -72,10 +79,17 @@ async fn the_snapshot_list_of_an_archive() {
         }
         assert!(html.contains("<title>asof: debian</title>"), "{html}");
         assert!(!html.contains("older snapshots"), "{html}");
+        let forms = format!(
+            "<form class=\"search\" action=\"/debian/-/packages\" method=\"get\"><input type=\"search\" name=\"q\" value=\"\" placeholder=\"package name\"> <button type=\"submit\">search packages</button></form>\
+             <form class=\"compare\" action=\"/debian/-/diff\" method=\"get\">compare <input type=\"text\" name=\"from\" value=\"{}\" placeholder=\"from ID\" size=\"18\"> \
+             with <input type=\"text\" name=\"to\" value=\"{}\" placeholder=\"to ID\" size=\"18\"> <button type=\"submit\">compare</button></form>",
+            s1.id, s2.id
+        );
+        assert!(html.contains(&forms), "{forms} in {html}");
     }
     // Paging back in time.
     let html = app.get(&format!("/debian/?before={}", app.id2)).await.text();
-    assert!(html.contains(&row(&s1)) && !html.contains(&row(&s2)), "{html}");
+    assert!(html.contains(&row1) && !html.contains(&row2), "{html}");
     app.get("/debian/?before=yesterday")
         .await
         .assert_error(400, &format!("parameter 'before': 'yesterday' is not a snapshot ID: {FORMAT_HELP}"));
@@ -128,8 +142,9 @@ async fn directory_listings_in_html_and_json() {
         assert_listing(&r, JSON, IMMUTABLE, "accept", Some(id2));
         assert_eq!(r.json(), want, "{uri}");
 
+        // The page of the latest snapshot will link the next one: not immutable yet.
         let r = app.get(&uri).await;
-        assert_listing(&r, HTML, IMMUTABLE, "accept", Some(id2));
+        assert_listing(&r, HTML, SHORT, "accept", Some(id2));
         let html = r.text();
         let release = bytes("v2", "dists/stable/Release");
         for fragment in [
@@ -142,6 +157,10 @@ async fn directory_listings_in_html_and_json() {
                 "<tr><td><a href=\"/debian/{id2}/dists/stable/main/\">main/</a></td><td></td><td>{id1}</td><td></td></tr>"
             ),
             format!("<title>asof: debian/{id2}/dists/stable</title>"),
+            format!(
+                "<nav><a rel=\"prev\" href=\"/debian/{id1}/\">← previous snapshot {id1}</a>\
+                 <a class=\"changes\" href=\"/debian/-/diff?from={id1}&amp;to={id2}\">changes since {id1}</a></nav>"
+            ),
         ] {
             assert!(html.contains(&fragment), "{fragment} in {html}");
         }
@@ -165,6 +184,8 @@ async fn directory_listings_in_html_and_json() {
     let html = r.text();
     let note = format!("<p>{between} resolves to snapshot <a href=\"/debian/{id1}/\">{id1}</a>.</p>");
     assert!(html.contains(&note), "{html}");
+    let nav = format!("<nav><a rel=\"next\" href=\"/debian/{id2}/\">next snapshot {id2} →</a></nav>");
+    assert!(html.contains(&nav), "{nav} in {html}");
     assert!(html.contains(&format!("<a href=\"/debian/{between}/dists/\">dists/</a>")), "{html}");
     let r = app.get_with(&format!("/debian/{between}/"), &[("accept", JSON)]).await;
     assert_eq!(

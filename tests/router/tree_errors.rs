@@ -76,3 +76,51 @@ async fn only_get_and_head_are_served_on_the_tree() {
         }
     }
 }
+
+/// A browser (Accept names text/html, not JSON) gets errors of the tree and the pages as an
+/// HTML page with the same status and headers; every other client keeps the JSON body, and
+/// the API stays JSON for browsers too.
+#[tokio::test]
+async fn browsers_get_error_pages() {
+    let app = App::start();
+    let browser = [("accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")];
+    let message = "no archive named 'nosuch'";
+    let page = |title: &str, message: &str| {
+        format!(
+            "<body><h1><a href=\"/\">asof</a></h1><h2>{title}</h2><p class=\"error\">{message}</p>\
+             <p><a href=\"/\">all archives</a></p></body></html>"
+        )
+    };
+    let r = app.get_with("/nosuch/", &browser).await;
+    let len = r.body.len().to_string();
+    r.assert(
+        404,
+        &[
+            ("content-type", "text/html; charset=utf-8"),
+            ("cache-control", "no-cache"),
+            ("content-length", &len),
+            ("vary", "accept"),
+        ],
+    );
+    let html = r.text();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with(&page("404 Not Found", message)), "{html}");
+    assert!(html.contains("<title>asof: 404 Not Found</title>"), "{html}");
+
+    // Escaped by the template, and the Allow header of a 405 is kept.
+    let r = app.get_with("/debian/-/packages/%3Cscript%3E", &browser).await;
+    assert!(
+        r.text().contains("<p class=\"error\">package '&lt;script&gt;' was never in archive 'debian'</p>"),
+        "{}",
+        r.text()
+    );
+    let r = app.call("DELETE", "/debian/", &browser, "").await;
+    assert_eq!((r.status.as_u16(), r.headers["allow"].to_str().unwrap()), (405, "GET, HEAD"));
+    assert!(
+        r.text().ends_with(&page("405 Method Not Allowed", "method not allowed: only GET and HEAD are served here"))
+    );
+
+    for headers in [&[][..], &[("accept", "*/*")], &[("accept", "text/html, application/json")]] {
+        app.get_with("/nosuch/", headers).await.assert_error(404, message);
+    }
+    app.get_with("/api/v1/archives/nosuch", &browser).await.assert_api_error(404, message);
+}
