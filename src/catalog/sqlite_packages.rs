@@ -7,11 +7,15 @@ use crate::domain::{ArchiveName, Digest};
 use crate::packages::parse::{IndexId, Kind, Listed};
 use crate::packages::store::{IndexChanges, IndexProgress, PackageRow, PackageStore};
 
-const COLUMNS: &str = "id, kind, suite, component, architecture, name, version, source, source_version, \
-                       filename, size, sha256, first_seq, last_seq";
+// Package columns joined with their index (`p` packages, `i` package_indices).
+const COLUMNS: &str = "p.id, i.kind, i.suite, i.component, i.architecture, p.name, p.version, p.source, \
+                       p.source_version, p.filename, p.size, p.sha256, p.first_seq, p.last_seq";
+const FROM: &str = "packages p JOIN package_indices i ON i.id = p.index_id";
 
 fn row(r: &Row) -> rusqlite::Result<PackageRow> {
     let sha: Option<Vec<u8>> = r.get(11)?;
+    let name: String = r.get(5)?;
+    let version: String = r.get(6)?;
     Ok(PackageRow {
         id: r.get(0)?,
         index: IndexId {
@@ -21,10 +25,10 @@ fn row(r: &Row) -> rusqlite::Result<PackageRow> {
             architecture: r.get(4)?,
         },
         listed: Listed {
-            name: r.get(5)?,
-            version: r.get(6)?,
-            source: r.get(7)?,
-            source_version: r.get(8)?,
+            source: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| name.clone()),
+            source_version: r.get::<_, Option<String>>(8)?.unwrap_or_else(|| version.clone()),
+            name,
+            version,
             filename: r.get(9)?,
             size: r.get::<_, i64>(10)? as u64,
             sha256: sha.and_then(|s| Digest::from_slice(&s)),
@@ -32,6 +36,22 @@ fn row(r: &Row) -> rusqlite::Result<PackageRow> {
         first_seq: r.get::<_, i64>(12)? as u64,
         last_seq: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
     })
+}
+
+/// The id of an index of an archive, created on first use.
+fn index_id(tx: &rusqlite::Transaction, archive_id: i64, index: &IndexId) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO package_indices (archive_id, kind, suite, component, architecture) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![archive_id, index.kind.code(), index.suite, index.component, index.architecture])?;
+    Ok(tx
+        .prepare_cached(
+            "SELECT id FROM package_indices WHERE archive_id = ?1 AND kind = ?2 AND suite = ?3 AND component = ?4 \
+             AND architecture = ?5",
+        )?
+        .query_row(params![archive_id, index.kind.code(), index.suite, index.component, index.architecture], |r| {
+            r.get(0)
+        })?)
 }
 
 impl PackageStore for SqliteCatalog {
@@ -66,11 +86,11 @@ impl PackageStore for SqliteCatalog {
     fn live_packages(&self, archive_id: i64, index: &IndexId) -> Result<Vec<PackageRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM packages INDEXED BY packages_live WHERE archive_id = ?1 AND suite = ?2 \
-             AND component = ?3 AND architecture = ?4 AND kind = ?5 AND last_seq IS NULL"
+            "SELECT {COLUMNS} FROM {FROM} WHERE i.archive_id = ?1 AND i.kind = ?2 AND i.suite = ?3 \
+             AND i.component = ?4 AND i.architecture = ?5 AND p.last_seq IS NULL"
         ))?;
         let rows = stmt
-            .query_map(params![archive_id, index.suite, index.component, index.architecture, index.kind.code()], row)?;
+            .query_map(params![archive_id, index.kind.code(), index.suite, index.component, index.architecture], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -90,21 +110,27 @@ impl PackageStore for SqliteCatalog {
             for id in &changes.close {
                 close.execute(params![id, seq as i64])?;
             }
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO packages (archive_id, kind, suite, component, architecture, name, version, source, \
-                 source_version, filename, size, sha256, first_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
+            let mut ids: std::collections::HashMap<&IndexId, i64> = std::collections::HashMap::new();
             for (index, l) in &changes.insert {
+                let index_id = match ids.get(index) {
+                    Some(id) => *id,
+                    None => {
+                        let id = index_id(&tx, archive_id, index)?;
+                        ids.insert(index, id);
+                        id
+                    }
+                };
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO packages (archive_id, index_id, name, version, source, source_version, filename, \
+                     size, sha256, first_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
                 insert.execute(params![
                     archive_id,
-                    index.kind.code(),
-                    index.suite,
-                    index.component,
-                    index.architecture,
+                    index_id,
                     l.name,
                     l.version,
-                    l.source,
-                    l.source_version,
+                    (l.source != l.name).then_some(&l.source),
+                    (l.source_version != l.version).then_some(&l.source_version),
                     l.filename,
                     l.size as i64,
                     l.sha256.map(|d| d.as_bytes().to_vec()),
@@ -130,7 +156,7 @@ impl PackageStore for SqliteCatalog {
     fn package_rows(&self, archive_id: i64, name: &str, kind: Kind) -> Result<Vec<PackageRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM packages INDEXED BY packages_by_name WHERE archive_id = ?1 AND name = ?2 AND kind = ?3"
+            "SELECT {COLUMNS} FROM {FROM} WHERE p.archive_id = ?1 AND p.name = ?2 AND i.kind = ?3"
         ))?;
         let rows = stmt.query_map(params![archive_id, name, kind.code()], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -138,8 +164,10 @@ impl PackageStore for SqliteCatalog {
 
     fn binaries_of(&self, archive_id: i64, source: &str) -> Result<Vec<PackageRow>> {
         let conn = self.conn()?;
+        // A binary named as its source stores no source (NULL): both forms are asked for.
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM packages WHERE archive_id = ?1 AND source = ?2 AND kind = 0"
+            "SELECT {COLUMNS} FROM {FROM} WHERE p.archive_id = ?1 AND i.kind = 0 \
+             AND (p.source = ?2 OR (p.source IS NULL AND p.name = ?2))"
         ))?;
         let rows = stmt.query_map(params![archive_id, source], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -147,9 +175,12 @@ impl PackageStore for SqliteCatalog {
 
     fn rows_changed_between(&self, archive_id: i64, from_seq: u64, to_seq: u64) -> Result<Vec<PackageRow>> {
         let conn = self.conn()?;
+        // UNION ALL, the second half skipping what the first has: no temp b-tree to
+        // de-duplicate (it was most of a diff's time).
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM packages INDEXED BY packages_first WHERE archive_id = ?1 AND first_seq > ?2 AND first_seq <= ?3 \
-             UNION SELECT {COLUMNS} FROM packages INDEXED BY packages_last WHERE archive_id = ?1 AND last_seq > ?2 AND last_seq <= ?3"
+            "SELECT {COLUMNS} FROM {FROM} WHERE p.archive_id = ?1 AND p.first_seq > ?2 AND p.first_seq <= ?3 \
+             UNION ALL SELECT {COLUMNS} FROM {FROM} WHERE p.archive_id = ?1 AND p.last_seq > ?2 AND p.last_seq <= ?3 \
+             AND p.first_seq <= ?2"
         ))?;
         let rows = stmt.query_map(params![archive_id, from_seq as i64, to_seq as i64], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -159,9 +190,9 @@ impl PackageStore for SqliteCatalog {
         let conn = self.conn()?;
         let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         let mut stmt = conn.prepare_cached(
-            "SELECT DISTINCT name FROM packages WHERE archive_id = ?1 AND kind = 0 AND first_seq <= ?2 \
-             AND (last_seq IS NULL OR last_seq > ?2) AND name LIKE ?3 ESCAPE '\\' AND (?4 IS NULL OR name > ?4) \
-             ORDER BY name LIMIT ?5",
+            "SELECT DISTINCT p.name FROM packages p JOIN package_indices i ON i.id = p.index_id \
+             WHERE p.archive_id = ?1 AND i.kind = 0 AND p.first_seq <= ?2 AND (p.last_seq IS NULL OR p.last_seq > ?2) \
+             AND p.name LIKE ?3 ESCAPE '\\' AND (?4 IS NULL OR p.name > ?4) ORDER BY p.name LIMIT ?5",
         )?;
         let rows = stmt.query_map(params![archive_id, seq as i64, pattern, cursor, limit as i64], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -2,7 +2,7 @@
 //! snapshots, every version a package ever had, the first snapshot with a version that
 //! satisfies a constraint, and a search by name. No HTTP here: `http::packages` maps it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -73,41 +73,16 @@ pub fn diff(
     filter: &DiffFilter,
 ) -> Result<Vec<PackageChange>, CatalogError> {
     let (lo, hi) = (from_seq.min(to_seq), from_seq.max(to_seq));
-    type Key = (String, Kind, String, String, String);
-    let mut groups: BTreeMap<Key, (Vec<PackageRow>, Vec<PackageRow>)> = BTreeMap::new();
-    for r in store.packages.rows_changed_between(archive_id, lo, hi)? {
-        if !filter.keeps(&r) {
-            continue;
-        }
-        let key = (
-            r.listed.name.clone(),
-            r.index.kind,
-            r.index.suite.clone(),
-            r.index.component.clone(),
-            r.index.architecture.clone(),
-        );
-        let (old, new) = groups.entry(key).or_default();
-        match (r.covers(from_seq), r.covers(to_seq)) {
-            (true, false) => old.push(r),
-            (false, true) => new.push(r),
-            _ => {}
-        }
-    }
+    let mut rows = store.packages.rows_changed_between(archive_id, lo, hi)?;
+    // Rows in both snapshots or in neither changed nothing between them.
+    rows.retain(|r| filter.keeps(r) && r.covers(from_seq) != r.covers(to_seq));
+    rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)).then(a.id.cmp(&b.id)));
     let mut out = Vec::new();
-    for ((name, kind, suite, component, architecture), (old, new)) in groups {
-        let change = |old: Option<&PackageRow>, new: Option<&PackageRow>, change| PackageChange {
-            name: name.clone(),
-            kind,
-            architecture: architecture.clone(),
-            suite: suite.clone(),
-            component: component.clone(),
-            source: new.or(old).map(|r| r.listed.source.clone()).unwrap_or_default(),
-            old_version: old.map(|r| r.listed.version.clone()),
-            new_version: new.map(|r| r.listed.version.clone()),
-            change,
-        };
+    for group in rows.chunk_by(|a, b| key(a) == key(b)) {
+        let (old, new): (Vec<&PackageRow>, Vec<&PackageRow>) = group.iter().partition(|r| r.covers(from_seq));
+        let first = &group[0];
         pair_versions(&old, &new, &mut |o, n| {
-            let kind = match (o, n) {
+            let change = match (o, n) {
                 (Some(_), None) => ChangeKind::Removed,
                 (None, Some(_)) => ChangeKind::Added,
                 (Some(o), Some(n)) => match cmp_versions(&o.listed.version, &n.listed.version) {
@@ -117,21 +92,42 @@ pub fn diff(
                 },
                 (None, None) => return,
             };
-            out.push(change(o, n, kind));
+            out.push(PackageChange {
+                name: first.listed.name.clone(),
+                kind: first.index.kind,
+                architecture: first.index.architecture.clone(),
+                suite: first.index.suite.clone(),
+                component: first.index.component.clone(),
+                source: n.or(o).map(|r| r.listed.source.clone()).unwrap_or_default(),
+                old_version: o.map(|r| r.listed.version.clone()),
+                new_version: n.map(|r| r.listed.version.clone()),
+                change,
+            });
         });
     }
     Ok(out)
+}
+
+/// Rows of the same package in the same index group together.
+fn key(r: &PackageRow) -> (&str, Kind, &str, &str, &str) {
+    (
+        r.listed.name.as_str(),
+        r.index.kind,
+        r.index.suite.as_str(),
+        r.index.component.as_str(),
+        r.index.architecture.as_str(),
+    )
 }
 
 /// Pairs the old and new rows of one package in one index: the same version on both
 /// sides (with other bytes: a rebuild), then a single remaining old with a single
 /// remaining new (an upgrade or downgrade); whatever is left was removed or added.
 fn pair_versions(
-    old: &[PackageRow],
-    new: &[PackageRow],
+    old: &[&PackageRow],
+    new: &[&PackageRow],
     emit: &mut dyn FnMut(Option<&PackageRow>, Option<&PackageRow>),
 ) {
-    let mut new_left: Vec<&PackageRow> = new.iter().collect();
+    let mut new_left: Vec<&PackageRow> = new.to_vec();
     let mut old_left = Vec::new();
     for o in old {
         match new_left.iter().position(|n| n.listed.version == o.listed.version) {
