@@ -7,6 +7,7 @@
 //! start-up; `http::ApiError` is the one error type at the HTTP edge.
 
 pub mod auth;
+pub mod background;
 pub mod benchgen;
 pub mod blob;
 pub mod catalog;

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::AuthStore;
 
@@ -45,21 +44,6 @@ impl LastUse {
             tracing::warn!(error = %e, tokens = batch.len(), "could not record token last-use times; dropped");
         }
     }
-}
-
-/// Flushes every `every` on the blocking pool until the runtime stops.
-pub fn spawn_flusher(store: crate::store::Store, every: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let s = store.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || s.last_use.flush(s.auth.as_ref())).await {
-                tracing::warn!(error = %e, "token last-use flush failed");
-            }
-        }
-    });
 }
 
 #[cfg(test)]

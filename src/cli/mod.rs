@@ -593,8 +593,12 @@ async fn serve(
     std::io::stdout().flush()?;
     tracing::info!(%addr, data = %data.display(), "serving");
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    crate::auth::last_use::spawn_flusher(store.clone(), Duration::from_secs(5));
-    crate::packages::index::spawn_backfill(store.clone(), Duration::from_secs(30));
+    crate::background::every("token last-use flush", Duration::from_secs(5), store.clone(), |s| {
+        s.last_use.flush(s.auth.as_ref())
+    });
+    crate::background::every("package index backfill", Duration::from_secs(30), store.clone(), |s| {
+        crate::packages::index::backfill_all(s)
+    });
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());

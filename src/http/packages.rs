@@ -53,14 +53,15 @@ fn resolved_json(r: &Resolution) -> serde_json::Value {
     serde_json::json!({ "requested": r.requested, "snapshot": r.snapshot.id, "final": r.is_final })
 }
 
+/// `?from=&to=[&suite=][&architecture=][&name=]` of the diff API and page.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DiffParams {
-    from: String,
-    to: String,
-    suite: Option<String>,
-    architecture: Option<String>,
-    name: Option<String>,
+pub struct DiffParams {
+    pub from: String,
+    pub to: String,
+    pub suite: Option<String>,
+    pub architecture: Option<String>,
+    pub name: Option<String>,
 }
 
 /// Two resolved IDs and the package changes between them.

@@ -129,24 +129,10 @@ fn diff_index(index: &IndexId, live: Vec<PackageRow>, listed: Vec<Listed>, chang
     changes.close.extend(current.into_values().flatten());
 }
 
-/// Under `asof serve`: indexes what is not indexed yet (snapshots from before the index
-/// existed, or whose indexing was interrupted), every `every`, archive by archive.
-pub fn spawn_backfill(store: Store, every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let s = store.clone();
-            let run = tokio::task::spawn_blocking(move || backfill_all(&s)).await;
-            if let Err(e) = run {
-                tracing::warn!(error = %e, "package index backfill failed; retrying later");
-            }
-        }
-    });
-}
-
-fn backfill_all(store: &Store) {
+/// Under `asof serve` (see `background::every`): indexes what is not indexed yet
+/// (snapshots from before the index existed, or whose indexing was interrupted), archive
+/// by archive.
+pub fn backfill_all(store: &Store) {
     let archives = match store.catalog.archives() {
         Ok(a) => a,
         Err(e) => return tracing::warn!(error = %e, "package index backfill: cannot list archives"),

@@ -4,27 +4,16 @@
 use axum::http::Uri;
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::layout::{compare_form, page, respond, snapshot_href, url_path};
 use super::packages::title_crumbs;
 use crate::domain::ArchiveName;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::packages::{DiffAnswer, cached, diff_between, id_param, params};
+use crate::http::packages::{DiffAnswer, DiffParams, cached, diff_between, id_param, params};
 use crate::packages::parse::Kind;
 use crate::packages::query::{ChangeKind, DiffFilter, PackageChange};
 use crate::resolve::Resolution;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DiffParams {
-    from: String,
-    to: String,
-    suite: Option<String>,
-    architecture: Option<String>,
-    name: Option<String>,
-}
 
 pub async fn diff(st: &AppState, archive: &ArchiveName, uri: &Uri) -> Result<Response, ApiError> {
     let p: DiffParams = params(uri)?;

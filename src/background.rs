@@ -1,0 +1,22 @@
+//! Periodic background jobs of `asof serve` (token last-use flushes, the package index
+//! backfill): each run on the blocking pool, one at a time, a failed run logged and
+//! retried at the next tick.
+
+use std::time::Duration;
+
+use crate::store::Store;
+
+/// Runs `job` every `period` (the first time at once) until the runtime stops.
+pub fn every(what: &'static str, period: Duration, store: Store, job: fn(&Store)) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = store.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || job(&s)).await {
+                tracing::warn!(job = what, error = %e, "background job failed; retrying at the next tick");
+            }
+        }
+    });
+}
