@@ -21,7 +21,8 @@ CREATE TABLE packages (
     version        TEXT    NOT NULL,
     source         TEXT,                    -- NULL: the same as name
     source_version TEXT,                    -- NULL: the same as version
-    filename       TEXT    NOT NULL,        -- the .deb, or the .dsc of a source
+    filename       TEXT,                    -- the .deb, or the .dsc of a source; NULL: where
+                                            -- Debian's pool layout puts it (packages::parse::pool_filename)
     size           INTEGER NOT NULL,
     sha256         BLOB,                    -- of that file, when the index gives it
     first_seq      INTEGER NOT NULL,

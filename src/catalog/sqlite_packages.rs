@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{Result, SqliteCatalog};
 use crate::domain::{ArchiveName, Digest};
-use crate::packages::parse::{IndexId, Kind, Listed};
+use crate::packages::parse::{IndexId, Kind, Listed, pool_filename};
 use crate::packages::store::{IndexChanges, IndexProgress, PackageRow, PackageStore};
 
 // Package columns joined with their index (`p` packages, `i` package_indices).
@@ -16,20 +16,22 @@ fn row(r: &Row) -> rusqlite::Result<PackageRow> {
     let sha: Option<Vec<u8>> = r.get(11)?;
     let name: String = r.get(5)?;
     let version: String = r.get(6)?;
+    let index =
+        IndexId { kind: Kind::from_code(r.get(1)?), suite: r.get(2)?, component: r.get(3)?, architecture: r.get(4)? };
+    let source = r.get::<_, Option<String>>(7)?.unwrap_or_else(|| name.clone());
+    let filename = match r.get::<_, Option<String>>(9)? {
+        Some(f) => f,
+        None => pool_filename(&index, &name, &version, &source),
+    };
     Ok(PackageRow {
         id: r.get(0)?,
-        index: IndexId {
-            kind: Kind::from_code(r.get(1)?),
-            suite: r.get(2)?,
-            component: r.get(3)?,
-            architecture: r.get(4)?,
-        },
+        index,
         listed: Listed {
-            source: r.get::<_, Option<String>>(7)?.unwrap_or_else(|| name.clone()),
+            source,
             source_version: r.get::<_, Option<String>>(8)?.unwrap_or_else(|| version.clone()),
             name,
             version,
-            filename: r.get(9)?,
+            filename,
             size: r.get::<_, i64>(10)? as u64,
             sha256: sha.and_then(|s| Digest::from_slice(&s)),
         },
@@ -131,7 +133,7 @@ impl PackageStore for SqliteCatalog {
                     l.version,
                     (l.source != l.name).then_some(&l.source),
                     (l.source_version != l.version).then_some(&l.source_version),
-                    l.filename,
+                    (l.filename != pool_filename(index, &l.name, &l.version, &l.source)).then_some(&l.filename),
                     l.size as i64,
                     l.sha256.map(|d| d.as_bytes().to_vec()),
                     seq as i64
