@@ -45,7 +45,9 @@ pub trait AuthStore: Send + Sync + 'static {
     /// Marks an archive private or public, creating it (empty) if needed, so that an
     /// archive can be private from its very first snapshot.
     fn set_private(&self, archive: &ArchiveName, private: bool, now: i64) -> Result<(), CatalogError>;
-    fn is_private(&self, archive: &ArchiveName) -> Result<bool, CatalogError>;
+    fn is_private(&self, archive: &ArchiveName) -> Result<bool, CatalogError> {
+        Ok(self.visibility(archive)? == Some(true))
+    }
     /// `None` when there is no such archive, else whether it is private: one lookup for
     /// "may this caller even learn that the archive exists".
     fn visibility(&self, archive: &ArchiveName) -> Result<Option<bool>, CatalogError>;

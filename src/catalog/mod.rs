@@ -156,8 +156,6 @@ pub struct CatalogStats {
 pub trait Catalog: Send + Sync + 'static {
     fn archives(&self) -> Result<Vec<ArchiveSummary>>;
     fn archive(&self, name: &ArchiveName) -> Result<Option<ArchiveSummary>>;
-    /// Cheaper than `archive` when only existence matters.
-    fn archive_exists(&self, name: &ArchiveName) -> Result<bool>;
     /// A trivial query, for health checks.
     fn ping(&self) -> Result<()>;
 
@@ -181,8 +179,6 @@ pub trait Catalog: Send + Sync + 'static {
     fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest) -> Result<Option<Entry>>;
     /// Every entry of a snapshot, in path order.
     fn for_each_entry(&self, at: SnapshotKey, f: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()>;
-    /// The latest snapshot and its full manifest (what a publish diffs against).
-    fn live_manifest(&self, archive: &ArchiveName) -> Result<(Option<Snapshot>, Vec<ManifestEntry>)>;
     /// Every entry (directories included) of the archive's latest snapshot, in path byte
     /// order, streamed from one consistent read; `Conflict` unless that snapshot is
     /// `base_seq` (0: the archive has none, and nothing is visited).

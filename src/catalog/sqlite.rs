@@ -156,12 +156,6 @@ impl Catalog for SqliteCatalog {
         stmt.query_row([name.as_str()], summary_from_row).optional()?.transpose()
     }
 
-    fn archive_exists(&self, name: &ArchiveName) -> Result<bool> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached("SELECT 1 FROM archives WHERE name = ?1")?;
-        Ok(stmt.exists([name.as_str()])?)
-    }
-
     fn ping(&self) -> Result<()> {
         self.conn()?.query_row("SELECT 1", [], |_| Ok(()))?;
         Ok(())
@@ -312,44 +306,6 @@ impl Catalog for SqliteCatalog {
             f(entry_from_row(row)??)?;
         }
         Ok(())
-    }
-
-    fn live_manifest(&self, archive: &ArchiveName) -> Result<(Option<Snapshot>, Vec<ManifestEntry>)> {
-        // One read transaction so the manifest and the snapshot it belongs to agree.
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let latest = tx
-            .query_row(
-                &format!(
-                    "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN archives a ON a.id = s.archive_id \
-                     WHERE a.name = ?1 ORDER BY s.seq DESC LIMIT 1"
-                ),
-                [archive.as_str()],
-                snapshot_from_row,
-            )
-            .optional()?
-            .transpose()?;
-        let Some(latest) = latest else {
-            return Ok((None, Vec::new()));
-        };
-        let mut stmt = tx.prepare_cached(
-            "SELECT path, kind, size, sha256, target FROM entries INDEXED BY entries_live \
-             WHERE archive_id = ?1 AND last_seq IS NULL",
-        )?;
-        let rows = stmt.query_map([latest.key.archive_id], |r| {
-            let path: String = r.get(0)?;
-            let content = content_from_row(r, 1)?;
-            Ok((|| {
-                Ok(ManifestEntry {
-                    path: RelPath::new(&path).map_err(|e| bad(format!("stored path {path:?}: {e}")))?,
-                    content: content?,
-                })
-            })())
-        })?;
-        let entries = collect(rows)?;
-        drop(stmt);
-        tx.finish()?;
-        Ok((Some(latest), entries))
     }
 
     fn for_each_live(

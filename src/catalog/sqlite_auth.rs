@@ -117,10 +117,4 @@ impl AuthStore for SqliteCatalog {
         tx.commit()?;
         Ok(())
     }
-
-    fn is_private(&self, archive: &ArchiveName) -> Result<bool> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached("SELECT private FROM archives WHERE name = ?1")?;
-        Ok(stmt.query_row([archive.as_str()], |r| r.get::<_, bool>(0)).optional()?.unwrap_or(false))
-    }
 }
