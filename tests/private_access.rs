@@ -2,84 +2,21 @@
 //! publisher cannot read through someone else's blobs, a private archive looks exactly like
 //! a missing one, reads never write, and a full disk answers 507.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use asof::auth::{Scope, create_token};
-use asof::domain::{ArchiveName, Digest};
+use common::inproc::App;
+
+use asof::auth::create_token;
+use asof::domain::Digest;
 use asof::http::{AppState, ServeOptions, router};
-use asof::publish::{NoProgress, PublishOptions, publish_dir};
 use asof::store::Store;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-struct App {
-    store: Store,
-    state: AppState,
-}
-
-impl App {
-    fn new(data: &Path) -> Self {
-        let store = Store::open_local(data).unwrap();
-        let state = AppState::new(store.clone(), ServeOptions::default());
-        Self { store, state }
-    }
-
-    async fn call(&self, method: Method, uri: &str, auth: Option<&str>, body: Vec<u8>) -> Answer {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        req = req.header("content-length", body.len());
-        let resp = router(self.state.clone()).oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Answer { status, headers, body }
-    }
-
-    async fn get(&self, uri: &str, auth: Option<&str>) -> Answer {
-        self.call(Method::GET, uri, auth, Vec::new()).await
-    }
-
-    fn publish(&self, archive: &str, files: &[(&str, &[u8])]) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, bytes) in files {
-            let p = dir.path().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, bytes).unwrap();
-        }
-        let opts = PublishOptions { progress: &NoProgress, source: serde_json::Value::Null, always: true };
-        publish_dir(&self.store, &archive.parse().unwrap(), dir.path(), &opts).unwrap().snapshot.to_string()
-    }
-
-    fn token(&self, scopes: &[&str]) -> String {
-        let scopes: Vec<Scope> = scopes.iter().map(|s| s.parse().unwrap()).collect();
-        let (_, token) = create_token(self.store.auth.as_ref(), "t", &scopes, None).unwrap();
-        format!("Bearer {token}")
-    }
-
-    fn make_private(&self, archive: &str) {
-        self.store.auth.set_private(&archive.parse::<ArchiveName>().unwrap(), true, 0).unwrap();
-    }
-}
 
 const SECRET: &[u8] = b"the private key of the build farm\n";
 const PUBLIC: &[u8] = b"a public readme\n";
@@ -93,7 +30,7 @@ fn manifest(entries: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 fn setup(tmp: &Path) -> App {
-    let app = App::new(tmp);
+    let app = App::open(tmp);
     app.make_private("secret");
     app.publish("secret", &[("keys/farm.key", SECRET)]);
     app.publish("pub", &[("README", PUBLIC)]);
@@ -249,7 +186,7 @@ async fn a_private_archive_looks_missing_without_a_read_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn published_files_cannot_script_the_origin() {
     let tmp = tempfile::tempdir().unwrap();
-    let app = App::new(tmp.path());
+    let app = App::open(tmp.path());
     let page = b"<html><script>fetch('/api/v1/archives')</script></html>";
     let id = app.publish("web", &[("index.html", page), ("logo.svg", b"<svg/>")]);
     for (path, ctype) in [("index.html", "text/html; charset=utf-8"), ("logo.svg", "application/octet-stream")] {

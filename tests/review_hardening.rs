@@ -4,105 +4,12 @@
 
 mod common;
 
-use asof::auth::{Scope, create_token};
-use asof::domain::{ArchiveName, Digest};
-use asof::http::{AppState, ServeOptions, router};
-use asof::publish::{NoProgress, PublishOptions, publish_dir};
+use common::inproc::App;
+
+use asof::domain::Digest;
 use asof::store::Store;
-use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
 use serde_json::json;
-use tower::ServiceExt;
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("(none)", |v| v.to_str().unwrap())
-    }
-}
-
-struct App {
-    _tmp: tempfile::TempDir,
-    store: Store,
-    state: AppState,
-}
-
-impl App {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open_local(tmp.path()).unwrap();
-        let state = AppState::new(store.clone(), ServeOptions::default());
-        Self { _tmp: tmp, store, state }
-    }
-
-    async fn call(&self, method: Method, uri: &str, auth: Option<&str>, body: Vec<u8>) -> Answer {
-        self.call_with(method, uri, auth, Some(body.len() as u64), body).await
-    }
-
-    async fn call_with(
-        &self,
-        method: Method,
-        uri: &str,
-        auth: Option<&str>,
-        content_length: Option<u64>,
-        body: Vec<u8>,
-    ) -> Answer {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        if let Some(n) = content_length {
-            req = req.header("content-length", n);
-        }
-        let resp = router(self.state.clone()).oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Answer { status, headers, body }
-    }
-
-    async fn get(&self, uri: &str, auth: Option<&str>) -> Answer {
-        self.call(Method::GET, uri, auth, Vec::new()).await
-    }
-
-    async fn commit(&self, archive: &str, auth: &str, body: serde_json::Value) -> Answer {
-        let uri = format!("/api/v1/archives/{archive}/-/snapshots");
-        self.call(Method::POST, &uri, Some(auth), serde_json::to_vec(&body).unwrap()).await
-    }
-
-    fn publish(&self, archive: &str, files: &[(&str, &[u8])]) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, bytes) in files {
-            let p = dir.path().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, bytes).unwrap();
-        }
-        let opts = PublishOptions { progress: &NoProgress, source: serde_json::Value::Null, always: true };
-        publish_dir(&self.store, &archive.parse().unwrap(), dir.path(), &opts).unwrap().snapshot.to_string()
-    }
-
-    fn token(&self, scopes: &[&str]) -> String {
-        let scopes: Vec<Scope> = scopes.iter().map(|s| s.parse().unwrap()).collect();
-        let (_, token) = create_token(self.store.auth.as_ref(), "t", &scopes, None).unwrap();
-        format!("Bearer {token}")
-    }
-
-    fn make_private(&self, archive: &str) {
-        self.store.auth.set_private(&archive.parse::<ArchiveName>().unwrap(), true, 0).unwrap();
-    }
-}
 
 fn file(path: &str, bytes: &[u8]) -> serde_json::Value {
     json!({"kind": "file", "path": path, "size": bytes.len(), "sha256": Digest::of(bytes).hex()})
@@ -394,9 +301,7 @@ async fn a_commit_that_fills_the_disk_answers_507() {
         let main = SmallDisk::mount(64);
         let data = main.dir.join("data");
         let scratch = SmallDisk::mount_at(&data.join("tmp"), 64);
-        let store = Store::open_local(&data).unwrap();
-        let state = AppState::new(store.clone(), ServeOptions::default());
-        let app = App { _tmp: tempfile::tempdir().unwrap(), state, store };
+        let app = App::open(&data);
         app.publish("pub", &[("a", A)]);
         let admin = app.token(&["admin"]);
         match full {
