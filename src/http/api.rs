@@ -137,15 +137,20 @@ fn parse_id(name: &str, v: &Option<String>) -> Result<Option<SnapshotId>, ApiErr
     v.as_deref().map(|s| s.parse().map_err(|e| ApiError::BadRequest(format!("parameter '{name}': {e}")))).transpose()
 }
 
+/// The `limit` of a paged answer: 1 to 1000, 100 when absent.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(100) {
+        n @ 1..=1000 => Ok(n),
+        _ => Err(ApiError::BadRequest("parameter 'limit' must be between 1 and 1000".into())),
+    }
+}
+
 pub async fn archive_snapshots_page(
     st: &AppState,
     archive: ArchiveName,
     p: ListParams,
 ) -> Result<SnapshotListJson, ApiError> {
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("parameter 'limit' must be between 1 and 1000".into()));
-    }
+    let limit = page_limit(p.limit)?;
     let descending = match p.order.as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,

@@ -252,10 +252,7 @@ pub async fn search_names(
 
 pub async fn search(st: &AppState, archive: ArchiveName, uri: &Uri) -> Result<Response, ApiError> {
     let p: SearchParams = params(uri)?;
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("parameter 'limit' must be between 1 and 1000".into()));
-    }
+    let limit = super::api::page_limit(p.limit)?;
     let prefix = match p.mode.as_deref() {
         None | Some("substring") => false,
         Some("prefix") => true,
