@@ -42,8 +42,9 @@ impl Store {
             SqliteCatalog::open(&db).with_context(|| format!("opening metadata database {}", db.display()))?;
         let catalog = Arc::new(catalog);
         let scratch = data_dir.join("tmp");
+        std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
         sweep_scratch(&scratch);
-        let label_key = label_key(data_dir).context("reading or creating label.key in the data directory")?;
+        let label_key = label_key(data_dir, &scratch).context("reading or creating label.key in the data directory")?;
         Ok(Self {
             catalog: catalog.clone(),
             blobs: Arc::new(blobs),
@@ -57,27 +58,41 @@ impl Store {
 }
 
 /// The secret of `label.key`, created (random, readable by the owner only) on first use.
-fn label_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+/// Written to a temp file, synced, then linked into place without clobbering, so that a
+/// process killed mid-write leaves no short key and two first starts agree on one key.
+/// An empty `label.key` is what versions before this one left when killed mid-write; it
+/// never held a key, so it is replaced.
+fn label_key(data_dir: &Path, scratch: &Path) -> anyhow::Result<[u8; 32]> {
     let path = data_dir.join("label.key");
-    let mut key = [0u8; 32];
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-        Ok(mut f) => {
-            getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
-            f.write_all(&key)?;
-            f.sync_all()?;
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let bytes = std::fs::read(&path)?;
-            key = bytes
-                .try_into()
-                .map_err(|b: Vec<u8>| anyhow::anyhow!("{} has {} bytes, not 32", path.display(), b.len()))?;
-            Ok(key)
-        }
-        Err(e) => Err(e.into()),
+    match std::fs::metadata(&path) {
+        Ok(m) if m.len() == 0 => std::fs::remove_file(&path)?,
+        Ok(_) => return read_label_key(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
     }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".label.key.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(scratch)?;
+    std::io::Write::write_all(&mut tmp, &key)?;
+    tmp.as_file().sync_all()?;
+    match tmp.persist_noclobber(&path) {
+        Ok(_) => {
+            std::fs::File::open(data_dir)?.sync_all()?;
+            Ok(key)
+        }
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read_label_key(&path),
+        Err(e) => Err(e.error.into()),
+    }
+}
+
+fn read_label_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let bytes = std::fs::read(path)?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow::anyhow!("{} has {} bytes, not 32", path.display(), b.len()))
 }
 
 /// Removes scratch files of processes that died more than a day ago (younger ones may
@@ -94,4 +109,40 @@ fn sweep_scratch(dir: &Path) {
 
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("asof.db")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_key_is_created_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join("tmp");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let first = label_key(dir.path(), &scratch).unwrap();
+        assert_eq!(label_key(dir.path(), &scratch).unwrap(), first);
+        assert_eq!(std::fs::read(dir.path().join("label.key")).unwrap(), first);
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "the temp file was linked away");
+    }
+
+    #[test]
+    fn an_empty_label_key_left_by_a_killed_writer_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join("tmp");
+        std::fs::create_dir_all(&scratch).unwrap();
+        std::fs::write(dir.path().join("label.key"), b"").unwrap();
+        let key = label_key(dir.path(), &scratch).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("label.key")).unwrap(), key);
+    }
+
+    #[test]
+    fn a_short_label_key_is_an_error_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join("tmp");
+        std::fs::create_dir_all(&scratch).unwrap();
+        std::fs::write(dir.path().join("label.key"), b"abc").unwrap();
+        let err = label_key(dir.path(), &scratch).unwrap_err().to_string();
+        assert_eq!(err, format!("{} has 3 bytes, not 32", dir.path().join("label.key").display()));
+    }
 }
