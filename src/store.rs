@@ -44,7 +44,7 @@ impl Store {
         let scratch = data_dir.join("tmp");
         std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
         sweep_scratch(&scratch);
-        let label_key = label_key(data_dir, &scratch).context("reading or creating label.key in the data directory")?;
+        let label_key = label_key(data_dir).context("reading or creating label.key in the data directory")?;
         Ok(Self {
             catalog: catalog.clone(),
             blobs: Arc::new(blobs),
@@ -62,7 +62,7 @@ impl Store {
 /// process killed mid-write leaves no short key and two first starts agree on one key.
 /// An empty `label.key` is what versions before this one left when killed mid-write; it
 /// never held a key, so it is replaced.
-fn label_key(data_dir: &Path, scratch: &Path) -> anyhow::Result<[u8; 32]> {
+fn label_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     let path = data_dir.join("label.key");
     match std::fs::metadata(&path) {
         Ok(m) if m.len() == 0 => std::fs::remove_file(&path)?,
@@ -75,7 +75,7 @@ fn label_key(data_dir: &Path, scratch: &Path) -> anyhow::Result<[u8; 32]> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".label.key.")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .tempfile_in(scratch)?;
+        .tempfile_in(data_dir)?;
     std::io::Write::write_all(&mut tmp, &key)?;
     tmp.as_file().sync_all()?;
     match tmp.persist_noclobber(&path) {
@@ -90,9 +90,7 @@ fn label_key(data_dir: &Path, scratch: &Path) -> anyhow::Result<[u8; 32]> {
 
 fn read_label_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     let bytes = std::fs::read(path)?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| anyhow::anyhow!("{} has {} bytes, not 32", path.display(), b.len()))
+    bytes.try_into().map_err(|b: Vec<u8>| anyhow::anyhow!("{} has {} bytes, not 32", path.display(), b.len()))
 }
 
 /// Removes scratch files of processes that died more than a day ago (younger ones may
@@ -118,31 +116,26 @@ mod tests {
     #[test]
     fn label_key_is_created_once_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let scratch = dir.path().join("tmp");
-        std::fs::create_dir_all(&scratch).unwrap();
-        let first = label_key(dir.path(), &scratch).unwrap();
-        assert_eq!(label_key(dir.path(), &scratch).unwrap(), first);
+        let first = label_key(dir.path()).unwrap();
+        assert_eq!(label_key(dir.path()).unwrap(), first);
         assert_eq!(std::fs::read(dir.path().join("label.key")).unwrap(), first);
-        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "the temp file was linked away");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["label.key"], "the temp file was linked away");
     }
 
     #[test]
     fn an_empty_label_key_left_by_a_killed_writer_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let scratch = dir.path().join("tmp");
-        std::fs::create_dir_all(&scratch).unwrap();
         std::fs::write(dir.path().join("label.key"), b"").unwrap();
-        let key = label_key(dir.path(), &scratch).unwrap();
+        let key = label_key(dir.path()).unwrap();
         assert_eq!(std::fs::read(dir.path().join("label.key")).unwrap(), key);
     }
 
     #[test]
     fn a_short_label_key_is_an_error_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let scratch = dir.path().join("tmp");
-        std::fs::create_dir_all(&scratch).unwrap();
         std::fs::write(dir.path().join("label.key"), b"abc").unwrap();
-        let err = label_key(dir.path(), &scratch).unwrap_err().to_string();
+        let err = label_key(dir.path()).unwrap_err().to_string();
         assert_eq!(err, format!("{} has 3 bytes, not 32", dir.path().join("label.key").display()));
     }
 }
