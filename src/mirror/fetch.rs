@@ -225,7 +225,9 @@ impl Fetcher {
             }
             Err(_) => 0,
         };
-        if have == size {
+        // A complete partial file from an earlier attempt. An empty file (Release files list
+        // empty Packages) is always asked for: its existence upstream is the answer.
+        if have == size && size > 0 {
             return Ok(Attempt::Done(true));
         }
         let mut req = self.client.get(url);
