@@ -498,6 +498,24 @@ fn one_verifying_release_form_is_enough_and_the_other_is_left_out_with_a_warning
     let got = apt_download(&tmp.path().join("apt-b"), &line, &["hello-asof"]);
     assert_eq!(got, [("hello-asof_1.0-1_all.deb".to_string(), std::fs::read(v1.join(HELLO_V1)).unwrap())]);
 
+    // A Release without any Release.gpg beside a good InRelease: unverifiable, left out.
+    let tree = tmp.path().join("no-detached");
+    copy_tree(&v1, &tree);
+    std::fs::remove_file(tree.join("dists/stable/Release.gpg")).unwrap();
+    upstream.set_root(tree);
+    let data = tmp.path().join("data-d");
+    let out = mirror_with(&data, &upstream.url, &keyring(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().next(),
+        Some(
+            "warning: debian: suite stable: Release and Release.gpg left out of the snapshot (InRelease verified, and apt reads it first): upstream has no Release.gpg"
+        )
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = report["snapshot"].as_str().unwrap();
+    assert_eq!(kept(&data, id), [("InRelease".into(), 200), ("Release".into(), 404), ("Release.gpg".into(), 404)]);
+
     // Neither verifies: the run fails as before, with InRelease's reason, recording nothing.
     broken("bad-both", true, true);
     let data = tmp.path().join("data-c");
