@@ -5,6 +5,7 @@
 
 pub mod apt;
 pub mod inproc;
+pub mod tree;
 pub mod upstream;
 
 use std::collections::HashMap;
