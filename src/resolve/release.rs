@@ -187,6 +187,47 @@ impl ReleaseCache {
     }
 }
 
+/// Suites looked at per snapshot, at most (real archives have a few dozen at most).
+const MAX_SUITES: usize = 200;
+
+/// One suite's Release file in a snapshot.
+#[derive(Debug, Clone)]
+pub struct SuiteRelease {
+    /// Where it is: `dists/<suite>/InRelease`, or `Release` where there is no InRelease.
+    pub path: RelPath,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// The Release file of every suite of a snapshot: each directory under `dists/` (not the
+/// symlinks to them, such as `stable -> bookworm`), and the root for a flat repository.
+/// Blocking.
+pub fn suite_releases(
+    catalog: &dyn crate::catalog::Catalog,
+    blobs: &dyn BlobStore,
+    cache: &ReleaseCache,
+    at: crate::catalog::SnapshotKey,
+) -> Result<Vec<SuiteRelease>, super::PathError> {
+    use crate::manifest::Content;
+    let mut dirs = vec![String::new()];
+    let suites = catalog.children(at, "dists")?;
+    dirs.extend(suites.into_iter().filter(|e| e.content == Content::Dir).map(|e| e.path.to_string()));
+    let mut out = Vec::new();
+    for dir in dirs.into_iter().take(MAX_SUITES + 1) {
+        for name in ["InRelease", "Release"] {
+            let Ok(path) = RelPath::new(&if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") })
+            else {
+                continue;
+            };
+            let Some(entry) = catalog.entry(at, &path)? else { continue };
+            let Content::File { size, sha256 } = entry.content else { continue };
+            let valid_until = cache.get(blobs, &sha256, size)?.and_then(|info| info.valid_until);
+            out.push(SuiteRelease { path, valid_until });
+            break;
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
