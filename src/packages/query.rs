@@ -78,25 +78,24 @@ pub fn diff(
 ) -> Result<Vec<PackageChange>, CatalogError> {
     let (lo, hi) = (from_seq.min(to_seq), from_seq.max(to_seq));
     let indices = IndexOrder::of(store.packages.package_indices(archive_id)?);
-    // Each row with the rank of its index, looked up once (not once per comparison).
-    let mut rows: Vec<(usize, ChangedRow)> = store
-        .packages
-        .rows_changed_between(archive_id, lo, hi)?
-        .into_iter()
-        // Rows in both snapshots or in neither changed nothing between them.
-        .filter(|r| r.covers(from_seq) != r.covers(to_seq))
-        .filter_map(|r| {
-            let (rank, index) = indices.by_id.get(&r.index_id)?;
-            filter.keeps_package(index, &r.name).then_some((*rank, r))
-        })
-        .collect();
-    rows.sort_unstable_by(|(ra, a), (rb, b)| a.name.cmp(&b.name).then(ra.cmp(rb)).then(a.id.cmp(&b.id)));
+    let mut rows = store.packages.rows_changed_between(archive_id, lo, hi)?;
+    // Rows in both snapshots or in neither changed nothing between them.
+    rows.retain(|r| {
+        r.covers(from_seq) != r.covers(to_seq)
+            && indices.by_id.get(&r.index_id).is_some_and(|(_, i)| filter.keeps_package(i, &r.name))
+    });
+    // In place, by (name, index id): a name has rows in few indices, so its groups are put in
+    // index order afterwards, and no comparison looks an index up.
+    rows.sort_unstable_by(|a, b| a.name.cmp(&b.name).then(a.index_id.cmp(&b.index_id)).then(a.id.cmp(&b.id)));
     let mut out = Vec::new();
-    for group in rows.chunk_by(|(ra, a), (rb, b)| ra == rb && a.name == b.name) {
-        let (old, new): (Vec<&ChangedRow>, Vec<&ChangedRow>) =
-            group.iter().map(|(_, r)| r).partition(|r| r.covers(from_seq));
-        let index = &indices.by_id[&group[0].1.index_id].1;
-        pair_versions(&old, &new, &mut |o, n| out.extend(change(index, o, n)));
+    for same_name in rows.chunk_by(|a, b| a.name == b.name) {
+        let mut groups: Vec<&[ChangedRow]> = same_name.chunk_by(|a, b| a.index_id == b.index_id).collect();
+        groups.sort_by_key(|g| indices.by_id[&g[0].index_id].0);
+        for group in groups {
+            let (old, new): (Vec<&ChangedRow>, Vec<&ChangedRow>) = group.iter().partition(|r| r.covers(from_seq));
+            let index = &indices.by_id[&group[0].index_id].1;
+            pair_versions(&old, &new, &mut |o, n| out.extend(change(index, o, n)));
+        }
     }
     Ok(out)
 }
