@@ -35,6 +35,7 @@ pub async fn in_snapshot(
     st: &AppState,
     method: &Method,
     headers: &HeaderMap,
+    query: Option<&str>,
     archive: ArchiveName,
     id: SnapshotId,
     path: Option<RelPath>,
@@ -56,7 +57,10 @@ pub async fn in_snapshot(
         .await?;
     st.metrics.lookup_seconds.observe(started.elapsed().as_secs_f64());
     match found {
-        Some(Resolved::File(entry)) => file_response(st, method, headers, &res, entry).await,
+        Some(Resolved::File(entry)) => {
+            let entry = super::signing::variant(st, headers, query, &res, entry).await?;
+            file_response(st, method, headers, &res, entry).await
+        }
         Some(Resolved::Dir(dir)) => listing::snapshot_dir(st, headers, &res, dir).await,
         None => Err(ApiError::NotFound(format!(
             "{} does not exist in {}/{} (snapshot {})",
