@@ -6,6 +6,7 @@ mod api;
 mod files;
 mod listing;
 mod probes;
+mod signing;
 mod tree_errors;
 mod write;
 
