@@ -24,14 +24,13 @@ impl Gpg {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
-        let out = Command::new(program)
+        Command::new(program)
             .env("GNUPGHOME", &self.home)
             .env("LC_ALL", "C")
             .args(if program == "gpg" { &["--batch", "--no-tty"][..] } else { &[] })
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("{program} must be installed: {e}"));
-        out
+            .unwrap_or_else(|e| panic!("{program} must be installed: {e}"))
     }
 
     /// Generates a key of `algo` (gpg's names: `ed25519`, `rsa2048`) for signing only,
