@@ -74,6 +74,13 @@ impl Gpg {
     }
 }
 
+impl Drop for Gpg {
+    /// gpg starts an agent for the home; it must not outlive the test.
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf").env("GNUPGHOME", &self.home).args(["--kill", "all"]).output();
+    }
+}
+
 fn ok(out: &std::process::Output) -> String {
     assert!(out.status.success(), "asof failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout.clone()).unwrap()
