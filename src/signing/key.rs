@@ -146,8 +146,9 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_secret_key() {
-        let public = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/test-signing.pub.asc"))
-            .unwrap();
+        let public =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/test-signing.pub.asc"))
+                .unwrap();
         assert!(matches!(ArchiveKey::from_armored(&public), Err(KeyError::Unreadable(_))));
         assert!(matches!(ArchiveKey::from_armored("hello"), Err(KeyError::Unreadable(_))));
     }

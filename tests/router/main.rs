@@ -5,6 +5,7 @@
 mod api;
 mod files;
 mod listing;
+mod live;
 mod probes;
 mod signing;
 mod tree_errors;
@@ -167,6 +168,14 @@ pub fn snapshot_json(s: &Snapshot, previous: Option<SnapshotId>, next: Option<Sn
     if let Some(n) = next {
         j["next"] = json!(n.to_string());
     }
+    j
+}
+
+/// The JSON of the answers about one snapshot (`snapshots/<ID>`, `latest`): as
+/// `snapshot_json`, with the suites' Release files (the fixture's has no Valid-Until).
+pub fn snapshot_detail_json(s: &Snapshot, previous: Option<SnapshotId>, next: Option<SnapshotId>) -> Value {
+    let mut j = snapshot_json(s, previous, next);
+    j["releases"] = json!([{"path": "dists/stable/InRelease", "valid_until": null, "expired": false}]);
     j
 }
 

@@ -228,3 +228,23 @@ async fn the_base_is_public_url_or_the_host() {
     let r = app.get_with(&uri, &[("host", "ignored.example")]).await;
     assert_eq!(r.text(), release_with_field("v1", "https://asof.example"));
 }
+
+#[tokio::test]
+async fn the_live_path_is_re_signed_and_by_hash_urls_are_not() {
+    let app = App::start();
+    let key = fixture_key();
+    enable(&app, &key);
+    let r = app.get_with("/debian/dists/stable/InRelease", &[HOST]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-asof-snapshot"), Some(app.id2.to_string().as_str()));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
+    assert_clearsigned(&r.body, &release_with_field("v2", "http://asof.test"), &key, commit_secs(&app, app.id2));
+    // The same bytes as the pinned path of that snapshot: one recorded file.
+    let pinned = app.get_with(&format!("/debian/{}/dists/stable/InRelease", app.id2), &[HOST]).await;
+    assert_eq!(pinned.body, r.body);
+
+    let original = bytes("v1", "dists/stable/InRelease");
+    let by_hash = format!("/debian/{}/dists/stable/by-hash/SHA256/{}", app.id1, sha256_hex(&original));
+    let r = app.get_with(&by_hash, &[HOST]).await;
+    assert_eq!((r.status.as_u16(), r.body.to_vec()), (200, original));
+}

@@ -9,7 +9,7 @@ use crate::catalog::Entry;
 use crate::domain::{ArchiveName, RelPath, SnapshotId};
 use crate::manifest::Content;
 use crate::resolve::Resolution;
-use crate::wire::SnapshotJson;
+use crate::wire::{ReleaseJson, SnapshotJson};
 
 pub fn archives(list: &[ArchiveSummary]) -> Markup {
     let body = html! {
@@ -83,9 +83,11 @@ pub fn snapshot_dir(
     dir: Option<&RelPath>,
     children: &[Entry],
     neighbours: (Option<SnapshotId>, Option<SnapshotId>),
+    releases: &[ReleaseJson],
 ) -> Markup {
     let archive = &res.snapshot.archive;
-    let base = snapshot_href(archive, res.requested);
+    // The live listing links the live path, so that following it stays on the latest.
+    let base = if res.live { archive_href(archive) } else { snapshot_href(archive, res.requested) };
     let (prev, next) = neighbours;
     let body = html! {
         nav {
@@ -96,7 +98,9 @@ pub fn snapshot_dir(
             @if let Some(n) = next { a rel="next" href=(snapshot_href(archive, n)) { "next snapshot " (n) " →" } }
         }
         @if dir.is_none() { (search_form(archive, Some(res.requested), "")) }
-        @if res.requested != res.snapshot.id {
+        @if res.live {
+            p { "The latest snapshot of " (archive.as_str()) ": " a href=(snapshot_href(archive, res.snapshot.id)) { (res.snapshot.id) } "." }
+        } @else if res.requested != res.snapshot.id {
             p { (res.requested) " resolves to snapshot " a href=(snapshot_href(archive, res.snapshot.id)) { (res.snapshot.id) } "." }
         }
         table {
@@ -118,8 +122,26 @@ pub fn snapshot_dir(
                 }
             }
         }
+        @if !releases.is_empty() { (release_table(&base, releases)) }
     };
     let dir_str = dir.map_or(String::new(), |d| d.to_string());
     let title = format!("asof: {}/{}/{}", archive, res.requested, dir_str);
     page(&title, crumbs(Some(archive), Some(res.requested), dir), body)
+}
+
+/// The suites' Release files of a snapshot, and whether apt still accepts them.
+fn release_table(base: &str, releases: &[ReleaseJson]) -> Markup {
+    html! {
+        h2 { "Release files" }
+        table.releases {
+            tr { th { "file" } th { "Valid-Until" } th { "expired" } }
+            @for r in releases {
+                tr {
+                    td { a href={ (base) (url_path(&r.path)) } { (r.path) } }
+                    td { @match r.valid_until { Some(v) => (v.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), None => "none" } }
+                    td { @if r.expired { "yes: apt refuses it unless told not to check (Acquire::Check-Valid-Until=false)" } @else { "no" } }
+                }
+            }
+        }
+    }
 }
