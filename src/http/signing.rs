@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 use crate::catalog::Entry;
-use crate::domain::{ArchiveName, RelPath};
+use crate::domain::{ArchiveName, RelPath, SnapshotId};
 use crate::manifest::Content;
 use crate::resolve::Resolution;
 use crate::signing::resign::{ReleaseFile, choose};
@@ -35,7 +35,12 @@ pub async fn variant(
     let (snap, is_final, path) = (res.snapshot.clone(), res.is_final, entry.path.clone());
     let chosen = st.blocking(move |s| choose(s, &snap, is_final, &path, file, &base)).await?;
     Ok(match chosen {
-        Some(r) => Entry { content: Content::File { size: r.size, sha256: r.sha256 }, ..entry },
+        Some(r) => {
+            // Strictly after the published file's time, which would answer 304 to a client
+            // holding that file.
+            let since = SnapshotId::from_unix(r.made_at.max(entry.since.unix() + 1)).unwrap_or(entry.since);
+            Entry { content: Content::File { size: r.size, sha256: r.sha256 }, since, ..entry }
+        }
         None => entry,
     })
 }

@@ -82,7 +82,13 @@ async fn the_three_files_are_re_signed_with_a_snapshots_field() {
 
     let r = app.get_with(&format!("{base}/Release"), &[HOST]).await;
     let etag = format!("\"{}\"", sha256_hex(want.as_bytes()));
-    let (snap, len, lm) = (app.id1.to_string(), want.len().to_string(), http_date(app.id1));
+    let recorded = app.store.signing.resigned(
+        app.snapshot(app.id1).key,
+        &asof::domain::RelPath::from_segments(RELEASE.split('/')).unwrap(),
+        "http://asof.test",
+    );
+    let made = recorded.unwrap().unwrap().made_at.max(app.id1.unix() + 1);
+    let (snap, len, lm) = (app.id1.to_string(), want.len().to_string(), http_date(at(made)));
     r.assert(
         200,
         &[
@@ -98,6 +104,11 @@ async fn the_three_files_are_re_signed_with_a_snapshots_field() {
         ],
     );
     assert_eq!(r.text(), want);
+    // A client holding the published file (its Last-Modified) gets the re-signed one.
+    let r = app.get_with(&format!("{base}/Release"), &[HOST, ("if-modified-since", &http_date(app.id1))]).await;
+    assert_eq!((r.status.as_u16(), r.text()), (200, want.clone()));
+    let r = app.get_with(&format!("{base}/Release"), &[HOST, ("if-modified-since", &lm)]).await;
+    assert_eq!(r.status.as_u16(), 304);
 
     let at = commit_secs(&app, app.id1);
     let r = app.get_with(&format!("{base}/InRelease"), &[HOST]).await;
