@@ -168,6 +168,30 @@ fn a_protected_key_is_refused() {
         )
     );
     assert_eq!(ok(&asof(&data, &["archive", "signing", "debian"])), "off\n");
+    let keys = fixtures().join("keys");
+    let refused = |file: &Path| {
+        let out = asof(&data, &["archive", "signing", "debian", "--key", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let public = keys.join("test-signing.pub.asc");
+    assert_eq!(
+        refused(&public),
+        format!(
+            "error: {} cannot sign: not an armored OpenPGP secret key (unexpected block type: PGP PUBLIC KEY BLOCK); \
+             export one with `gpg --armor --export-secret-keys KEYID`\n",
+            public.display()
+        )
+    );
+    let binary = keys.join("test-signing.gpg");
+    assert_eq!(
+        refused(&binary),
+        format!(
+            "error: {} is not an armored key (binary?); export it with `gpg --armor --export-secret-keys KEYID`\n",
+            binary.display()
+        )
+    );
+    assert_eq!(ok(&asof(&data, &["archive", "signing", "debian"])), "off\n");
     let out = asof(&data, &["archive", "signing", "nosuch", "--off"]);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "error: no archive named 'nosuch'\n");
 }
