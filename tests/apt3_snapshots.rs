@@ -1,0 +1,271 @@
+//! apt >= 2.7's own snapshot mode against asof, run by the real apt 3 of a Debian trixie chroot
+//! (scripts/trixie-chroot.sh): `apt update -S ID` then `apt install -S ID` install what was
+//! current at ID from archives mirrored with their upstream signature byte-identical, shaped
+//! like Debian, Debian-Security and Ubuntu (apt picks their snapshot server by Origin and
+//! Label). The client configuration is read from docs/mirroring.md: the doc shows what runs.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::apt::AptRun;
+use common::chroot::Trixie;
+use common::*;
+
+/// An upstream archive as apt tells it apart: by the Origin and Label of its Release.
+struct Shape {
+    archive: &'static str,
+    origin: &'static str,
+    label: &'static str,
+    suite: &'static str,
+}
+
+const DEBIAN: Shape = Shape { archive: "debian", origin: "Debian", label: "Debian", suite: "trixie" };
+const DEBIAN_SECURITY: Shape =
+    Shape { archive: "debian-security", origin: "Debian", label: "Debian-Security", suite: "trixie-security" };
+const UBUNTU: Shape = Shape { archive: "ubuntu", origin: "Ubuntu", label: "Ubuntu", suite: "noble" };
+
+/// The host name the documentation uses for an asof server.
+const DOC_HOST: &str = "http://asof.example";
+/// Where the chroot keeps the fixture key that signs the test upstreams.
+const TEST_KEYRING: &str = "/etc/apt/keyrings/asof-test.gpg";
+
+/// The fenced block of docs/mirroring.md whose first line is `# <file>`: what to write there.
+fn doc_block(file: &str) -> String {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mirroring.md")).unwrap();
+    let first = format!("```\n# {file}\n");
+    let start = doc.find(&first).unwrap_or_else(|| panic!("docs/mirroring.md has no block for {file}")) + 4;
+    let len = doc[start..].find("```\n").unwrap();
+    doc[start..start + len].to_string()
+}
+
+/// The doc's sources for `shape`, pointing at `server` and trusting the fixture key in
+/// place of the upstream's keyring.
+fn doc_sources(shape: &Shape, server: &Server) -> String {
+    let text = doc_block(&format!("/etc/apt/sources.list.d/{}.sources", shape.archive));
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| if l.starts_with("Signed-By:") { format!("Signed-By: {TEST_KEYRING}") } else { l.to_string() })
+        .collect();
+    format!("{}\n", lines.join("\n")).replace(DOC_HOST, &format!("http://{}", server.addr))
+}
+
+/// Signs `dist/Release` with the fixture key into `InRelease` and `Release.gpg`, as the
+/// upstream does.
+fn sign(dist: &Path) {
+    let home = tempfile::tempdir().unwrap();
+    let gpg = |args: &[&str]| {
+        let out =
+            Command::new("gpg").args(["--batch", "--yes", "--homedir"]).arg(home.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    gpg(&["--import", fixtures().join("keys/test-signing.sec.asc").to_str().unwrap()]);
+    let (release, inrelease, detached) = (dist.join("Release"), dist.join("InRelease"), dist.join("Release.gpg"));
+    gpg(&["--digest-algo", "SHA512", "--clearsign", "-o", inrelease.to_str().unwrap(), release.to_str().unwrap()]);
+    let detached = detached.to_str().unwrap();
+    gpg(&["--digest-algo", "SHA512", "--armor", "--detach-sign", "-o", detached, release.to_str().unwrap()]);
+}
+
+/// Writes fixture tree `version` (fixtures/apt/v1 or v2) as upstream `shape` under
+/// `root/<archive>`: suite renamed, Origin and Label set, `valid_until` added, re-signed.
+fn upstream_tree(shape: &Shape, version: &str, valid_until: Option<&str>, root: &Path) {
+    let (from, to) = (fixtures().join("apt").join(version), root.join(shape.archive));
+    std::fs::create_dir_all(to.join("dists")).unwrap();
+    let cp = |a: &Path, b: &Path| assert!(Command::new("cp").arg("-a").arg(a).arg(b).status().unwrap().success());
+    cp(&from.join("pool"), &to.join("pool"));
+    let dist = to.join("dists").join(shape.suite);
+    cp(&from.join("dists/stable"), &dist);
+    let release = std::fs::read_to_string(dist.join("Release")).unwrap();
+    let mut out = String::new();
+    for line in release.lines() {
+        let line = match line.split_once(": ").map(|(k, _)| k) {
+            Some("Origin") => format!("Origin: {}", shape.origin),
+            Some("Label") => format!("Label: {}", shape.label),
+            Some("Suite") | Some("Codename") => format!("{}: {}", line.split_once(':').unwrap().0, shape.suite),
+            _ => line.to_string(),
+        };
+        out.push_str(&line);
+        out.push('\n');
+        if let (true, Some(until)) = (line.starts_with("Date: "), valid_until) {
+            out.push_str(&format!("Valid-Until: {until}\n"));
+        }
+    }
+    std::fs::write(dist.join("Release"), out).unwrap();
+    sign(&dist);
+}
+
+/// `asof mirror` of `shape` from `upstream` (its base URL, ending in `/`); the new snapshot ID.
+fn mirror(data: &Path, shape: &Shape, upstream: &str) -> String {
+    let key = fixtures().join("keys/test-signing.gpg");
+    let out = asof(
+        data,
+        &[
+            "mirror",
+            shape.archive,
+            "--upstream",
+            &format!("{upstream}{}", shape.archive),
+            "--suite",
+            shape.suite,
+            "--keyring",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "mirror failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// An HTTP date `secs` from now, as Release files write them.
+fn release_date(secs: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(secs)).format("%a, %d %b %Y %H:%M:%S UTC").to_string()
+}
+
+/// Mirrors `shape` twice (hello-asof 1.0-1, then 1.1-1) and starts a server. Returns the
+/// server, the first snapshot's ID and an ID strictly between the two snapshots.
+fn two_snapshots(tmp: &Path, shape: &Shape, valid_until: [Option<&str>; 2]) -> (Server, String, String) {
+    let (v1, v2, data) = (tmp.join("up1"), tmp.join("up2"), tmp.join("data"));
+    upstream_tree(shape, "v1", valid_until[0], &v1);
+    upstream_tree(shape, "v2", valid_until[1], &v2);
+    let upstream = common::upstream::Upstream::start(v1);
+    let first = mirror(&data, shape, &upstream.url);
+    let between = id_plus(&first, 1);
+    wait_until_past(&between);
+    upstream.set_root(v2);
+    let second = mirror(&data, shape, &upstream.url);
+    assert!(second > between, "{second} must come after {between}");
+    (Server::start(&data), first, between)
+}
+
+/// A trixie system configured as docs/mirroring.md says for mirrored archives.
+fn client(chroot: &Trixie, shape: &Shape, server: &Server) {
+    chroot.write(TEST_KEYRING, std::fs::read(fixtures().join("keys/test-signing.gpg")).unwrap());
+    let conf = doc_block("/etc/apt/apt.conf.d/50asof-snapshots");
+    chroot.write("/etc/apt/apt.conf.d/50asof-snapshots", conf.replace(DOC_HOST, &format!("http://{}", server.addr)));
+    chroot.write(&format!("/etc/apt/sources.list.d/{}.sources", shape.archive), doc_sources(shape, server));
+}
+
+fn installed(chroot: &Trixie, package: &str) -> String {
+    let run = chroot.run(&["dpkg-query", "-W", package]);
+    assert_eq!(run.code, Some(0), "{}", run.text);
+    run.text
+}
+
+/// `apt` with `args` in the chroot; must succeed without a warning or error.
+fn apt_clean(chroot: &Trixie, args: &[&str]) -> AptRun {
+    let mut all = vec!["apt"];
+    all.extend_from_slice(args);
+    let run = chroot.run(&all);
+    run.assert_clean();
+    run
+}
+
+/// The whole user story on one mirrored archive: the live path is a normal source, `-S` an
+/// ID between two snapshots installs the older version, without `-S` the newer one, and an ID
+/// before the first snapshot fails with apt's own error.
+fn snapshot_mode_installs_what_was_current(shape: &Shape) {
+    let Some(chroot) = Trixie::new() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, first, between) = two_snapshots(tmp.path(), shape, [None, None]);
+    client(&chroot, shape, &server);
+
+    apt_clean(&chroot, &["update"]);
+    apt_clean(&chroot, &["update", "-S", &between]);
+    apt_clean(&chroot, &["install", "-y", "-S", &between, "hello-asof"]);
+    assert_eq!(installed(&chroot, "hello-asof"), "hello-asof\t1.0-1\n");
+    apt_clean(&chroot, &["install", "-y", "hello-asof"]);
+    assert_eq!(installed(&chroot, "hello-asof"), "hello-asof\t1.1-1\n");
+
+    let before = id_plus(&first, -86400);
+    let run = chroot.run(&["apt", "update", "-S", &before]);
+    let base = format!("http://{}/{}/{before}", server.addr, shape.archive);
+    run.assert_failed_with(&[&format!(
+        "Error: The repository '{base} {} Release' does not have a Release file.",
+        shape.suite
+    )]);
+}
+
+#[test]
+fn debian_archive_snapshot_mode() {
+    snapshot_mode_installs_what_was_current(&DEBIAN);
+}
+
+#[test]
+fn ubuntu_archive_snapshot_mode() {
+    snapshot_mode_installs_what_was_current(&UBUNTU);
+}
+
+/// Security archives sign a Release valid for a week: apt's snapshot mode keeps checking
+/// Valid-Until, so an old snapshot needs `-o Acquire::Check-Valid-Until=false` on update,
+/// while the live source keeps its protection against replayed (frozen) Release files.
+#[test]
+fn debian_security_archive_snapshot_mode_with_expired_release() {
+    let Some(chroot) = Trixie::new() else { return };
+    let shape = &DEBIAN_SECURITY;
+    let tmp = tempfile::tempdir().unwrap();
+    let expired = release_date(-3600);
+    let valid = release_date(7 * 86400);
+    let (server, _, between) = two_snapshots(tmp.path(), shape, [Some(&expired), Some(&valid)]);
+    client(&chroot, shape, &server);
+
+    apt_clean(&chroot, &["update"]);
+    let run = chroot.run(&["apt", "update", "-S", &between]);
+    let release = format!("http://{}/{}/{between}/dists/{}/InRelease", server.addr, shape.archive, shape.suite);
+    let problems = run.problems();
+    let prefix = format!("Error: Release file for {release} is expired (invalid since ");
+    let suffix = "). Updates for this repository will not be applied.";
+    assert_eq!(run.code, Some(100), "{}", run.text);
+    assert_eq!(problems.len(), 1, "{}", run.text);
+    let since = problems[0].strip_prefix(&prefix).and_then(|r| r.strip_suffix(suffix));
+    assert!(since.is_some_and(|s| s.ends_with('s') && s.starts_with("1h")), "{}", run.text);
+
+    apt_clean(&chroot, &["update", "-S", &between, "-o", "Acquire::Check-Valid-Until=false"]);
+    apt_clean(&chroot, &["install", "-y", "-S", &between, "hello-asof"]);
+    assert_eq!(installed(&chroot, "hello-asof"), "hello-asof\t1.0-1\n");
+}
+
+/// What docs/mirroring.md advised before: `Acquire::Snapshots::URI::Host::<host>` lines. apt
+/// only falls back to them when nothing else names a server, and its built-in
+/// `Acquire::Snapshots::URI::Origin::Debian` (and `Origin::Ubuntu`, `Override::Label::
+/// Debian-Security`) always does for Debian's Origin: apt silently asks snapshot.debian.org.
+/// The `Override::` lines of the doc win over those built-in entries.
+#[test]
+fn host_lines_lose_to_apts_builtin_origin_entries_and_overrides_win() {
+    let Some(chroot) = Trixie::new() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, _, between) = two_snapshots(tmp.path(), &DEBIAN, [None, None]);
+    client(&chroot, &DEBIAN, &server);
+    let old_advice =
+        format!("Acquire::Snapshots::URI::Host::127.0.0.1 \"http://{}/@PATH@/@SNAPSHOTID@/\";\n", server.addr);
+    chroot.write("/etc/apt/apt.conf.d/50asof-snapshots", old_advice);
+    apt_clean(&chroot, &["update"]);
+    // Where `apt update -S` would fetch the InRelease files from, without fetching them.
+    let inrelease_uris = || {
+        let run = chroot.run(&["apt-get", "update", "-S", &between, "--print-uris"]);
+        assert_eq!(run.code, Some(0), "{}", run.text);
+        let mut uris: Vec<String> = run.text.lines().filter(|l| l.contains("/InRelease' ")).map(String::from).collect();
+        uris.sort();
+        uris
+    };
+    let addr = &server.addr;
+    let live = format!("'http://{addr}/debian/dists/trixie/InRelease' {addr}_debian_dists_trixie_InRelease 0 ");
+    assert_eq!(
+        inrelease_uris(),
+        [
+            live.clone(),
+            format!(
+                "'https://snapshot.debian.org/archive/debian/{between}/dists/trixie/InRelease' \
+                 snapshot.debian.org_archive_debian_{between}_dists_trixie_InRelease 0 "
+            ),
+        ]
+    );
+    client(&chroot, &DEBIAN, &server);
+    assert_eq!(
+        inrelease_uris(),
+        [
+            format!(
+                "'http://{addr}/debian/{between}/dists/trixie/InRelease' {addr}_debian_{between}_dists_trixie_InRelease 0 "
+            ),
+            live
+        ]
+    );
+}
