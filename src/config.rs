@@ -82,6 +82,8 @@ pub struct ServerConfig {
     pub settle_margin_secs: Option<u64>,
     /// `max-age` in seconds for answers that can still change.
     pub short_max_age_secs: Option<u64>,
+    /// `max-age` in seconds for the live path, `/<archive>/<path>` (default 60).
+    pub live_max_age_secs: Option<u64>,
     /// Largest blob an upload may send, in bytes (413 above; default 16 GiB).
     pub max_blob_bytes: Option<u64>,
     /// Largest JSON request body (manifests), in bytes (413 above; default 1 GiB).

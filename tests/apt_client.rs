@@ -74,3 +74,30 @@ fn apt_refuses_a_snapshot_signed_by_another_key() {
     apt.download(&["hello-asof"]).assert_failed_with(&["E: Unable to locate package hello-asof"]);
     assert!(apt.downloaded().is_empty());
 }
+
+/// The live path (no ID in the sources line) is a normal apt source: it serves the latest
+/// snapshot, and after a publish the next `apt-get update` sees the new one.
+#[test]
+fn apt_follows_the_live_path_of_an_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let v1 = fixtures().join("apt/v1");
+    let v2 = fixtures().join("apt/v2");
+    publish(&data, "debian/test", &v1);
+    let server = Server::start(&data);
+    let keyring = fixtures().join("keys/test-signing.gpg");
+    let line = format!("deb [signed-by={}] http://{}/debian/test/ stable main", keyring.display(), server.addr);
+    let apt = Apt::new(&tmp.path().join("apt"), &line, None);
+    apt.update().assert_clean();
+    apt.download(&["hello-asof"]).assert_clean();
+    let hello_v1 = std::fs::read(v1.join("pool/main/h/hello-asof/hello-asof_1.0-1_all.deb")).unwrap();
+    assert!(apt.downloaded() == [("hello-asof_1.0-1_all.deb".to_string(), hello_v1)]);
+
+    publish(&data, "debian/test", &v2);
+    apt.update().assert_clean();
+    apt.download(&["hello-asof"]).assert_clean();
+    let hello_v2 = std::fs::read(v2.join("pool/main/h/hello-asof/hello-asof_1.1-1_all.deb")).unwrap();
+    let names: Vec<String> = apt.downloaded().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["hello-asof_1.0-1_all.deb", "hello-asof_1.1-1_all.deb"]);
+    assert!(apt.downloaded()[1].1 == hello_v2, "hello-asof 1.1 differs from the fixture");
+}

@@ -515,6 +515,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(s) = config.server.short_max_age_secs {
                 options.short_max_age = Duration::from_secs(s);
             }
+            if let Some(s) = config.server.live_max_age_secs {
+                options.live_max_age = Duration::from_secs(s);
+            }
             if let Some(b) = config.server.max_blob_bytes {
                 options.max_blob_bytes = b;
             }

@@ -1,5 +1,6 @@
 //! `GET /<archive>/<ID>/<path>`: a file as it was at ID, with the caching, conditional and
-//! range semantics apt relies on; directories become listings.
+//! range semantics apt relies on; directories become listings. The live path
+//! (`/<archive>/<path>`, the latest snapshot) is served here too, with other cache headers.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::time::{Instant, SystemTime};
@@ -11,9 +12,10 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::{AppState, listing, stream};
 use crate::catalog::Entry;
+use crate::catalog::{Catalog, CatalogError};
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use crate::manifest::Content;
-use crate::resolve::{Resolution, Resolved, TimeError, resolve_id, resolve_path};
+use crate::resolve::{Resolution, Resolved, TimeError, resolve_id, resolve_latest, resolve_path};
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -31,48 +33,79 @@ pub async fn resolve(st: &AppState, archive: ArchiveName, id: SnapshotId) -> Res
     st.blocking(move |s| Ok(resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now())?)).await
 }
 
+/// Which snapshot of an archive a request names.
+#[derive(Debug, Clone, Copy)]
+pub enum At {
+    /// `/<archive>/<ID>/...`: the floor of ID.
+    Id(SnapshotId),
+    /// `/<archive>/<path>`: the latest snapshot, whatever it is when asked.
+    Latest,
+}
+
 pub async fn in_snapshot(
     st: &AppState,
     method: &Method,
     headers: &HeaderMap,
     archive: ArchiveName,
-    id: SnapshotId,
+    at: At,
     path: Option<RelPath>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let lookup_path = path.clone();
     let creds = super::access::credentials(headers);
     let metrics = st.metrics.clone();
     let (res, found) = st
         .blocking(move |s| {
             super::access::check_read(s, &metrics, &archive, creds.as_deref())?;
-            let res = resolve_id(s.catalog.as_ref(), &archive, id, SnapshotId::now())?;
-            let found = match &lookup_path {
-                None => Some(Resolved::Dir(None)),
-                Some(p) => resolve_path(s.catalog.as_ref(), res.snapshot.key, p)?,
+            let catalog = s.catalog.as_ref();
+            let res = match at {
+                At::Id(id) => resolve_id(catalog, &archive, id, SnapshotId::now())?,
+                At::Latest => resolve_latest(catalog, &archive)?,
+            };
+            // A path that names nothing is still a lookup done (and timed); only after
+            // that is it an error.
+            let found = match &path {
+                None => Ok(Resolved::Dir(None)),
+                Some(p) => match resolve_path(catalog, res.snapshot.key, p)? {
+                    Some(found) => Ok(found),
+                    None => Err(not_found(catalog, &res, p)?),
+                },
             };
             Ok((res, found))
         })
         .await?;
     st.metrics.lookup_seconds.observe(started.elapsed().as_secs_f64());
-    match found {
-        Some(Resolved::File(entry)) => file_response(st, method, headers, &res, entry).await,
-        Some(Resolved::Dir(dir)) => listing::snapshot_dir(st, headers, &res, dir).await,
-        None => Err(ApiError::NotFound(format!(
-            "{} does not exist in {}/{} (snapshot {})",
-            path.map_or_else(|| "/".into(), |p| p.to_string()),
-            res.snapshot.archive,
-            res.requested,
-            res.snapshot.id
-        ))),
+    match found? {
+        Resolved::File(entry) => file_response(st, method, headers, &res, entry).await,
+        Resolved::Dir(dir) => listing::snapshot_dir(st, headers, &res, dir).await,
     }
+}
+
+/// Why `path` names nothing in the resolved snapshot. On the live path, a first segment
+/// that is not even at the top of the latest snapshot was more likely meant as an ID
+/// (`/debian/stable/Release`): that is what the answer says, as it did before the live path.
+fn not_found(catalog: &dyn Catalog, res: &Resolution, path: &RelPath) -> Result<ApiError, CatalogError> {
+    let archive = &res.snapshot.archive;
+    if !res.live {
+        let (requested, id) = (res.requested, res.snapshot.id);
+        return Ok(ApiError::NotFound(format!("{path} does not exist in {archive}/{requested} (snapshot {id})")));
+    }
+    let first = path.as_str().split('/').next().unwrap_or_default();
+    let first = RelPath::new(first).expect("a segment of a valid path is valid");
+    if first == *path || resolve_path(catalog, res.snapshot.key, &first)?.is_none() {
+        return Ok(listing::not_an_id(first.as_str(), archive));
+    }
+    Ok(ApiError::NotFound(format!("{path} does not exist in {archive} (latest snapshot {})", res.snapshot.id)))
 }
 
 /// Headers every answer about a snapshot carries: which snapshot, and how long to cache.
 pub fn snapshot_headers(st: &AppState, res: &Resolution) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("x-asof-snapshot", HeaderValue::from_str(&res.snapshot.id.to_string()).expect("ascii"));
-    let cache = if res.is_final { HeaderValue::from_static(IMMUTABLE) } else { st.short_cache() };
+    let cache = match (res.live, res.is_final) {
+        (true, _) => st.live_cache(),
+        (false, true) => HeaderValue::from_static(IMMUTABLE),
+        (false, false) => st.short_cache(),
+    };
     h.insert(header::CACHE_CONTROL, cache);
     h
 }

@@ -2,13 +2,13 @@
 //! directories inside a snapshot. HTML for people, JSON for `Accept: application/json`.
 
 use axum::Json;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::api::{SnapshotJson, archive_snapshots_page};
 use super::error::ApiError;
-use super::files::snapshot_headers;
+use super::files::{self, At, snapshot_headers};
 use super::{AppState, pages, wants_json};
 use crate::catalog::Entry;
 use crate::domain::{ArchiveName, RelPath, SnapshotId};
@@ -27,10 +27,12 @@ pub async fn archives(st: &AppState, headers: &HeaderMap) -> Result<Response, Ap
     Ok(resp)
 }
 
-/// A path with no ID-shaped segment: the snapshot list of an archive, or an archive
-/// followed by something that should have been an ID.
-pub async fn archive_or_bad_id(
+/// A path with no ID-shaped segment: the snapshot list of an archive, or a path in its
+/// latest snapshot (the live path). The archive is the longest prefix of the segments that
+/// names an archive this caller may read; the rest is the path.
+pub async fn archive_or_live(
     st: &AppState,
+    method: &Method,
     headers: &HeaderMap,
     segs: Vec<String>,
     query: Option<&str>,
@@ -67,17 +69,28 @@ pub async fn archive_or_bad_id(
         .await?;
     match found {
         Some((n, a)) if n == total => snapshot_list(st, headers, a, query).await,
-        Some((n, a)) => Err(ApiError::NotFound(format!(
-            "'{}' after archive '{}' is not a snapshot ID: {}",
-            segs[n].chars().take(64).collect::<String>(),
-            a,
-            crate::domain::snapshot_id::FORMAT_HELP
-        ))),
+        Some((n, a)) => {
+            // Past the request-path checks, a path that is not a valid RelPath (too long)
+            // names nothing.
+            let path = RelPath::from_segments(segs[n..].iter().map(String::as_str))
+                .map_err(|e| ApiError::NotFound(e.to_string()))?;
+            files::in_snapshot(st, method, headers, a, At::Latest, Some(path)).await
+        }
         None => Err(ApiError::NotFound(format!(
             "no archive named '{}'",
             segs.join("/").chars().take(200).collect::<String>()
         ))),
     }
+}
+
+/// The answer when what follows an archive name was presumably meant as a snapshot ID.
+pub fn not_an_id(seg: &str, archive: &ArchiveName) -> ApiError {
+    ApiError::NotFound(format!(
+        "'{}' after archive '{}' is not a snapshot ID: {}",
+        seg.chars().take(64).collect::<String>(),
+        archive,
+        crate::domain::snapshot_id::FORMAT_HELP
+    ))
 }
 
 /// Snapshots shown per HTML page; `?before=<ID>` pages back in time.
@@ -176,7 +189,7 @@ pub async fn snapshot_dir(
             resp.headers_mut().insert(k, v);
         }
     }
-    if awaits_next {
+    if awaits_next && !res.live {
         resp.headers_mut().insert(header::CACHE_CONTROL, st.short_cache());
     }
     resp.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));

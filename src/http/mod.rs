@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub settle_margin: Duration,
     /// `max-age` for answers that can still change (recent IDs, listings, `latest`).
     pub short_max_age: Duration,
+    /// `max-age` for the live path (`/<archive>/<path>`, the latest snapshot).
+    pub live_max_age: Duration,
     /// Largest blob accepted by `PUT /api/v1/blobs/<sha256>` (413 above).
     pub max_blob_bytes: u64,
     /// Largest JSON body (manifests, digest lists) accepted (413 above).
@@ -69,6 +71,7 @@ impl Default for ServeOptions {
         Self {
             settle_margin: Duration::from_secs(60),
             short_max_age: Duration::from_secs(10),
+            live_max_age: Duration::from_secs(60),
             max_blob_bytes: 16 << 30,
             max_manifest_bytes: 1 << 30,
             body_timeout: Duration::from_secs(60),
@@ -108,6 +111,11 @@ impl AppState {
 
     fn short_cache(&self) -> HeaderValue {
         HeaderValue::from_str(&format!("public, max-age={}", self.options.short_max_age.as_secs()))
+            .expect("ascii header")
+    }
+
+    fn live_cache(&self) -> HeaderValue {
+        HeaderValue::from_str(&format!("public, max-age={}", self.options.live_max_age.as_secs()))
             .expect("ascii header")
     }
 }
@@ -181,12 +189,14 @@ async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, ur
     let result = match request_path::parse(uri.path()) {
         Err(e) => Err(e),
         Ok(request_path::Target::Root) => listing::archives(&st, &headers).await,
-        Ok(request_path::Target::NoId(segs)) => listing::archive_or_bad_id(&st, &headers, segs, uri.query()).await,
+        Ok(request_path::Target::NoId(segs)) => {
+            listing::archive_or_live(&st, &method, &headers, segs, uri.query()).await
+        }
         Ok(request_path::Target::Page { archive, page }) => {
             pages::archive_page(&st, &headers, archive, page, &uri).await
         }
         Ok(request_path::Target::InSnapshot { archive, id, path, .. }) => {
-            files::in_snapshot(&st, &method, &headers, archive, id, path).await
+            files::in_snapshot(&st, &method, &headers, archive, files::At::Id(id), path).await
         }
     };
     result.unwrap_or_else(IntoResponse::into_response)

@@ -10,8 +10,8 @@ use crate::domain::{ArchiveName, RelPath, SnapshotId};
 pub enum Target {
     /// `/`: the list of archives.
     Root,
-    /// No ID-shaped segment: an archive's snapshot list, or an archive followed by a
-    /// malformed ID; only the catalog can tell which. Segments are decoded.
+    /// No ID-shaped segment: an archive's snapshot list, or a path in its latest snapshot
+    /// (the live path); only the catalog can tell which. Segments are decoded.
     NoId(Vec<String>),
     /// `/<archive>/-/<page...>`: an HTML page about an archive (`-` is never an archive
     /// segment, and comes before any ID). Segments are decoded.

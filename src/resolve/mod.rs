@@ -5,4 +5,4 @@ mod path;
 mod time;
 
 pub use path::{Resolved, resolve_path};
-pub use time::{Resolution, TimeError, resolve_id};
+pub use time::{Resolution, TimeError, resolve_id, resolve_latest};

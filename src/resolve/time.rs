@@ -16,6 +16,9 @@ pub struct Resolution {
     pub snapshot: Snapshot,
     /// The answer for `requested` can never change.
     pub is_final: bool,
+    /// Asked for as the archive's latest snapshot (the live path, no ID in the URL): the
+    /// answer changes with the next commit, however old the snapshot is.
+    pub live: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,13 +54,23 @@ pub fn resolve_id(
     }
     if requested >= latest.id {
         let is_final = requested == latest.id || requested.unix() <= view.sealed_until;
-        return Ok(Resolution { requested, snapshot: latest, is_final });
+        return Ok(Resolution { requested, snapshot: latest, is_final, live: false });
     }
     match view.floor {
-        Some(snapshot) => Ok(Resolution { requested, snapshot, is_final: true }),
+        Some(snapshot) => Ok(Resolution { requested, snapshot, is_final: true, live: false }),
         None => {
             Err(TimeError::BeforeFirst { archive: archive.clone(), requested, first: view.first.unwrap_or(latest.id) })
         }
+    }
+}
+
+/// The archive's latest snapshot, for the live path (`/<archive>/<path>` with no ID).
+pub fn resolve_latest(catalog: &dyn Catalog, archive: &ArchiveName) -> Result<Resolution, TimeError> {
+    let view = catalog.read_view(archive, SnapshotId::now())?;
+    match view.latest {
+        Some(latest) => Ok(Resolution { requested: latest.id, snapshot: latest, is_final: false, live: true }),
+        None if view.archive_exists => Err(TimeError::NoSnapshots(archive.clone())),
+        None => Err(TimeError::NoArchive(archive.clone())),
     }
 }
 

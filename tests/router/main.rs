@@ -5,6 +5,7 @@
 mod api;
 mod files;
 mod listing;
+mod live;
 mod probes;
 mod tree_errors;
 mod write;

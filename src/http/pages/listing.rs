@@ -85,7 +85,8 @@ pub fn snapshot_dir(
     neighbours: (Option<SnapshotId>, Option<SnapshotId>),
 ) -> Markup {
     let archive = &res.snapshot.archive;
-    let base = snapshot_href(archive, res.requested);
+    // The live listing links the live path, so that following it stays on the latest.
+    let base = if res.live { archive_href(archive) } else { snapshot_href(archive, res.requested) };
     let (prev, next) = neighbours;
     let body = html! {
         nav {
@@ -96,7 +97,9 @@ pub fn snapshot_dir(
             @if let Some(n) = next { a rel="next" href=(snapshot_href(archive, n)) { "next snapshot " (n) " →" } }
         }
         @if dir.is_none() { (search_form(archive, Some(res.requested), "")) }
-        @if res.requested != res.snapshot.id {
+        @if res.live {
+            p { "The latest snapshot of " (archive.as_str()) ": " a href=(snapshot_href(archive, res.snapshot.id)) { (res.snapshot.id) } "." }
+        } @else if res.requested != res.snapshot.id {
             p { (res.requested) " resolves to snapshot " a href=(snapshot_href(archive, res.snapshot.id)) { (res.snapshot.id) } "." }
         }
         table {
