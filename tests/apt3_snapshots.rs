@@ -269,3 +269,29 @@ fn host_lines_lose_to_apts_builtin_origin_entries_and_overrides_win() {
         ]
     );
 }
+
+/// Before apt has a source's Release, it cannot know its Origin and Label; with no `Host::`
+/// line either, `-S` is dropped for that source without a word (exit 0). The next
+/// `install -S` knows the server but has no indices of that snapshot. Hence the doc's "run a
+/// plain `apt update` first" (a second `update -S` works as well).
+#[test]
+fn snapshot_option_is_silently_ignored_before_the_first_plain_update() {
+    let Some(chroot) = Trixie::new() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, _, between) = two_snapshots(tmp.path(), &DEBIAN, [None, None]);
+    client(&chroot, &DEBIAN, &server);
+
+    let update = apt_clean(&chroot, &["update", "-S", &between]);
+    assert!(!update.text.contains(&between), "apt went to the snapshot after all:\n{}", update.text);
+    let install = chroot.run(&["apt", "install", "-y", "-S", &between, "hello-asof"]);
+    install.assert_failed_with(&["Error: Unable to locate package hello-asof"]);
+
+    let update = apt_clean(&chroot, &["update", "-S", &between]);
+    assert!(
+        update.text.contains(&format!("http://{}/debian/{between} trixie InRelease", server.addr)),
+        "{}",
+        update.text
+    );
+    apt_clean(&chroot, &["install", "-y", "-S", &between, "hello-asof"]);
+    assert_eq!(installed(&chroot, "hello-asof"), "hello-asof\t1.0-1\n");
+}
