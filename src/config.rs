@@ -39,6 +39,24 @@ pub struct MirrorConfig {
     /// Also mirror source packages.
     #[serde(default)]
     pub sources: bool,
+    /// Keep the Contents-* files (default true).
+    #[serde(default = "yes")]
+    pub contents: bool,
+    /// Mirror debian-installer indices and their .udeb files.
+    #[serde(default)]
+    pub udebs: bool,
+    /// Translations: "all" (default), "none", or languages such as "en,de".
+    #[serde(default)]
+    pub i18n: crate::mirror::Languages,
+    /// Mirror DEP-11 (AppStream) metadata.
+    #[serde(default)]
+    pub dep11: bool,
+    /// Mirror command-not-found metadata (Ubuntu).
+    #[serde(default)]
+    pub cnf: bool,
+    /// Record snapshots without files the Release lists but upstream lacks (404).
+    #[serde(default)]
+    pub allow_missing: bool,
     /// OpenPGP keyring (binary or armored) that must have signed the Release files.
     pub keyring: Option<PathBuf>,
     /// Record snapshots without checking signatures. Loud, and recorded in each snapshot.
@@ -46,6 +64,10 @@ pub struct MirrorConfig {
     pub insecure_skip_signature: bool,
     /// How often `asof serve` runs it, e.g. "6h", "30m" (default "6h").
     pub interval: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl MirrorConfig {
@@ -63,9 +85,17 @@ impl MirrorConfig {
                 suites: self.suites.clone(),
                 components: self.components.clone(),
                 architectures: self.architectures.clone(),
-                sources: self.sources,
+                scope: crate::mirror::MirrorScope {
+                    sources: self.sources,
+                    contents: self.contents,
+                    udebs: self.udebs,
+                    i18n: self.i18n.clone(),
+                    dep11: self.dep11,
+                    cnf: self.cnf,
+                },
                 keyring: self.keyring.clone(),
                 insecure_skip_signature: self.insecure_skip_signature,
+                allow_missing: self.allow_missing,
             },
             interval,
         })

@@ -28,9 +28,10 @@ fn a_slow_gpgv_does_not_stall_the_runtime() {
         suites: vec!["stable".into()],
         components: vec!["main".into()],
         architectures: vec!["amd64".into()],
-        sources: false,
+        scope: Default::default(),
         keyring: Some(fixtures().join("keys/test-signing.gpg")),
         insecure_skip_signature: false,
+        allow_missing: false,
     };
     let mut opts = MirrorOptions::for_data_dir(&data);
     opts.gpgv = Gpgv { program: slow, timeout: Duration::from_secs(60) };

@@ -57,9 +57,10 @@ async fn a_private_archive_name_never_appears_in_metrics() {
         suites: vec!["stable".into()],
         components: vec!["main".into()],
         architectures: vec!["amd64".into()],
-        sources: false,
+        scope: Default::default(),
         keyring: Some(fixtures().join("keys/test-signing.gpg")),
         insecure_skip_signature: false,
+        allow_missing: false,
     };
     let metrics = Metrics::new();
     // Keyed by the installation's label.key: a guessed name hashed on its own

@@ -1,5 +1,6 @@
 //! The `asof` command line: one binary for publishing, serving and checking.
 
+mod mirror_report;
 mod packages;
 mod progress;
 
@@ -180,9 +181,34 @@ pub struct MirrorArgs {
     /// Architecture (repeatable); default: all in the Release file.
     #[arg(long = "arch")]
     pub architectures: Vec<String>,
-    /// Mirror source packages too.
-    #[arg(long)]
+    /// Mirror source packages too (Sources indices, the files they list, Contents-source).
+    #[arg(long, requires = "archive")]
     pub sources: bool,
+    /// Keep the Contents-* files (the default).
+    #[arg(long, overrides_with = "no_contents", requires = "archive")]
+    pub contents: bool,
+    /// Leave the Contents-* files out.
+    #[arg(long, overrides_with = "contents", requires = "archive")]
+    pub no_contents: bool,
+    /// Mirror debian-installer indices and the .udeb files they list.
+    #[arg(long, requires = "archive")]
+    pub udebs: bool,
+    /// Translations to keep: 'all' (the default), 'none', or languages such as en,de.
+    #[arg(long, value_name = "LANGS", requires = "archive")]
+    pub i18n: Option<crate::mirror::Languages>,
+    /// Mirror DEP-11 (AppStream) metadata.
+    #[arg(long, requires = "archive")]
+    pub dep11: bool,
+    /// Mirror command-not-found metadata (cnf/Commands-*, Ubuntu).
+    #[arg(long, requires = "archive")]
+    pub cnf: bool,
+    /// Record the snapshot even if files the Release lists are missing upstream (404);
+    /// without it the run fails and the next one retries them.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Print what would be downloaded and its size; store nothing, make no snapshot.
+    #[arg(long)]
+    pub dry_run: bool,
     /// OpenPGP keyring (binary or armored) that must have signed the Release files.
     #[arg(long)]
     pub keyring: Option<PathBuf>,
@@ -323,15 +349,31 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     suites: args.suites.clone(),
                     components: args.components.clone(),
                     architectures: args.architectures.clone(),
-                    sources: args.sources,
+                    scope: crate::mirror::MirrorScope {
+                        sources: args.sources,
+                        contents: !args.no_contents,
+                        udebs: args.udebs,
+                        i18n: args.i18n.clone().unwrap_or_default(),
+                        dep11: args.dep11,
+                        cnf: args.cnf,
+                    },
                     keyring: args.keyring.clone(),
                     insecure_skip_signature: args.insecure_skip_signature,
+                    allow_missing: args.allow_missing,
                 }],
                 None => {
                     if config.mirror.is_empty() {
                         bail!("give an ARCHIVE with --upstream, or a --config file with [[mirror]] entries");
                     }
-                    config.mirror.iter().map(|m| m.to_scheduled().map(|s| s.spec)).collect::<anyhow::Result<_>>()?
+                    let mut specs: Vec<crate::mirror::MirrorSpec> = config
+                        .mirror
+                        .iter()
+                        .map(|m| m.to_scheduled().map(|s| s.spec))
+                        .collect::<anyhow::Result<_>>()?;
+                    for spec in &mut specs {
+                        spec.allow_missing |= args.allow_missing;
+                    }
+                    specs
                 }
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -351,8 +393,19 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 if std::io::stderr().is_terminal() {
                     opts.progress = progress::download_bar();
                 }
+                if args.dry_run {
+                    match rt.block_on(crate::mirror::dry_run(&store, spec, &opts)) {
+                        Ok(plan) => mirror_report::print_dry_run(&plan, args.json)?,
+                        Err(e) => {
+                            failed += 1;
+                            eprintln!("error: mirroring {}: {e}", spec.archive);
+                        }
+                    }
+                    continue;
+                }
                 match rt.block_on(crate::mirror::mirror(&store, spec, &opts)) {
                     Ok(r) => {
+                        mirror_report::print_warnings(&r);
                         if args.json {
                             println!("{}", serde_json::to_string_pretty(&r)?);
                         } else {

@@ -128,6 +128,25 @@ impl Fetcher {
         Err(FetchError::Exhausted { url: url.into(), attempts: self.retries + 1, last })
     }
 
+    /// Whether upstream has `url` (a HEAD request; for dry runs, which fetch nothing big).
+    pub async fn exists(&self, url: &str) -> Result<bool, FetchError> {
+        let mut last = String::new();
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                self.pause(attempt - 1).await;
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            match self.client.head(url).send().await.map(|r| r.status()) {
+                Ok(StatusCode::NOT_FOUND | StatusCode::GONE) => return Ok(false),
+                Ok(s) if s.is_success() => return Ok(true),
+                Ok(s) if is_transient(s) => last = format!("HTTP {s}"),
+                Ok(s) => return Err(FetchError::Failed { url: url.into(), reason: format!("HTTP {s}") }),
+                Err(e) => last = describe(&e),
+            }
+        }
+        Err(FetchError::Exhausted { url: url.into(), attempts: self.retries + 1, last })
+    }
+
     /// Makes the blob `sha256` present in the store, downloading `url` if needed.
     /// `None` when upstream answers 404 (the caller decides whether that is fatal).
     pub async fn fetch_blob(

@@ -5,9 +5,12 @@
 pub mod deb822;
 mod fetch;
 pub mod index;
+mod plan;
 pub mod release;
 pub mod schedule;
+pub mod scope;
 pub mod signature;
+mod suite;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,8 +24,11 @@ use serde::Serialize;
 use fetch::Fetched;
 pub use fetch::{FetchError, Fetcher};
 use index::{IndexError, IndexKind, PoolFile, collect_pool_files, decode_rank, decoder};
-use release::{IndexSelection, ReleaseError, index_base, parse_release};
+pub use plan::{DryRun, PlannedFile, dry_run};
+use release::{ReleaseError, index_base};
+pub use scope::{Languages, MirrorScope};
 use signature::{Gpgv, Keyring, SignatureError};
+use suite::{SuiteState, fetch_suite, scope_json};
 
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use crate::manifest::{Content, ManifestEntry};
@@ -40,9 +46,13 @@ pub struct MirrorSpec {
     pub components: Vec<String>,
     /// Empty: every architecture the Release file lists.
     pub architectures: Vec<String>,
-    pub sources: bool,
+    /// Which kinds of Release entries to keep besides the binary package indices.
+    pub scope: MirrorScope,
     pub keyring: Option<PathBuf>,
     pub insecure_skip_signature: bool,
+    /// Record a snapshot without the files the Release lists but upstream does not have
+    /// (404), instead of failing the run so that the next one retries them.
+    pub allow_missing: bool,
 }
 
 pub struct MirrorOptions {
@@ -92,6 +102,10 @@ pub struct MirrorReport {
     pub requests: u64,
     pub retries: u64,
     pub signature: String,
+    /// Files the Release lists that upstream did not have (only with `allow_missing`).
+    pub missing: Vec<RelPath>,
+    /// Release files left out because their signature did not verify.
+    pub warnings: Vec<String>,
     pub duration_ms: u128,
 }
 
@@ -111,18 +125,24 @@ pub enum MirrorError {
     Release { suite: String, source: ReleaseError },
     #[error("suite {suite}: {reason}")]
     Selection { suite: String, reason: String },
-    #[error("{index}: no variant could be fetched (the Release lists {variants})")]
-    MissingIndex { index: String, variants: String },
     #[error("{index}: {source}")]
     Index { index: String, source: IndexError },
-    #[error("{path}: listed in the indices but missing upstream ({url} answered 404)")]
-    MissingPoolFile { path: RelPath, url: String },
+    #[error("{}", missing_message(.0))]
+    Missing(Vec<RelPath>),
     #[error("{path} would hold two different files (an index and a pool file collide)")]
     Collision { path: RelPath },
     #[error("storing: {0}")]
     Store(String),
     #[error(transparent)]
     Publish(#[from] PublishError),
+}
+
+fn missing_message(files: &[RelPath]) -> String {
+    let count = if files.len() == 1 { "1 file".to_string() } else { format!("{} files", files.len()) };
+    let list: String = files.iter().map(|f| format!("\n  {f}")).collect();
+    format!(
+        "{count} listed upstream could not be found there (404); no snapshot was made, so the next run retries them (--allow-missing records a snapshot without them):{list}"
+    )
 }
 
 /// Blocking (file creation, `flock`): call it on the blocking pool.
@@ -140,7 +160,7 @@ fn lock_archive(dir: &Path, archive: &ArchiveName) -> Result<std::fs::File, Mirr
 }
 
 /// The body of a clearsigned message, for `--insecure-skip-signature` only.
-fn clearsigned_body(text: &[u8]) -> Vec<u8> {
+pub(super) fn clearsigned_body(text: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(text);
     let mut out = String::new();
     let mut lines = text.lines().skip_while(|l| !l.starts_with("-----BEGIN PGP SIGNED MESSAGE")).skip(1);
@@ -177,13 +197,6 @@ impl<T: Send + 'static> Drop for DropOffThread<T> {
     }
 }
 
-/// Runs a gpgv verification on the blocking pool: it waits on a child process and on files.
-async fn verify_off_thread(
-    f: impl FnOnce() -> Result<signature::Verified, SignatureError> + Send + 'static,
-) -> Result<signature::Verified, SignatureError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| SignatureError::Gpgv(std::io::Error::other(e)))?
-}
-
 async fn store_bytes(store: &Store, bytes: Vec<u8>) -> Result<Digest, MirrorError> {
     let store = store.clone();
     blocking(move || {
@@ -199,66 +212,59 @@ async fn store_bytes(store: &Store, bytes: Vec<u8>) -> Result<Digest, MirrorErro
 /// One index variant and what fetching it gave (`None`: 404 upstream).
 type IndexFetch = (RelPath, u64, Digest, Result<Option<Fetched>, FetchError>);
 
-struct SuiteState {
-    /// Upstream files of `dists/<suite>/` with their content.
-    files: BTreeMap<RelPath, (u64, Digest)>,
-    /// The file whose bytes identify the upstream state (InRelease, else Release).
-    identity: RelPath,
-    indices: Vec<release::IndexRef>,
+/// The part of a run before anything is stored: Release files fetched and verified.
+struct Prepared {
+    upstream: String,
+    fetcher: Fetcher,
+    suites: Vec<SuiteState>,
+    signature: String,
+    warnings: Vec<String>,
 }
 
-/// Runs one mirror pass. Returns the new snapshot, or the latest one when upstream is
-/// unchanged (and `always` is off).
-pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> Result<MirrorReport, MirrorError> {
-    let started = Instant::now();
+async fn load_keyring(spec: &MirrorSpec, gpgv: &Gpgv) -> Result<Option<Arc<Keyring>>, MirrorError> {
+    match (&spec.keyring, spec.insecure_skip_signature) {
+        (_, true) => {
+            tracing::warn!(archive = %spec.archive, "SIGNATURE CHECK DISABLED (--insecure-skip-signature): the snapshot records it");
+            Ok(None)
+        }
+        (Some(path), false) => {
+            let (path, gpgv) = (path.clone(), gpgv.clone());
+            let keyring = blocking(move || {
+                Keyring::load(&path, gpgv).map_err(|source| MirrorError::Signature {
+                    suite: "-".into(),
+                    file: "keyring",
+                    source,
+                })
+            })
+            .await?;
+            Ok(Some(Arc::new(keyring)))
+        }
+        (None, false) => Err(MirrorError::Config(
+            "a keyring is required to verify upstream signatures (or --insecure-skip-signature)".into(),
+        )),
+    }
+}
+
+async fn prepare(spec: &MirrorSpec, opts: &MirrorOptions) -> Result<Prepared, MirrorError> {
     let upstream = normalize_upstream(&spec.upstream)?;
     if spec.suites.is_empty() {
         return Err(MirrorError::Config("at least one suite is needed".into()));
     }
-    let (lock_dir, archive) = (opts.lock_dir.clone(), spec.archive.clone());
-    // Dropped (closed, which releases the lock) here when the run ends, not later on the
-    // blocking pool, so that a run started right after finds the archive free; close(2)
-    // does not wait on the disk.
-    let _lock = blocking(move || lock_archive(&lock_dir, &archive)).await?;
-    let keyring = match (&spec.keyring, spec.insecure_skip_signature) {
-        (_, true) => {
-            tracing::warn!(archive = %spec.archive, "SIGNATURE CHECK DISABLED (--insecure-skip-signature): the snapshot records it");
-            None
-        }
-        (Some(path), false) => {
-            let (path, gpgv) = (path.clone(), opts.gpgv.clone());
-            Some(Arc::new(
-                blocking(move || {
-                    Keyring::load(&path, gpgv).map_err(|source| MirrorError::Signature {
-                        suite: "-".into(),
-                        file: "keyring",
-                        source,
-                    })
-                })
-                .await?,
-            ))
-        }
-        (None, false) => {
-            return Err(MirrorError::Config(
-                "a keyring is required to verify upstream signatures (or --insecure-skip-signature)".into(),
-            ));
-        }
-    };
     // Dropping the keyring deletes its temp directory.
-    let keyring = DropOffThread(keyring);
+    let keyring = DropOffThread(load_keyring(spec, &opts.gpgv).await?);
     // Building the HTTP client may read the system's CA certificates.
     let partial_dir = opts.partial_dir.clone();
     let mut fetcher = blocking(move || Ok(Fetcher::new(partial_dir)?)).await?;
     fetcher.retries = opts.retries;
     fetcher.backoff = opts.backoff;
     opts.progress.set_message("fetching Release files");
-
     let mut suites = Vec::new();
-    let mut fingerprints = Vec::new();
+    let (mut fingerprints, mut warnings) = (Vec::new(), Vec::new());
     for suite in &spec.suites {
-        let (state, fps) = fetch_suite(store, &fetcher, &upstream, suite, spec, keyring.0.as_ref()).await?;
-        suites.push((suite.clone(), state));
-        fingerprints.extend(fps);
+        let state = fetch_suite(&fetcher, &upstream, suite, spec, keyring.0.as_ref()).await?;
+        fingerprints.extend(state.fingerprints.iter().cloned());
+        warnings.extend(state.warnings.iter().cloned());
+        suites.push(state);
     }
     fingerprints.sort();
     fingerprints.dedup();
@@ -267,56 +273,162 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
     } else {
         "NOT VERIFIED (--insecure-skip-signature)".into()
     };
+    Ok(Prepared { upstream, fetcher, suites, signature, warnings })
+}
 
-    // Unchanged upstream: the same signed Release bytes for every suite.
-    if !opts.always {
-        let (store2, archive) = (store.clone(), spec.archive.clone());
-        let identities: Vec<(RelPath, Digest)> =
-            suites.iter().map(|(_, s)| (s.identity.clone(), s.files[&s.identity].1)).collect();
-        let unchanged = blocking(move || {
-            let Some(latest) = store2.catalog.latest(&archive).map_err(|e| MirrorError::Store(e.to_string()))? else {
+/// The latest snapshot when it already holds exactly these Release files and was made with
+/// this selection and without missing files (those are retried).
+async fn unchanged_snapshot(
+    store: &Store,
+    spec: &MirrorSpec,
+    suites: &[SuiteState],
+) -> Result<Option<crate::catalog::Snapshot>, MirrorError> {
+    let (store, archive) = (store.clone(), spec.archive.clone());
+    let identities: Vec<(RelPath, Digest)> = suites
+        .iter()
+        .flat_map(|s| s.release_files.iter().map(|(p, b)| (p.clone(), Digest::of(b))))
+        .collect();
+    let selection = [
+        ("components", serde_json::json!(spec.components)),
+        ("architectures", serde_json::json!(spec.architectures)),
+        ("scope", scope_json(&spec.scope)),
+    ];
+    blocking(move || {
+        let store_err = |e: crate::catalog::CatalogError| MirrorError::Store(e.to_string());
+        let Some(latest) = store.catalog.latest(&archive).map_err(store_err)? else {
+            return Ok(None);
+        };
+        let missed = latest.source.get("missing").and_then(|m| m.as_array()).is_some_and(|m| !m.is_empty());
+        // Snapshots from before scopes were recorded count as made with the default one.
+        let reselected = selection.iter().any(|(key, value)| latest.source.get(*key).is_some_and(|v| v != value));
+        if missed || reselected {
+            return Ok(None);
+        }
+        for (path, digest) in &identities {
+            let entry = store.catalog.entry(latest.key, path).map_err(store_err)?;
+            if entry.as_ref().and_then(|e| e.content.digest()) != Some(digest) {
                 return Ok(None);
-            };
-            for (path, digest) in &identities {
-                let entry = store2.catalog.entry(latest.key, path).map_err(|e| MirrorError::Store(e.to_string()))?;
-                if entry.as_ref().and_then(|e| e.content.digest()) != Some(digest) {
-                    return Ok(None);
-                }
             }
-            Ok(Some(latest))
-        })
-        .await?;
-        if let Some(latest) = unchanged {
-            return Ok(MirrorReport {
-                archive: spec.archive.clone(),
-                snapshot: latest.id,
-                unchanged: true,
-                files: latest.files,
-                bytes: latest.bytes,
-                downloaded_files: 0,
-                downloaded_bytes: fetcher.stats.downloaded_bytes.load(Ordering::Relaxed),
-                reused_files: 0,
-                reused_bytes: 0,
-                requests: fetcher.stats.requests.load(Ordering::Relaxed),
-                retries: fetcher.stats.retries.load(Ordering::Relaxed),
-                signature,
-                duration_ms: started.elapsed().as_millis(),
-            });
         }
+        Ok(Some(latest))
+    })
+    .await
+}
+
+/// Runs one mirror pass. Returns the new snapshot, or the latest one when upstream is
+/// unchanged (and `always` is off).
+pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> Result<MirrorReport, MirrorError> {
+    let started = Instant::now();
+    normalize_upstream(&spec.upstream)?;
+    let (lock_dir, archive) = (opts.lock_dir.clone(), spec.archive.clone());
+    // Dropped (closed, which releases the lock) here when the run ends, not later on the
+    // blocking pool, so that a run started right after finds the archive free; close(2)
+    // does not wait on the disk.
+    let _lock = blocking(move || lock_archive(&lock_dir, &archive)).await?;
+    let Prepared { upstream, fetcher, suites, signature, warnings } = prepare(spec, opts).await?;
+    let report = |snapshot: &crate::catalog::Snapshot, unchanged: bool| MirrorReport {
+        archive: spec.archive.clone(),
+        snapshot: snapshot.id,
+        unchanged,
+        files: snapshot.files,
+        bytes: snapshot.bytes,
+        downloaded_files: 0,
+        downloaded_bytes: fetcher.stats.downloaded_bytes.load(Ordering::Relaxed),
+        reused_files: 0,
+        reused_bytes: 0,
+        requests: fetcher.stats.requests.load(Ordering::Relaxed),
+        retries: fetcher.stats.retries.load(Ordering::Relaxed),
+        signature: signature.clone(),
+        missing: Vec::new(),
+        warnings: warnings.clone(),
+        duration_ms: started.elapsed().as_millis(),
+    };
+    if !opts.always
+        && let Some(latest) = unchanged_snapshot(store, spec, &suites).await?
+    {
+        return Ok(report(&latest, true));
     }
 
-    // Indices: every variant the Release lists; a 404 is fine while one variant exists.
     let mut files: BTreeMap<RelPath, (u64, Digest)> = BTreeMap::new();
-    let mut index_jobs = Vec::new();
-    for (suite, state) in &suites {
-        files.extend(state.files.clone());
-        for idx in &state.indices {
-            let path = RelPath::new(&format!("dists/{suite}/{}", idx.path)).expect("suite and index paths are valid");
-            index_jobs.push((path, idx.size, idx.sha256));
+    for state in &suites {
+        for (path, bytes) in &state.release_files {
+            let size = bytes.len() as u64;
+            files.insert(path.clone(), (size, store_bytes(store, bytes.clone()).await?));
         }
     }
-    opts.progress.set_message(format!("fetching {} index files", index_jobs.len()));
-    let results: Vec<IndexFetch> = futures::stream::iter(index_jobs.into_iter().map(|(path, size, sha)| {
+    let mut missing = Vec::new();
+    let to_parse = fetch_indices(store, &fetcher, &upstream, &suites, opts, &mut files, &mut missing).await?;
+    let pool = read_pool(store, to_parse, opts).await?;
+    for (path, f) in &pool {
+        match files.get(path) {
+            Some(existing) if *existing != (f.size, f.sha256) => {
+                return Err(MirrorError::Collision { path: path.clone() });
+            }
+            _ => {
+                files.insert(path.clone(), (f.size, f.sha256));
+            }
+        }
+    }
+    let fetched = fetch_pool(store, &fetcher, &upstream, &pool, opts).await?;
+    for path in fetched.missing {
+        files.remove(&path);
+        missing.push(path);
+    }
+    missing.sort();
+    if !missing.is_empty() && !spec.allow_missing {
+        return Err(MirrorError::Missing(missing));
+    }
+
+    let manifest: Vec<ManifestEntry> = files
+        .into_iter()
+        .map(|(path, (size, sha256))| ManifestEntry { path, content: Content::File { size, sha256 } })
+        .collect();
+    let source = serde_json::json!({
+        "method": "mirror",
+        "upstream": upstream,
+        "suites": spec.suites,
+        "components": spec.components,
+        "architectures": spec.architectures,
+        "sources": spec.scope.sources,
+        "scope": scope_json(&spec.scope),
+        "signature": signature,
+        "warnings": warnings,
+        "missing": missing,
+        "insecure_skip_signature": spec.insecure_skip_signature,
+    });
+    let (store2, archive) = (store.clone(), spec.archive.clone());
+    let snapshot = blocking(move || {
+        let opts = PublishOptions { progress: &NoProgress, source, always: true };
+        Ok(commit_manifest(&store2, &archive, manifest, &opts)?.0)
+    })
+    .await?;
+    Ok(MirrorReport {
+        downloaded_files: fetched.downloaded_files,
+        reused_files: fetched.reused_files,
+        reused_bytes: fetched.reused_bytes,
+        missing,
+        ..report(&snapshot, false)
+    })
+}
+
+/// Fetches every variant of every chosen index (a 404 is fine while one variant exists;
+/// an index with none is missing) into `files`, and returns the Packages and Sources
+/// indices to read, each in the variant cheapest to decode.
+async fn fetch_indices(
+    store: &Store,
+    fetcher: &Fetcher,
+    upstream: &str,
+    suites: &[SuiteState],
+    opts: &MirrorOptions,
+    files: &mut BTreeMap<RelPath, (u64, Digest)>,
+    missing: &mut Vec<RelPath>,
+) -> Result<Vec<(IndexKind, RelPath, Digest)>, MirrorError> {
+    let jobs: Vec<(RelPath, u64, Digest)> = suites
+        .iter()
+        .flat_map(|s| s.indices.iter().map(move |idx| (s.index_path(idx), idx.size, idx.sha256)))
+        .collect();
+    opts.progress.set_message(format!("fetching {} index files", jobs.len()));
+    let results: Vec<IndexFetch> = futures::stream::iter(jobs.into_iter().map(|(path, size, sha)| {
         let (fetcher, store, url) = (fetcher.clone(), store.clone(), format!("{upstream}{path}"));
         async move {
             let r = fetcher.fetch_blob(&store, &url, size, sha).await;
@@ -337,31 +449,38 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
     let mut to_parse = Vec::new();
     for (base, vs) in &variants {
         if !vs.iter().any(|(_, present)| *present) {
-            let names = vs.iter().map(|(p, _)| p.file_name().to_string()).collect::<Vec<_>>().join(", ");
-            return Err(MirrorError::MissingIndex { index: base.clone(), variants: names });
+            missing.extend(vs.iter().map(|(p, _)| p.clone()));
+            continue;
         }
         if let Some(kind) = IndexKind::of(base) {
-            let best = vs
-                .iter()
-                .filter(|(_, present)| *present)
-                .filter_map(|(p, _)| decode_rank(p.as_str()).map(|r| (r, p)))
-                .min_by_key(|(r, _)| *r)
-                .map(|(_, p)| p.clone())
-                .ok_or_else(|| MirrorError::Index {
-                    index: base.clone(),
-                    source: IndexError::Unsupported(base.clone()),
-                })?;
+            let best = best_variant(base, vs.iter().filter(|(_, present)| *present).map(|(p, _)| p))?;
             to_parse.push((kind, best.clone(), files[&best].1));
         }
     }
+    Ok(to_parse)
+}
 
-    // Pool files referenced by the indices.
+/// The variant of an index asof decodes most cheaply.
+fn best_variant<'a>(base: &str, present: impl Iterator<Item = &'a RelPath>) -> Result<RelPath, MirrorError> {
+    present
+        .filter_map(|p| decode_rank(p.as_str()).map(|r| (r, p)))
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, p)| p.clone())
+        .ok_or_else(|| MirrorError::Index { index: base.to_string(), source: IndexError::Unsupported(base.to_string()) })
+}
+
+/// The pool files the stored indices reference.
+async fn read_pool(
+    store: &Store,
+    to_parse: Vec<(IndexKind, RelPath, Digest)>,
+    opts: &MirrorOptions,
+) -> Result<BTreeMap<RelPath, PoolFile>, MirrorError> {
     opts.progress.set_message(format!("reading {} indices", to_parse.len()));
-    let store2 = store.clone();
-    let pool: BTreeMap<RelPath, PoolFile> = blocking(move || {
+    let store = store.clone();
+    blocking(move || {
         let mut pool = BTreeMap::new();
         for (kind, path, digest) in to_parse {
-            let blob = store2
+            let blob = store
                 .blobs
                 .open(&digest)
                 .map_err(|e| MirrorError::Store(e.to_string()))?
@@ -372,91 +491,64 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
         }
         Ok(pool)
     })
-    .await?;
-    for (path, f) in &pool {
-        match files.get(path) {
-            Some(existing) if *existing != (f.size, f.sha256) => {
-                return Err(MirrorError::Collision { path: path.clone() });
-            }
-            _ => {
-                files.insert(path.clone(), (f.size, f.sha256));
-            }
-        }
-    }
+    .await
+}
 
-    // Download each missing digest once, however many paths share it.
+#[derive(Default)]
+struct PoolOutcome {
+    downloaded_files: u64,
+    reused_files: u64,
+    reused_bytes: u64,
+    /// Paths upstream answered 404 for (every path sharing a missing digest).
+    missing: Vec<RelPath>,
+}
+
+/// Downloads each missing digest once, however many paths share it.
+async fn fetch_pool(
+    store: &Store,
+    fetcher: &Fetcher,
+    upstream: &str,
+    pool: &BTreeMap<RelPath, PoolFile>,
+    opts: &MirrorOptions,
+) -> Result<PoolOutcome, MirrorError> {
     let mut by_digest: HashMap<Digest, (RelPath, u64)> = HashMap::new();
-    for (path, f) in &pool {
+    for (path, f) in pool {
         by_digest.entry(f.sha256).or_insert((path.clone(), f.size));
     }
     let total: u64 = by_digest.values().map(|(_, s)| s).sum();
     opts.progress.set_length(total);
     opts.progress.set_position(0);
     opts.progress.set_message(format!("{} pool files", by_digest.len()));
-    let outcomes: Vec<Result<(u64, bool), MirrorError>> =
+    let outcomes: Vec<(Digest, u64, Result<Option<Fetched>, FetchError>)> =
         futures::stream::iter(by_digest.into_iter().map(|(sha, (path, size))| {
             let (fetcher, store, url, bar) =
                 (fetcher.clone(), store.clone(), format!("{upstream}{path}"), opts.progress.clone());
             async move {
-                let r = match fetcher.fetch_blob(&store, &url, size, sha).await? {
-                    None => Err(MirrorError::MissingPoolFile { path, url }),
-                    Some(Fetched::Reused) => Ok((size, false)),
-                    Some(Fetched::Downloaded { .. }) => Ok((size, true)),
-                };
+                let r = fetcher.fetch_blob(&store, &url, size, sha).await;
                 bar.inc(size);
-                r
+                (sha, size, r)
             }
         }))
         .buffer_unordered(opts.jobs.max(1))
         .collect()
         .await;
-    let (mut downloaded_files, mut reused_files, mut reused_bytes) = (0, 0, 0);
-    for o in outcomes {
-        let (size, downloaded) = o?;
-        if downloaded {
-            downloaded_files += 1;
-        } else {
-            reused_files += 1;
-            reused_bytes += size;
+    let mut out = PoolOutcome::default();
+    let mut gone = std::collections::HashSet::new();
+    for (sha, size, r) in outcomes {
+        match r? {
+            None => {
+                gone.insert(sha);
+            }
+            Some(Fetched::Reused) => {
+                out.reused_files += 1;
+                out.reused_bytes += size;
+            }
+            Some(Fetched::Downloaded { .. }) => out.downloaded_files += 1,
         }
     }
+    out.missing = pool.iter().filter(|(_, f)| gone.contains(&f.sha256)).map(|(p, _)| p.clone()).collect();
     opts.progress.finish_and_clear();
-
-    let manifest: Vec<ManifestEntry> = files
-        .into_iter()
-        .map(|(path, (size, sha256))| ManifestEntry { path, content: Content::File { size, sha256 } })
-        .collect();
-    let source = serde_json::json!({
-        "method": "mirror",
-        "upstream": upstream,
-        "suites": spec.suites,
-        "components": spec.components,
-        "architectures": spec.architectures,
-        "sources": spec.sources,
-        "signature": signature,
-        "insecure_skip_signature": spec.insecure_skip_signature,
-    });
-    let (store2, archive) = (store.clone(), spec.archive.clone());
-    let snapshot = blocking(move || {
-        let opts = PublishOptions { progress: &NoProgress, source, always: true };
-        Ok(commit_manifest(&store2, &archive, manifest, &opts)?.0)
-    })
-    .await?;
-    Ok(MirrorReport {
-        archive: spec.archive.clone(),
-        snapshot: snapshot.id,
-        unchanged: false,
-        files: snapshot.files,
-        bytes: snapshot.bytes,
-        downloaded_files,
-        downloaded_bytes: fetcher.stats.downloaded_bytes.load(Ordering::Relaxed),
-        reused_files,
-        reused_bytes,
-        requests: fetcher.stats.requests.load(Ordering::Relaxed),
-        retries: fetcher.stats.retries.load(Ordering::Relaxed),
-        signature,
-        duration_ms: started.elapsed().as_millis(),
-    })
+    Ok(out)
 }
 
 fn normalize_upstream(url: &str) -> Result<String, MirrorError> {
@@ -469,98 +561,4 @@ fn normalize_upstream(url: &str) -> Result<String, MirrorError> {
         s.push('/');
     }
     Ok(s)
-}
-
-const RELEASE_LIMIT: u64 = 64 * 1024 * 1024;
-
-async fn fetch_suite(
-    store: &Store,
-    fetcher: &Fetcher,
-    upstream: &str,
-    suite: &str,
-    spec: &MirrorSpec,
-    keyring: Option<&Arc<Keyring>>,
-) -> Result<(SuiteState, Vec<String>), MirrorError> {
-    let suite_path =
-        RelPath::new(suite).map_err(|e| MirrorError::Config(format!("suite {suite:?} is not a valid path: {e}")))?;
-    let dir = format!("{upstream}dists/{suite_path}/");
-    let inrelease = fetcher.get_small(&format!("{dir}InRelease"), RELEASE_LIMIT).await?;
-    let release = fetcher.get_small(&format!("{dir}Release"), RELEASE_LIMIT).await?;
-    let release_gpg = match &release {
-        Some(_) => fetcher.get_small(&format!("{dir}Release.gpg"), RELEASE_LIMIT).await?,
-        None => None,
-    };
-    let sig_err = |file, source| MirrorError::Signature { suite: suite.to_string(), file, source };
-    let mut fingerprints = Vec::new();
-    let signed_text = match (&inrelease, &release, keyring) {
-        (Some(inr), _, Some(k)) => {
-            let (k, inr) = (k.clone(), inr.clone());
-            let v = verify_off_thread(move || k.verify_inline(&inr)).await.map_err(|e| sig_err("InRelease", e))?;
-            fingerprints.extend(v.fingerprints);
-            v.signed
-        }
-        (Some(inr), _, None) => clearsigned_body(inr),
-        (None, Some(rel), Some(k)) => {
-            let sig = release_gpg.as_ref().ok_or_else(|| {
-                sig_err("Release", SignatureError::Invalid("upstream has no InRelease and no Release.gpg".into()))
-            })?;
-            let (k, rel, sig) = (k.clone(), rel.clone(), sig.clone());
-            let v = verify_off_thread(move || k.verify_detached(&rel, &sig))
-                .await
-                .map_err(|e| sig_err("Release.gpg", e))?;
-            fingerprints.extend(v.fingerprints);
-            v.signed
-        }
-        (None, Some(rel), None) => rel.clone(),
-        (None, None, _) => return Err(MirrorError::NoRelease { suite: suite.into(), url: dir }),
-    };
-    // A Release kept beside an InRelease must be signed too: clients that fall back to it
-    // would otherwise get an unverifiable file from us.
-    if let (Some(_), Some(rel), Some(sig), Some(k)) = (&inrelease, &release, &release_gpg, keyring) {
-        let (k, rel, sig) = (k.clone(), rel.clone(), sig.clone());
-        verify_off_thread(move || k.verify_detached(&rel, &sig)).await.map_err(|e| sig_err("Release.gpg", e))?;
-    }
-    let text = String::from_utf8(signed_text)
-        .map_err(|_| MirrorError::Release { suite: suite.into(), source: ReleaseError::BadLine("not UTF-8".into()) })?;
-    let parsed = parse_release(&text).map_err(|source| MirrorError::Release { suite: suite.into(), source })?;
-    let pick = |wanted: &Vec<String>, available: &Vec<String>, what: &str| -> Result<Vec<String>, MirrorError> {
-        if wanted.is_empty() {
-            return Ok(available.clone());
-        }
-        for w in wanted {
-            let listed = available.iter().any(|a| a == w || a.rsplit('/').next() == Some(w.as_str()));
-            if w != "all" && !listed {
-                return Err(MirrorError::Selection {
-                    suite: suite.into(),
-                    reason: format!("{what} {w:?} is not in its Release file (it has: {})", available.join(" ")),
-                });
-            }
-        }
-        Ok(wanted.clone())
-    };
-    let selection = IndexSelection {
-        components: pick(&spec.components, &parsed.components, "component")?,
-        architectures: pick(&spec.architectures, &parsed.architectures, "architecture")?,
-        sources: spec.sources,
-    };
-    let indices: Vec<release::IndexRef> = parsed.files.into_iter().filter(|f| selection.wants(&f.path)).collect();
-    if indices.is_empty() {
-        return Err(MirrorError::Selection {
-            suite: suite.into(),
-            reason: "no index file matches the chosen components and architectures".into(),
-        });
-    }
-    let mut files = BTreeMap::new();
-    let mut identity = None;
-    for (name, bytes) in [("InRelease", inrelease), ("Release", release), ("Release.gpg", release_gpg)] {
-        if let Some(bytes) = bytes {
-            let path = RelPath::new(&format!("dists/{suite_path}/{name}")).expect("valid");
-            let size = bytes.len() as u64;
-            let digest = store_bytes(store, bytes).await?;
-            identity.get_or_insert(path.clone());
-            files.insert(path, (size, digest));
-        }
-    }
-    let identity = identity.expect("InRelease or Release exists here");
-    Ok((SuiteState { files, identity, indices }, fingerprints))
 }

@@ -2,6 +2,7 @@
 //! SHA256 list of index files, each path checked to stay inside `dists/<suite>/`.
 
 use super::deb822::{Deb822Error, single_paragraph};
+use super::scope::MirrorScope;
 use crate::domain::{Digest, RelPath};
 
 #[derive(Debug, Clone)]
@@ -55,21 +56,42 @@ pub fn parse_release(text: &str) -> Result<ReleaseFile, ReleaseError> {
 pub struct IndexSelection {
     pub components: Vec<String>,
     pub architectures: Vec<String>,
-    pub sources: bool,
+    pub scope: MirrorScope,
+}
+
+/// `Contents-amd64.gz` → `amd64`; `Translation-pt_BR.xz` → `pt_BR`: the name part after
+/// `prefix`, without compression suffixes.
+fn target_of<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = name.strip_prefix(prefix)?;
+    Some(rest.split('.').next().unwrap_or(rest))
 }
 
 impl IndexSelection {
+    fn arch_ok(&self, arch: &str) -> bool {
+        arch == "all" || self.architectures.iter().any(|x| x == arch)
+    }
+
+    fn contents_ok(&self, name: &str) -> bool {
+        let Some(target) = target_of(name, "Contents-") else { return false };
+        if !self.scope.contents {
+            return false;
+        }
+        if let Some(arch) = target.strip_prefix("udeb-") {
+            return self.scope.udebs && self.arch_ok(arch);
+        }
+        self.arch_ok(target) || (self.scope.sources && target == "source")
+    }
+
+    fn packages_ok(&self, dir: &str, file: &str) -> bool {
+        dir.strip_prefix("binary-").is_some_and(|a| self.arch_ok(a)) && (file.starts_with("Packages") || file == "Release")
+    }
+
     pub fn wants(&self, path: &RelPath) -> bool {
         let p = path.as_str();
-        let arch_ok = |a: &str| a == "all" || self.architectures.iter().any(|x| x == a);
-        let contents_ok = |name: &str| {
-            let Some(rest) = name.strip_prefix("Contents-") else { return false };
-            let target = rest.split('.').next().unwrap_or(rest);
-            target == "all" || arch_ok(target) || (self.sources && target == "source")
-        };
         if !p.contains('/') {
-            return contents_ok(p);
+            return self.contents_ok(p);
         }
+        let scope = &self.scope;
         // Debian's security archive lists `updates/main` but keeps its indices under `main/`,
         // as apt expects: match the last segment too.
         let dirs = self.components.iter().flat_map(|c| [c.as_str(), c.rsplit('/').next().unwrap_or(c)]);
@@ -77,12 +99,13 @@ impl IndexSelection {
             let Some(rest) = p.strip_prefix(comp).and_then(|r| r.strip_prefix('/')) else { continue };
             let segs: Vec<&str> = rest.split('/').collect();
             return match segs.as_slice() {
-                [dir, file] if dir.starts_with("binary-") => {
-                    arch_ok(&dir["binary-".len()..]) && (file.starts_with("Packages") || *file == "Release")
-                }
-                ["source", file] => self.sources && (file.starts_with("Sources") || *file == "Release"),
-                ["i18n", file] => file.starts_with("Translation-"),
-                [file] => contents_ok(file),
+                [dir, file] if dir.starts_with("binary-") => self.packages_ok(dir, file),
+                ["debian-installer", dir, file] => scope.udebs && self.packages_ok(dir, file),
+                ["source", file] => scope.sources && (file.starts_with("Sources") || *file == "Release"),
+                ["i18n", file] => target_of(file, "Translation-").is_some_and(|l| scope.i18n.wants(l)),
+                ["dep11", file] => scope.dep11 && target_of(file, "Components-").is_none_or(|a| self.arch_ok(a)),
+                ["cnf", file] => scope.cnf && target_of(file, "Commands-").is_some_and(|a| self.arch_ok(a)),
+                [file] => self.contents_ok(file),
                 _ => false,
             };
         }
@@ -105,7 +128,8 @@ mod tests {
     use super::*;
 
     fn sel(sources: bool) -> IndexSelection {
-        IndexSelection { components: vec!["main".into()], architectures: vec!["amd64".into()], sources }
+        let scope = MirrorScope { sources, ..MirrorScope::default() };
+        IndexSelection { components: vec!["main".into()], architectures: vec!["amd64".into()], scope }
     }
 
     #[test]
@@ -135,6 +159,82 @@ mod tests {
     }
 
     #[test]
+    fn scope_options_choose_each_kind_of_file() {
+        let listed = [
+            "Contents-amd64.gz",
+            "Contents-i386.gz",
+            "Contents-udeb-amd64.gz",
+            "Contents-source.gz",
+            "main/Contents-amd64.gz",
+            "main/binary-amd64/Packages.xz",
+            "main/binary-i386/Packages.xz",
+            "main/debian-installer/binary-amd64/Packages.xz",
+            "main/debian-installer/binary-i386/Packages.xz",
+            "main/source/Sources.xz",
+            "main/i18n/Translation-en.xz",
+            "main/i18n/Translation-de.xz",
+            "main/i18n/Translation-pt_BR.xz",
+            "main/i18n/Index",
+            "main/dep11/Components-amd64.yml.gz",
+            "main/dep11/Components-i386.yml.gz",
+            "main/dep11/icons-48x48.tar.gz",
+            "main/cnf/Commands-amd64.xz",
+            "main/cnf/Commands-i386.xz",
+            "main/installer-amd64/current/images/SHA256SUMS",
+        ];
+        let picked = |scope: MirrorScope| -> Vec<&str> {
+            let s = IndexSelection { components: vec!["main".into()], architectures: vec!["amd64".into()], scope };
+            listed.iter().copied().filter(|p| s.wants(&RelPath::new(p).unwrap())).collect()
+        };
+        assert_eq!(
+            picked(MirrorScope::default()),
+            [
+                "Contents-amd64.gz",
+                "main/Contents-amd64.gz",
+                "main/binary-amd64/Packages.xz",
+                "main/i18n/Translation-en.xz",
+                "main/i18n/Translation-de.xz",
+                "main/i18n/Translation-pt_BR.xz",
+            ]
+        );
+        let everything = MirrorScope { sources: true, udebs: true, dep11: true, cnf: true, ..MirrorScope::default() };
+        assert_eq!(
+            picked(everything.clone()),
+            [
+                "Contents-amd64.gz",
+                "Contents-udeb-amd64.gz",
+                "Contents-source.gz",
+                "main/Contents-amd64.gz",
+                "main/binary-amd64/Packages.xz",
+                "main/debian-installer/binary-amd64/Packages.xz",
+                "main/source/Sources.xz",
+                "main/i18n/Translation-en.xz",
+                "main/i18n/Translation-de.xz",
+                "main/i18n/Translation-pt_BR.xz",
+                "main/dep11/Components-amd64.yml.gz",
+                "main/dep11/icons-48x48.tar.gz",
+                "main/cnf/Commands-amd64.xz",
+            ]
+        );
+        let narrow = MirrorScope { contents: false, i18n: "en,pt_BR".parse().unwrap(), ..everything };
+        assert_eq!(
+            picked(narrow),
+            [
+                "main/binary-amd64/Packages.xz",
+                "main/debian-installer/binary-amd64/Packages.xz",
+                "main/source/Sources.xz",
+                "main/i18n/Translation-en.xz",
+                "main/i18n/Translation-pt_BR.xz",
+                "main/dep11/Components-amd64.yml.gz",
+                "main/dep11/icons-48x48.tar.gz",
+                "main/cnf/Commands-amd64.xz",
+            ]
+        );
+        let none = MirrorScope { i18n: "none".parse().unwrap(), ..MirrorScope::default() };
+        assert!(!picked(none).iter().any(|p| p.contains("i18n")));
+    }
+
+    #[test]
     fn parses_the_real_debian_release() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -151,7 +251,7 @@ mod tests {
         let r = parse_release(&body).unwrap();
         assert!(r.components.contains(&"updates/main".to_string()));
         let s =
-            IndexSelection { components: r.components.clone(), architectures: vec!["amd64".into()], sources: false };
+            IndexSelection { components: r.components.clone(), architectures: vec!["amd64".into()], scope: sel(false).scope };
         let picked: Vec<_> = r.files.iter().filter(|f| s.wants(&f.path)).map(|f| f.path.as_str()).collect();
         assert!(picked.contains(&"main/binary-amd64/Packages.xz"), "{picked:?}");
         assert!(r.architectures.contains(&"amd64".to_string()));

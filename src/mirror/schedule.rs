@@ -89,6 +89,13 @@ pub async fn run_once(store: &Store, data: &std::path::Path, spec: &MirrorSpec, 
             if !report.unchanged {
                 metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
             }
+            for w in &report.warnings {
+                tracing::warn!(archive, "{w}");
+            }
+            if !report.missing.is_empty() {
+                let missing: Vec<&str> = report.missing.iter().map(|p| p.as_str()).collect();
+                tracing::warn!(archive, ?missing, "snapshot recorded without files missing upstream (allow_missing)");
+            }
             tracing::info!(archive, snapshot = %report.snapshot, unchanged = report.unchanged,
                 downloaded_bytes = report.downloaded_bytes, files = report.files, "mirror run finished");
             true
