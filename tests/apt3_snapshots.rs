@@ -18,13 +18,31 @@ struct Shape {
     archive: &'static str,
     origin: &'static str,
     label: &'static str,
-    suite: &'static str,
+    /// The first suite is the release; with more, it never changes (as Ubuntu's `noble`) and
+    /// the others change between the two runs (`noble-updates`).
+    suites: &'static [&'static str],
+    /// Extra `asof mirror` options; `--no-contents` also gives the upstream Contents files.
+    scope: &'static [&'static str],
 }
 
-const DEBIAN: Shape = Shape { archive: "debian", origin: "Debian", label: "Debian", suite: "trixie" };
-const DEBIAN_SECURITY: Shape =
-    Shape { archive: "debian-security", origin: "Debian", label: "Debian-Security", suite: "trixie-security" };
-const UBUNTU: Shape = Shape { archive: "ubuntu", origin: "Ubuntu", label: "Ubuntu", suite: "noble" };
+const DEBIAN: Shape = Shape { archive: "debian", origin: "Debian", label: "Debian", suites: &["trixie"], scope: &[] };
+const DEBIAN_SECURITY: Shape = Shape {
+    archive: "debian-security",
+    origin: "Debian",
+    label: "Debian-Security",
+    suites: &["trixie-security"],
+    scope: &[],
+};
+const UBUNTU: Shape = Shape {
+    archive: "ubuntu",
+    origin: "Ubuntu",
+    label: "Ubuntu",
+    suites: &["noble", "noble-updates"],
+    scope: &["--no-contents"],
+};
+
+/// Where a Contents file of the upstream is, that `--no-contents` leaves out.
+const CONTENTS: &str = "main/Contents-amd64.gz";
 
 /// The host name the documentation uses for an asof server.
 const DOC_HOST: &str = "http://asof.example";
@@ -67,22 +85,38 @@ fn sign(dist: &Path) {
     gpg(&["--digest-algo", "SHA512", "--armor", "--detach-sign", "-o", detached, release.to_str().unwrap()]);
 }
 
-/// Writes fixture tree `version` (fixtures/apt/v1 or v2) as upstream `shape` under
-/// `root/<archive>`: suite renamed, Origin and Label set, `valid_until` added, re-signed.
+/// Writes upstream `shape` under `root/<archive>` as it is at fixture `version` (fixtures/apt/v1
+/// or v2): each suite a fixture tree with the suite renamed, Origin and Label set,
+/// `valid_until` added, a Contents file when the shape leaves them out, re-signed.
 fn upstream_tree(shape: &Shape, version: &str, valid_until: Option<&str>, root: &Path) {
-    let (from, to) = (fixtures().join("apt").join(version), root.join(shape.archive));
+    let to = root.join(shape.archive);
     std::fs::create_dir_all(to.join("dists")).unwrap();
-    let cp = |a: &Path, b: &Path| assert!(Command::new("cp").arg("-a").arg(a).arg(b).status().unwrap().success());
-    cp(&from.join("pool"), &to.join("pool"));
-    let dist = to.join("dists").join(shape.suite);
-    cp(&from.join("dists/stable"), &dist);
-    let release = std::fs::read_to_string(dist.join("Release")).unwrap();
+    for (i, suite) in shape.suites.iter().enumerate() {
+        let from = fixtures().join("apt").join(if i == 0 && shape.suites.len() > 1 { "v1" } else { version });
+        let cp = |a: &Path, b: &Path| assert!(Command::new("cp").arg("-aT").arg(a).arg(b).status().unwrap().success());
+        cp(&from.join("pool"), &to.join("pool"));
+        let dist = to.join("dists").join(suite);
+        cp(&from.join("dists/stable"), &dist);
+        let mut release =
+            shaped_release(&std::fs::read_to_string(dist.join("Release")).unwrap(), shape, suite, valid_until);
+        if shape.scope.contains(&"--no-contents") {
+            let contents = format!("Contents of {suite}\n").into_bytes();
+            std::fs::write(dist.join(CONTENTS), &contents).unwrap();
+            release.push_str(&format!(" {} {} {CONTENTS}\n", sha256_hex(&contents), contents.len()));
+        }
+        std::fs::write(dist.join("Release"), release).unwrap();
+        sign(&dist);
+    }
+}
+
+/// The fixture's Release text as `suite` of `shape` (its SHA256 section last, as in the fixture).
+fn shaped_release(release: &str, shape: &Shape, suite: &str, valid_until: Option<&str>) -> String {
     let mut out = String::new();
     for line in release.lines() {
         let line = match line.split_once(": ").map(|(k, _)| k) {
             Some("Origin") => format!("Origin: {}", shape.origin),
             Some("Label") => format!("Label: {}", shape.label),
-            Some("Suite") | Some("Codename") => format!("{}: {}", line.split_once(':').unwrap().0, shape.suite),
+            Some(key @ ("Suite" | "Codename")) => format!("{key}: {suite}"),
             _ => line.to_string(),
         };
         out.push_str(&line);
@@ -91,26 +125,20 @@ fn upstream_tree(shape: &Shape, version: &str, valid_until: Option<&str>, root: 
             out.push_str(&format!("Valid-Until: {until}\n"));
         }
     }
-    std::fs::write(dist.join("Release"), out).unwrap();
-    sign(&dist);
+    assert!(out.contains("\nSHA256:\n"), "{out}");
+    out
 }
 
 /// `asof mirror` of `shape` from `upstream` (its base URL, ending in `/`); the new snapshot ID.
 fn mirror(data: &Path, shape: &Shape, upstream: &str) -> String {
     let key = fixtures().join("keys/test-signing.gpg");
-    let out = asof(
-        data,
-        &[
-            "mirror",
-            shape.archive,
-            "--upstream",
-            &format!("{upstream}{}", shape.archive),
-            "--suite",
-            shape.suite,
-            "--keyring",
-            key.to_str().unwrap(),
-        ],
-    );
+    let base = format!("{upstream}{}", shape.archive);
+    let mut args = vec!["mirror", shape.archive, "--upstream", &base, "--keyring", key.to_str().unwrap()];
+    for suite in shape.suites {
+        args.extend(["--suite", suite]);
+    }
+    args.extend_from_slice(shape.scope);
+    let out = asof(data, &args);
     assert!(out.status.success(), "mirror failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -178,10 +206,24 @@ fn snapshot_mode_installs_what_was_current(shape: &Shape) {
     let before = id_plus(&first, -86400);
     let run = chroot.run(&["apt", "update", "-S", &before]);
     let base = format!("http://{}/{}/{before}", server.addr, shape.archive);
-    run.assert_failed_with(&[&format!(
-        "Error: The repository '{base} {} Release' does not have a Release file.",
-        shape.suite
-    )]);
+    let errors: Vec<String> = shape
+        .suites
+        .iter()
+        .map(|suite| format!("Error: The repository '{base} {suite} Release' does not have a Release file."))
+        .collect();
+    run.assert_failed_with(&errors.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // What was mirrored: the upstream's signed bytes, without what the scope left out.
+    for suite in shape.suites {
+        let upstream = tmp.path().join("up1").join(shape.archive).join("dists").join(suite);
+        let upstream = std::fs::read(upstream.join("InRelease")).unwrap();
+        let dist = format!("{}/{between}/dists/{suite}", shape.archive);
+        assert_eq!(server.get(&format!("/{dist}/InRelease")).body, upstream);
+        if shape.scope.contains(&"--no-contents") {
+            let contents = server.get(&format!("/{dist}/{CONTENTS}"));
+            assert_eq!(contents.status, 404, "{}", contents.text());
+        }
+    }
 }
 
 #[test]
@@ -209,7 +251,7 @@ fn debian_security_archive_snapshot_mode_with_expired_release() {
 
     apt_clean(&chroot, &["update"]);
     let run = chroot.run(&["apt", "update", "-S", &between]);
-    let release = format!("http://{}/{}/{between}/dists/{}/InRelease", server.addr, shape.archive, shape.suite);
+    let release = format!("http://{}/{}/{between}/dists/{}/InRelease", server.addr, shape.archive, shape.suites[0]);
     let problems = run.problems();
     let prefix = format!("Error: Release file for {release} is expired (invalid since ");
     let suffix = "). Updates for this repository will not be applied.";
@@ -294,4 +336,32 @@ fn snapshot_option_is_silently_ignored_before_the_first_plain_update() {
     );
     apt_clean(&chroot, &["install", "-y", "-S", &between, "hello-asof"]);
     assert_eq!(installed(&chroot, "hello-asof"), "hello-asof\t1.0-1\n");
+}
+
+/// Many suites with the same indices (as `jammy-security` and `jammy-updates` share empty
+/// ones): the mirror downloads each content once, even when every suite asks at the same time
+/// (they share one partial file, keyed by digest).
+#[test]
+fn identical_indices_in_many_suites_are_mirrored_in_one_run() {
+    const SAME: Shape = Shape {
+        archive: "ubuntu",
+        origin: "Ubuntu",
+        label: "Ubuntu",
+        suites: &["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"],
+        scope: &[],
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    upstream_tree(&SAME, "v1", None, &tmp.path().join("up"));
+    let upstream = common::upstream::Upstream::start(tmp.path().join("up"));
+    let id = mirror(&tmp.path().join("data"), &SAME, &upstream.url);
+    let server = Server::start(&tmp.path().join("data"));
+    let packages = std::fs::read(fixtures().join("apt/v1/dists/stable/main/binary-amd64/Packages.xz")).unwrap();
+    for suite in SAME.suites {
+        assert_eq!(server.get(&format!("/ubuntu/{id}/dists/{suite}/main/binary-amd64/Packages.xz")).body, packages);
+    }
+    for file in ["Packages", "Packages.gz", "Packages.xz"] {
+        let asked: usize =
+            SAME.suites.iter().map(|s| upstream.requested(&format!("ubuntu/dists/{s}/main/binary-amd64/{file}"))).sum();
+        assert_eq!(asked, 1, "{file} downloaded {asked} times");
+    }
 }

@@ -284,10 +284,8 @@ async fn unchanged_snapshot(
     suites: &[SuiteState],
 ) -> Result<Option<crate::catalog::Snapshot>, MirrorError> {
     let (store, archive) = (store.clone(), spec.archive.clone());
-    let identities: Vec<(RelPath, Digest)> = suites
-        .iter()
-        .flat_map(|s| s.release_files.iter().map(|(p, b)| (p.clone(), Digest::of(b))))
-        .collect();
+    let identities: Vec<(RelPath, Digest)> =
+        suites.iter().flat_map(|s| s.release_files.iter().map(|(p, b)| (p.clone(), Digest::of(b)))).collect();
     let selection = [
         ("components", serde_json::json!(spec.components)),
         ("architectures", serde_json::json!(spec.architectures)),
@@ -466,7 +464,10 @@ fn best_variant<'a>(base: &str, present: impl Iterator<Item = &'a RelPath>) -> R
         .filter_map(|p| decode_rank(p.as_str()).map(|r| (r, p)))
         .min_by_key(|(r, _)| *r)
         .map(|(_, p)| p.clone())
-        .ok_or_else(|| MirrorError::Index { index: base.to_string(), source: IndexError::Unsupported(base.to_string()) })
+        .ok_or_else(|| MirrorError::Index {
+            index: base.to_string(),
+            source: IndexError::Unsupported(base.to_string()),
+        })
 }
 
 /// The pool files the stored indices reference.

@@ -63,17 +63,18 @@ pub async fn dry_run(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> 
         .iter()
         .flat_map(|s| s.indices.iter().map(move |idx| (s.index_path(idx), idx.size, idx.sha256)))
         .collect();
-    let variants: Vec<Result<Variant, MirrorError>> = futures::stream::iter(jobs.into_iter().map(|(path, size, sha256)| {
-        let (fetcher, store, url) = (fetcher.clone(), store.clone(), format!("{upstream}{path}"));
-        async move {
-            let stored = contains(&store, sha256).await?;
-            let upstream = stored || fetcher.exists(&url).await?;
-            Ok(Variant { path, size, sha256, stored, upstream })
-        }
-    }))
-    .buffer_unordered(opts.jobs.max(1))
-    .collect()
-    .await;
+    let variants: Vec<Result<Variant, MirrorError>> =
+        futures::stream::iter(jobs.into_iter().map(|(path, size, sha256)| {
+            let (fetcher, store, url) = (fetcher.clone(), store.clone(), format!("{upstream}{path}"));
+            async move {
+                let stored = contains(&store, sha256).await?;
+                let upstream = stored || fetcher.exists(&url).await?;
+                Ok(Variant { path, size, sha256, stored, upstream })
+            }
+        }))
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
     let mut by_base: BTreeMap<String, Vec<Variant>> = BTreeMap::new();
     for v in variants {
         let v = v?;
@@ -125,12 +126,7 @@ async fn contains(store: &Store, sha256: Digest) -> Result<bool, MirrorError> {
 
 /// An index's bytes, from the store or from upstream into memory, checked against the
 /// signed Release.
-async fn index_bytes(
-    store: &Store,
-    fetcher: &super::Fetcher,
-    url: &str,
-    v: &Variant,
-) -> Result<Vec<u8>, MirrorError> {
+async fn index_bytes(store: &Store, fetcher: &super::Fetcher, url: &str, v: &Variant) -> Result<Vec<u8>, MirrorError> {
     if v.stored {
         let (store, sha) = (store.clone(), v.sha256);
         return blocking(move || {

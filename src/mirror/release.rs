@@ -83,7 +83,8 @@ impl IndexSelection {
     }
 
     fn packages_ok(&self, dir: &str, file: &str) -> bool {
-        dir.strip_prefix("binary-").is_some_and(|a| self.arch_ok(a)) && (file.starts_with("Packages") || file == "Release")
+        dir.strip_prefix("binary-").is_some_and(|a| self.arch_ok(a))
+            && (file.starts_with("Packages") || file == "Release")
     }
 
     pub fn wants(&self, path: &RelPath) -> bool {
@@ -250,8 +251,11 @@ mod tests {
             .collect();
         let r = parse_release(&body).unwrap();
         assert!(r.components.contains(&"updates/main".to_string()));
-        let s =
-            IndexSelection { components: r.components.clone(), architectures: vec!["amd64".into()], scope: sel(false).scope };
+        let s = IndexSelection {
+            components: r.components.clone(),
+            architectures: vec!["amd64".into()],
+            scope: sel(false).scope,
+        };
         let picked: Vec<_> = r.files.iter().filter(|f| s.wants(&f.path)).map(|f| f.path.as_str()).collect();
         assert!(picked.contains(&"main/binary-amd64/Packages.xz"), "{picked:?}");
         assert!(r.architectures.contains(&"amd64".to_string()));

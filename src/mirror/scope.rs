@@ -37,7 +37,8 @@ impl FromStr for Languages {
             list => {
                 let langs: Vec<String> = list.split(',').map(|l| l.trim().to_string()).collect();
                 for l in &langs {
-                    let valid = !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '@' | '-'));
+                    let valid =
+                        !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '@' | '-'));
                     if !valid || l == "all" || l == "none" {
                         return Err(format!(
                             "i18n language {l:?} is not valid: give 'all', 'none' or language codes separated by commas (en,de,pt_BR)"

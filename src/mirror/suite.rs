@@ -98,7 +98,13 @@ async fn choose(suite: &str, up: &Upstream, keyring: &Arc<Keyring>) -> Result<Ch
                     "suite {suite}: InRelease left out of the snapshot (Release and Release.gpg verified): InRelease refused: {e}"
                 ));
             }
-            Ok(Choice { signed: v.signed, keep_inrelease: false, keep_pair: true, fingerprints: v.fingerprints, warnings })
+            Ok(Choice {
+                signed: v.signed,
+                keep_inrelease: false,
+                keep_pair: true,
+                fingerprints: v.fingerprints,
+                warnings,
+            })
         }
         // Neither verifies: the InRelease's reason when there is one, as apt reports it.
         (Some(Err(e)), _) => Err(sig_err("InRelease", e)),
