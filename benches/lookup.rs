@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use asof::blob::LocalBlobStore;
 use asof::catalog::{Catalog, Change, CommitPlan, SnapshotKey, SqliteCatalog};
 use asof::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use asof::manifest::{Content, ManifestEntry, implied_dirs};
-use asof::resolve::{resolve_id, resolve_path};
+use asof::resolve::release::ReleaseCache;
+use asof::resolve::{Releases, resolve_id, resolve_path};
 use criterion::{Criterion, criterion_group};
 
 struct Shape {
@@ -137,9 +139,13 @@ fn bench(c: &mut Criterion) {
         let id = SnapshotId::from_unix(ids[0].unix() + rng.below(span) as i64).unwrap();
         (id, paths[rng.below(paths.len())].clone())
     };
+    // Plain paths never read a Release: an empty blob store will do.
+    let blob_dir = tempfile::tempdir().unwrap();
+    let (blobs, cache) = (LocalBlobStore::open(blob_dir.path().join("blobs")).unwrap(), ReleaseCache::default());
+    let releases = Releases { blobs: &blobs, cache: &cache };
     let resolve_one = |id: SnapshotId, path: &RelPath| {
         let res = resolve_id(&catalog, &archive, id, now).unwrap();
-        resolve_path(&catalog, res.snapshot.key, path).unwrap().expect("every path exists in every snapshot")
+        resolve_path(&catalog, releases, res.snapshot.key, path).unwrap().expect("every path exists in every snapshot")
     };
 
     // Latency distribution, as a server sees it (one request = one resolve): a first pass

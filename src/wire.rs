@@ -26,6 +26,27 @@ pub struct SnapshotJson {
     pub previous: Option<SnapshotId>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub next: Option<SnapshotId>,
+    /// The suites' Release files, with their Valid-Until (only in the answers about one
+    /// snapshot: `snapshots/<ID>` and `latest`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub releases: Option<Vec<ReleaseJson>>,
+}
+
+/// One suite's Release file in a snapshot, and whether apt would still accept it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReleaseJson {
+    /// `dists/<suite>/InRelease` (or `Release` where there is no InRelease).
+    pub path: String,
+    /// Its `Valid-Until`, if it has one (apt refuses it after that unless told not to).
+    pub valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// `valid_until` has passed (as of the answer): apt 2.6 refuses the Release.
+    pub expired: bool,
+}
+
+impl ReleaseJson {
+    pub fn new(r: &crate::resolve::release::SuiteRelease, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self { path: r.path.to_string(), valid_until: r.valid_until, expired: r.valid_until.is_some_and(|v| v < now) }
+    }
 }
 
 fn ser_digest<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
@@ -53,6 +74,7 @@ impl From<&Snapshot> for SnapshotJson {
             url: format!("/{}/{}/", s.archive, s.id),
             previous: None,
             next: None,
+            releases: None,
         }
     }
 }

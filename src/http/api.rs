@@ -255,13 +255,15 @@ async fn archive_action(
         ["snapshots", id] => {
             let id = parse_path_id(id)?;
             let name = archive.clone();
+            let cache = st.releases.clone();
             let snap = st
                 .blocking(move |s| {
                     let found = s.catalog.resolve(&name, id)?.filter(|s| s.id == id);
                     let snap =
                         found.ok_or_else(|| ApiError::NotFound(format!("archive '{name}' has no snapshot {id}")))?;
                     let (previous, next) = s.catalog.neighbours(snap.key)?;
-                    Ok(SnapshotJson { previous, next, ..SnapshotJson::from(&snap) })
+                    let releases = Some(releases_json(s, &cache, snap.key)?);
+                    Ok(SnapshotJson { previous, next, releases, ..SnapshotJson::from(&snap) })
                 })
                 .await?;
             // An exact snapshot never changes, but its `next` link can appear later.
@@ -287,13 +289,15 @@ async fn archive_action(
         }
         ["latest"] => {
             let name = archive.clone();
+            let cache = st.releases.clone();
             let snap = st
                 .blocking(move |s| {
                     let latest = s.catalog.latest(&name)?.ok_or_else(|| {
                         ApiError::NotFound(format!("archive '{name}' does not exist or has no snapshots"))
                     })?;
                     let (previous, _) = s.catalog.neighbours(latest.key)?;
-                    Ok(SnapshotJson { previous, ..SnapshotJson::from(&latest) })
+                    let releases = Some(releases_json(s, &cache, latest.key)?);
+                    Ok(SnapshotJson { previous, releases, ..SnapshotJson::from(&latest) })
                 })
                 .await?;
             Ok(short(&st, Json(snap).into_response()))
@@ -302,6 +306,18 @@ async fn archive_action(
             "unknown API action '{action}': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first or sources/<name>"
         ))),
     }
+}
+
+/// The suites' Release files of a snapshot, with Valid-Until and whether it has passed.
+/// Blocking.
+pub fn releases_json(
+    s: &crate::store::Store,
+    cache: &crate::resolve::release::ReleaseCache,
+    key: crate::catalog::SnapshotKey,
+) -> Result<Vec<crate::wire::ReleaseJson>, ApiError> {
+    let now = chrono::Utc::now();
+    let found = crate::resolve::release::suite_releases(s.catalog.as_ref(), s.blobs.as_ref(), cache, key)?;
+    Ok(found.iter().map(|r| crate::wire::ReleaseJson::new(r, now)).collect())
 }
 
 fn parse_path_id(s: &str) -> Result<SnapshotId, ApiError> {

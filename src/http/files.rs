@@ -12,12 +12,20 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::{AppState, listing, stream};
 use crate::catalog::Entry;
-use crate::catalog::{Catalog, CatalogError};
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use crate::manifest::Content;
-use crate::resolve::{Resolution, Resolved, TimeError, resolve_id, resolve_latest, resolve_path};
+use crate::resolve::{PathError, Releases, Resolution, Resolved, TimeError, resolve_id, resolve_latest, resolve_path};
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+impl From<PathError> for ApiError {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::Catalog(c) => c.into(),
+            PathError::Release(io) => ApiError::internal(io),
+        }
+    }
+}
 
 impl From<TimeError> for ApiError {
     fn from(e: TimeError) -> Self {
@@ -53,10 +61,12 @@ pub async fn in_snapshot(
     let started = Instant::now();
     let creds = super::access::credentials(headers);
     let metrics = st.metrics.clone();
+    let cache = st.releases.clone();
     let (res, found) = st
         .blocking(move |s| {
             super::access::check_read(s, &metrics, &archive, creds.as_deref())?;
             let catalog = s.catalog.as_ref();
+            let releases = Releases { blobs: s.blobs.as_ref(), cache: &cache };
             let res = match at {
                 At::Id(id) => resolve_id(catalog, &archive, id, SnapshotId::now())?,
                 At::Latest => resolve_latest(catalog, &archive)?,
@@ -65,9 +75,9 @@ pub async fn in_snapshot(
             // that is it an error.
             let found = match &path {
                 None => Ok(Resolved::Dir(None)),
-                Some(p) => match resolve_path(catalog, res.snapshot.key, p)? {
+                Some(p) => match resolve_path(catalog, releases, res.snapshot.key, p)? {
                     Some(found) => Ok(found),
-                    None => Err(not_found(catalog, &res, p)?),
+                    None => Err(not_found(catalog, releases, &res, p)?),
                 },
             };
             Ok((res, found))
@@ -83,7 +93,12 @@ pub async fn in_snapshot(
 /// Why `path` names nothing in the resolved snapshot. On the live path, a first segment
 /// that is not even at the top of the latest snapshot was more likely meant as an ID
 /// (`/debian/stable/Release`): that is what the answer says, as it did before the live path.
-fn not_found(catalog: &dyn Catalog, res: &Resolution, path: &RelPath) -> Result<ApiError, CatalogError> {
+fn not_found(
+    catalog: &dyn crate::catalog::Catalog,
+    releases: Releases<'_>,
+    res: &Resolution,
+    path: &RelPath,
+) -> Result<ApiError, PathError> {
     let archive = &res.snapshot.archive;
     if !res.live {
         let (requested, id) = (res.requested, res.snapshot.id);
@@ -91,7 +106,7 @@ fn not_found(catalog: &dyn Catalog, res: &Resolution, path: &RelPath) -> Result<
     }
     let first = path.as_str().split('/').next().unwrap_or_default();
     let first = RelPath::new(first).expect("a segment of a valid path is valid");
-    if first == *path || resolve_path(catalog, res.snapshot.key, &first)?.is_none() {
+    if first == *path || resolve_path(catalog, releases, res.snapshot.key, &first)?.is_none() {
         return Ok(listing::not_an_id(first.as_str(), archive));
     }
     Ok(ApiError::NotFound(format!("{path} does not exist in {archive} (latest snapshot {})", res.snapshot.id)))

@@ -179,10 +179,17 @@ pub async fn snapshot_dir(
         Json(DirJson { archive, requested: res.requested, snapshot: res.snapshot.id, path: dir_str, entries })
             .into_response()
     } else {
-        let key = res.snapshot.key;
-        let neighbours = st.blocking(move |s| Ok(s.catalog.neighbours(key)?)).await?;
-        awaits_next = neighbours.1.is_none();
-        pages::respond(pages::listing::snapshot_dir(res, dir.as_ref(), &children, neighbours))
+        let (key, cache, top) = (res.snapshot.key, st.releases.clone(), dir.is_none());
+        let (neighbours, releases) = st
+            .blocking(move |s| {
+                // The top of a snapshot shows its suites' Release files and their Valid-Until.
+                let releases = if top { super::api::releases_json(s, &cache, key)? } else { Vec::new() };
+                Ok((s.catalog.neighbours(key)?, releases))
+            })
+            .await?;
+        // "Not expired" turns into "expired" with time: until then the page can change.
+        awaits_next = neighbours.1.is_none() || releases.iter().any(|r| r.valid_until.is_some() && !r.expired);
+        pages::respond(pages::listing::snapshot_dir(res, dir.as_ref(), &children, neighbours, &releases))
     };
     for (k, v) in snapshot_headers(st, res) {
         if let Some(k) = k {

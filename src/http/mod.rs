@@ -89,6 +89,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub options: ServeOptions,
+    /// Parsed Release files (by-hash for every hash, Valid-Until), bounded.
+    pub releases: Arc<crate::resolve::release::ReleaseCache>,
 }
 
 impl AppState {
@@ -97,7 +99,7 @@ impl AppState {
     }
 
     pub fn with_metrics(store: Store, options: ServeOptions, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics, options }
+        Self { store, metrics, options, releases: Default::default() }
     }
 
     /// Runs catalog and blob work on the blocking pool so async workers never wait on I/O.

@@ -1,8 +1,10 @@
 //! Read-side domain logic: which snapshot an ID means (and whether that answer is final),
-//! and what a path means inside a snapshot (symlinks, apt's by-hash).
+//! what a path means inside a snapshot (symlinks, apt's by-hash), and what a suite's
+//! Release says (its hash lists, Valid-Until).
 
 mod path;
+pub mod release;
 mod time;
 
-pub use path::{Resolved, resolve_path};
+pub use path::{PathError, Releases, Resolved, resolve_path};
 pub use time::{Resolution, TimeError, resolve_id, resolve_latest};

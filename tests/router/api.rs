@@ -70,8 +70,9 @@ async fn one_snapshot_with_its_neighbours() {
     let app = App::start();
     let (id1, id2) = (app.id1, app.id2);
     let api = "/api/v1/archives/debian/-/snapshots";
-    assert_json(&app.get(&format!("{api}/{id1}")).await, SHORT, snapshot_json(&app.snapshot(id1), None, Some(id2)));
-    assert_json(&app.get(&format!("{api}/{id2}")).await, SHORT, snapshot_json(&app.snapshot(id2), Some(id1), None));
+    let (s1, s2) = (app.snapshot(id1), app.snapshot(id2));
+    assert_json(&app.get(&format!("{api}/{id1}")).await, SHORT, snapshot_detail_json(&s1, None, Some(id2)));
+    assert_json(&app.get(&format!("{api}/{id2}")).await, SHORT, snapshot_detail_json(&s2, Some(id1), None));
     let between = app.between();
     app.get(&format!("{api}/{between}"))
         .await
@@ -134,7 +135,7 @@ async fn resolve_and_latest() {
         .assert_api_error(404, &format!("'not-an-id' is not a snapshot ID: {FORMAT_HELP}"));
     app.get(&resolve(early).replace("/debian/", "/nope/")).await.assert_api_error(404, "no archive named 'nope'");
 
-    assert_json(&app.get("/api/v1/archives/debian/-/latest").await, SHORT, snapshot_json(&s2, Some(id1), None));
+    assert_json(&app.get("/api/v1/archives/debian/-/latest").await, SHORT, snapshot_detail_json(&s2, Some(id1), None));
 }
 
 #[tokio::test]
@@ -177,4 +178,61 @@ async fn unknown_actions_and_methods() {
         let message = format!("method not allowed: this path answers {allow}");
         r.assert_error_with(405, json!({"error": message, "status": 405}), &[]);
     }
+}
+
+/// A Release with a Valid-Until in the past: the snapshot's JSON and its page say so.
+#[tokio::test]
+async fn an_expired_release_is_shown_as_expired() {
+    let app = App::start();
+    let id = publish(&app.store, "security", &fixture("expired"));
+    let s = app.store.catalog.resolve(&archive("security"), id).unwrap().unwrap();
+    let mut want = snapshot_json(&s, None, None);
+    want["releases"] =
+        json!([{"path": "dists/stable/InRelease", "valid_until": "2024-01-08T00:00:00Z", "expired": true}]);
+    assert_json(&app.get(&format!("/api/v1/archives/security/-/snapshots/{id}")).await, SHORT, want.clone());
+    assert_json(&app.get("/api/v1/archives/security/-/latest").await, SHORT, want);
+
+    let r = app.get(&format!("/security/{id}/")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let row = format!(
+        "<tr><td><a href=\"/security/{id}/dists/stable/InRelease\">dists/stable/InRelease</a></td>\
+         <td>2024-01-08T00:00:00Z</td>\
+         <td>yes: apt refuses it unless told not to check (Acquire::Check-Valid-Until=false)</td></tr>"
+    );
+    assert!(r.text().contains(&row), "{row} in {}", r.text());
+    // The fixture without Valid-Until: none, not expired, and the page of a snapshot with a
+    // next one is final.
+    let r = app.get(&format!("/debian/{}/", app.id1)).await;
+    let row = format!(
+        "<tr><td><a href=\"/debian/{}/dists/stable/InRelease\">dists/stable/InRelease</a></td><td>none</td><td>no</td></tr>",
+        app.id1
+    );
+    assert!(r.text().contains(&row), "{row} in {}", r.text());
+    assert_eq!(r.header("cache-control"), Some(IMMUTABLE));
+}
+
+/// A Valid-Until still ahead: not expired, and the page stays short-lived (it will change
+/// when the date passes) even once a later snapshot exists.
+#[tokio::test]
+async fn a_release_not_yet_expired_keeps_its_page_short_lived() {
+    let app = App::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("dists/future")).unwrap();
+    std::fs::write(
+        dir.path().join("dists/future/Release"),
+        "Suite: future\nValid-Until: Fri, 01 Jan 2100 00:00:00 UTC\nSHA256:\n",
+    )
+    .unwrap();
+    let first = publish(&app.store, "fut", dir.path());
+    app.store.catalog.seal(first.unix() + GAP).unwrap();
+    let second = publish(&app.store, "fut", dir.path());
+    let r = app.get(&format!("/api/v1/archives/fut/-/snapshots/{first}")).await;
+    assert_eq!(
+        r.json()["releases"],
+        json!([{"path": "dists/future/Release", "valid_until": "2100-01-01T00:00:00Z", "expired": false}])
+    );
+    assert_eq!(r.json()["next"], json!(second.to_string()));
+    let r = app.get(&format!("/fut/{first}/")).await;
+    assert_eq!(r.header("cache-control"), Some(SHORT));
+    assert!(r.text().contains("<td>2100-01-01T00:00:00Z</td><td>no</td>"), "{}", r.text());
 }

@@ -300,3 +300,76 @@ async fn ids_after_the_latest_are_short_lived_until_sealed() {
     r.assert(200, &api_headers(IMMUTABLE, &len));
     assert_eq!(r.json()["final"], true);
 }
+
+/// The hex a fixture's Release lists for `path` (relative to `dists/stable/`) under `field`.
+fn listed_hex(version: &str, field: &str, path: &str) -> String {
+    let release = String::from_utf8(bytes(version, RELEASE)).unwrap();
+    let section = release.split_once(&format!("\n{field}:\n")).unwrap_or_else(|| panic!("{field} in {version}")).1;
+    section
+        .lines()
+        .take_while(|l| l.starts_with(' '))
+        .find_map(|l| l.strip_suffix(&format!(" {path}")).map(|l| l.split_whitespace().next().unwrap().to_string()))
+        .unwrap_or_else(|| panic!("{path} under {field} in {version}"))
+}
+
+#[tokio::test]
+async fn by_hash_serves_every_hash_the_release_lists() {
+    let app = App::start();
+    let id = publish(&app.store, "sha512", &fixture("sha512"));
+    let dir = "dists/stable/main/binary-amd64";
+    for name in ["Packages", "Packages.gz", "Packages.xz"] {
+        let rel = format!("{dir}/{name}");
+        let want = bytes("sha512", &rel);
+        let direct = app.get(&format!("/sha512/{id}/{rel}")).await;
+        for field in ["MD5Sum", "SHA1", "SHA256", "SHA512"] {
+            let hex = listed_hex("sha512", field, &format!("main/binary-amd64/{name}"));
+            for hex in [hex.clone(), hex.to_uppercase()] {
+                let r = app.get(&format!("/sha512/{id}/{dir}/by-hash/{field}/{hex}")).await;
+                assert_eq!((r.status.as_u16(), &r.headers), (200, &direct.headers), "{field} of {name}");
+                assert!(r.body == want, "{field} of {name}: body differs");
+            }
+        }
+    }
+    // The live path too.
+    let sha512 = listed_hex("sha512", "SHA512", "main/binary-amd64/Packages.xz");
+    let r = app.get(&format!("/sha512/{dir}/by-hash/SHA512/{sha512}")).await;
+    assert_eq!((r.status.as_u16(), r.header("cache-control")), (200, Some("public, max-age=60")));
+    assert!(r.body == bytes("sha512", PACKAGES_XZ));
+
+    // Only in the directory the Release lists the file in, and only hashes it lists.
+    for path in [
+        format!("dists/stable/by-hash/SHA512/{sha512}"),
+        format!("dists/stable/main/by-hash/SHA512/{sha512}"),
+        format!("{dir}/by-hash/SHA512/{}", "0".repeat(128)),
+        format!("{dir}/by-hash/SHA512/{}", &sha512[..64]),
+        format!("{dir}/by-hash/SHA1/{sha512}"),
+        format!("{dir}/by-hash/sha512/{sha512}"),
+    ] {
+        app.get(&format!("/sha512/{id}/{path}"))
+            .await
+            .assert_error(404, &format!("{path} does not exist in sha512/{id} (snapshot {id})"));
+    }
+}
+
+#[tokio::test]
+async fn by_hash_of_other_hashes_stays_in_its_snapshot() {
+    let app = App::start();
+    let (id1, id2) = (app.id1, app.id2);
+    let dir = "dists/stable/main/binary-amd64";
+    for (id, version) in [(id1, "v1"), (id2, "v2")] {
+        let md5 = listed_hex(version, "MD5Sum", "main/binary-amd64/Packages.xz");
+        let r = app.get(&format!("/debian/{id}/{dir}/by-hash/MD5Sum/{md5}")).await;
+        assert_file(&r, version, PACKAGES_XZ, id, id, IMMUTABLE, "application/x-xz");
+    }
+    // v2's index is not in v1, and v1's Release lists no SHA512 at all.
+    let v2_md5 = listed_hex("v2", "MD5Sum", "main/binary-amd64/Packages.xz");
+    let path = format!("{dir}/by-hash/MD5Sum/{v2_md5}");
+    app.get(&format!("/debian/{id1}/{path}"))
+        .await
+        .assert_error(404, &format!("{path} does not exist in debian/{id1} (snapshot {id1})"));
+    let sha512 = listed_hex("sha512", "SHA512", "main/binary-amd64/Packages.xz");
+    let path = format!("{dir}/by-hash/SHA512/{sha512}");
+    app.get(&format!("/debian/{id1}/{path}"))
+        .await
+        .assert_error(404, &format!("{path} does not exist in debian/{id1} (snapshot {id1})"));
+}

@@ -170,6 +170,14 @@ pub fn snapshot_json(s: &Snapshot, previous: Option<SnapshotId>, next: Option<Sn
     j
 }
 
+/// The JSON of the answers about one snapshot (`snapshots/<ID>`, `latest`): as
+/// `snapshot_json`, with the suites' Release files (the fixture's has no Valid-Until).
+pub fn snapshot_detail_json(s: &Snapshot, previous: Option<SnapshotId>, next: Option<SnapshotId>) -> Value {
+    let mut j = snapshot_json(s, previous, next);
+    j["releases"] = json!([{"path": "dists/stable/InRelease", "valid_until": null, "expired": false}]);
+    j
+}
+
 /// The headers of a JSON answer of the API (which may be compressed, hence the Vary).
 pub fn api_headers<'a>(cache: &'a str, len: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![

@@ -9,7 +9,7 @@ use crate::catalog::Entry;
 use crate::domain::{ArchiveName, RelPath, SnapshotId};
 use crate::manifest::Content;
 use crate::resolve::Resolution;
-use crate::wire::SnapshotJson;
+use crate::wire::{ReleaseJson, SnapshotJson};
 
 pub fn archives(list: &[ArchiveSummary]) -> Markup {
     let body = html! {
@@ -83,6 +83,7 @@ pub fn snapshot_dir(
     dir: Option<&RelPath>,
     children: &[Entry],
     neighbours: (Option<SnapshotId>, Option<SnapshotId>),
+    releases: &[ReleaseJson],
 ) -> Markup {
     let archive = &res.snapshot.archive;
     // The live listing links the live path, so that following it stays on the latest.
@@ -121,8 +122,26 @@ pub fn snapshot_dir(
                 }
             }
         }
+        @if !releases.is_empty() { (release_table(&base, releases)) }
     };
     let dir_str = dir.map_or(String::new(), |d| d.to_string());
     let title = format!("asof: {}/{}/{}", archive, res.requested, dir_str);
     page(&title, crumbs(Some(archive), Some(res.requested), dir), body)
+}
+
+/// The suites' Release files of a snapshot, and whether apt still accepts them.
+fn release_table(base: &str, releases: &[ReleaseJson]) -> Markup {
+    html! {
+        h2 { "Release files" }
+        table.releases {
+            tr { th { "file" } th { "Valid-Until" } th { "expired" } }
+            @for r in releases {
+                tr {
+                    td { a href={ (base) (url_path(&r.path)) } { (r.path) } }
+                    td { @match r.valid_until { Some(v) => (v.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), None => "none" } }
+                    td { @if r.expired { "yes: apt refuses it unless told not to check (Acquire::Check-Valid-Until=false)" } @else { "no" } }
+                }
+            }
+        }
+    }
 }
