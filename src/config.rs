@@ -133,6 +133,10 @@ pub struct ServerConfig {
     /// On SIGTERM, seconds in-flight requests may take to finish before `serve` exits
     /// anyway (default 30).
     pub drain_timeout_secs: Option<u64>,
+    /// The URL clients reach this service at, e.g. "https://asof.example" (no trailing
+    /// path needed): the base of the `Snapshots:` field of re-signed Release files. Unset:
+    /// `http://` and the Host header of each request.
+    pub public_url: Option<String>,
     /// Per-client rate limits (`[server.rate_limits]`).
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_seal.sql", include_str!("../../schema/0003_seal.sql")),
     ("0004_blob_access.sql", include_str!("../../schema/0004_blob_access.sql")),
     ("0005_packages.sql", include_str!("../../schema/0005_packages.sql")),
+    ("0006_signing.sql", include_str!("../../schema/0006_signing.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

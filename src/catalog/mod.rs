@@ -5,6 +5,7 @@ mod migrations;
 mod sqlite;
 mod sqlite_auth;
 mod sqlite_packages;
+mod sqlite_signing;
 
 use serde::Serialize;
 

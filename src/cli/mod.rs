@@ -3,6 +3,7 @@
 mod mirror_report;
 mod packages;
 mod progress;
+mod signing;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -163,6 +164,19 @@ pub enum ArchiveCommand {
     Private { archive: String },
     /// Make an archive public again.
     Public { archive: String },
+    /// Serve the archive's dists/<suite>/{InRelease,Release,Release.gpg} re-signed by an
+    /// asof-held key, with a `Snapshots:` field so that `apt update -S ID` works without
+    /// configuration. Without an option: print the key's fingerprint, or `off`.
+    Signing {
+        archive: String,
+        /// An armored OpenPGP secret key without passphrase (v4, allowed to sign); it is
+        /// stored in the catalog. Replaces any previous key.
+        #[arg(long, value_name = "FILE", conflicts_with = "off")]
+        key: Option<PathBuf>,
+        /// Stop re-signing (re-signed files already served for final IDs stay as served).
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -516,6 +530,15 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let (name, private) = match cmd {
                 ArchiveCommand::Private { archive } => (archive, true),
                 ArchiveCommand::Public { archive } => (archive, false),
+                ArchiveCommand::Signing { archive, key, off } => {
+                    let archive = parse_archive(&archive)?;
+                    match (key, off) {
+                        (Some(file), _) => signing::set(&store, &archive, &file)?,
+                        (None, true) => signing::off(&store, &archive)?,
+                        (None, false) => signing::show(&store, &archive)?,
+                    }
+                    return Ok(std::process::ExitCode::SUCCESS);
+                }
             };
             let archive = parse_archive(&name)?;
             store.auth.set_private(&archive, private, chrono::Utc::now().timestamp())?;
@@ -581,6 +604,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 options.body_timeout = Duration::from_secs(s);
             }
             apply_connection_limits(&config.server, &mut options)?;
+            options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
             crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
@@ -591,6 +615,16 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+/// `[server] public_url`: an absolute http(s) URL; a trailing `/` is dropped.
+fn public_url(url: &str) -> anyhow::Result<String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let host = rest.map(|r| r.split('/').next().unwrap_or(""));
+    if host.is_none_or(str::is_empty) || url.contains(['?', '#', ' ']) {
+        bail!("[server] public_url must be an http:// or https:// URL without query or fragment, got {url:?}");
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// `[server]` timeouts, connection cap and rate limits.

@@ -234,6 +234,7 @@ async fn archive_action(
     let parts: Vec<&str> = action.split('/').collect();
     match parts.as_slice() {
         ["snapshots", id, "manifest"] => manifest_ndjson(&st, archive, parse_path_id(id)?).await,
+        ["signing-key"] => super::signing::key(&st, archive).await,
         ["diff"] => super::packages::diff(&st, archive, &uri).await,
         ["packages"] => super::packages::search(&st, archive, &uri).await,
         ["packages", name] => super::packages::history(&st, archive, name, Kind::Binary).await,

@@ -54,6 +54,7 @@ pub async fn in_snapshot(
     st: &AppState,
     method: &Method,
     headers: &HeaderMap,
+    query: Option<&str>,
     archive: ArchiveName,
     at: At,
     path: Option<RelPath>,
@@ -85,7 +86,10 @@ pub async fn in_snapshot(
         .await?;
     st.metrics.lookup_seconds.observe(started.elapsed().as_secs_f64());
     match found? {
-        Resolved::File(entry) => file_response(st, method, headers, &res, entry).await,
+        Resolved::File(entry) => {
+            let entry = super::signing::variant(st, headers, query, &res, entry).await?;
+            file_response(st, method, headers, &res, entry).await
+        }
         Resolved::Dir(dir) => listing::snapshot_dir(st, headers, &res, dir).await,
     }
 }

@@ -74,7 +74,7 @@ pub async fn archive_or_live(
             // names nothing.
             let path = RelPath::from_segments(segs[n..].iter().map(String::as_str))
                 .map_err(|e| ApiError::NotFound(e.to_string()))?;
-            files::in_snapshot(st, method, headers, a, At::Latest, Some(path)).await
+            files::in_snapshot(st, method, headers, query, a, At::Latest, Some(path)).await
         }
         None => Err(ApiError::NotFound(format!(
             "no archive named '{}'",

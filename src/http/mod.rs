@@ -11,6 +11,7 @@ mod pages;
 mod rate_limit;
 mod request_path;
 mod server;
+mod signing;
 mod stream;
 mod write;
 
@@ -64,6 +65,9 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// Per-client token buckets by route class.
     pub rate_limits: RateLimitOptions,
+    /// The service's URL as clients reach it (`server.public_url`), for the `Snapshots:`
+    /// field of re-signed Release files; `None`: `http://` and the request's Host.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -80,6 +84,7 @@ impl Default for ServeOptions {
             max_connections: None,
             drain_timeout: Duration::from_secs(30),
             rate_limits: RateLimitOptions::default(),
+            public_url: None,
         }
     }
 }
@@ -198,7 +203,7 @@ async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, ur
             pages::archive_page(&st, &headers, archive, page, &uri).await
         }
         Ok(request_path::Target::InSnapshot { archive, id, path, .. }) => {
-            files::in_snapshot(&st, &method, &headers, archive, files::At::Id(id), path).await
+            files::in_snapshot(&st, &method, &headers, uri.query(), archive, files::At::Id(id), path).await
         }
     };
     result.unwrap_or_else(IntoResponse::into_response)

@@ -7,6 +7,7 @@ mod files;
 mod listing;
 mod live;
 mod probes;
+mod signing;
 mod tree_errors;
 mod write;
 
