@@ -360,6 +360,7 @@ fn bench(c: &mut Criterion) {
 
     let changes = query::diff(&store, id, 1, last, &DiffFilter::default()).unwrap().len();
     eprintln!("diff #1..#{last}: {changes} package changes; first_satisfying asks for {} {constraint}", upgraded.name);
+    cpu_and_wall(&format!("diff #1..#{last}"), || query::diff(&store, id, 1, last, &DiffFilter::default()).unwrap());
     c.bench_function(&format!("diff_1_to_{last}"), |b| {
         b.iter(|| query::diff(&store, id, 1, last, &DiffFilter::default()).unwrap())
     });
@@ -370,6 +371,24 @@ fn bench(c: &mut Criterion) {
     drop(work);
 
     first_latency(&s);
+}
+
+/// Median wall and thread-CPU time of 20 calls: on a machine shared with other work the
+/// CPU time is the steadier figure (wall time stretches with the load average).
+fn cpu_and_wall<T>(what: &str, mut f: impl FnMut() -> T) {
+    use rustix::time::{ClockId, clock_gettime};
+    let cpu = || {
+        let t = clock_gettime(ClockId::ThreadCPUTime);
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    };
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let (w, c) = (Instant::now(), cpu());
+        std::hint::black_box(f());
+        walls.push(ms(w.elapsed()));
+        cpus.push(ms(cpu() - c));
+    }
+    eprintln!("{what}: median wall {:.1} ms, median thread CPU {:.1} ms (20 calls)", median(walls), median(cpus));
 }
 
 criterion_group! {

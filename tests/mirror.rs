@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::apt::apt_download;
+use common::tree::{copy_tree, walk};
 use common::upstream::{Fault, Upstream};
 use common::*;
 
@@ -66,27 +67,6 @@ fn snapshot_count(data: &Path) -> usize {
         return 0;
     }
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().len()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walk(from) {
-        let rel = entry.strip_prefix(from).unwrap();
-        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
-        std::fs::copy(&entry, to.join(rel)).unwrap();
-    }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Rewrites `dists/stable/Release` for the index files present and signs it with the
@@ -215,11 +195,13 @@ fn bad_upstreams_are_refused_and_record_nothing() {
         tree
     };
 
-    // A signed text changed after signing.
+    // A signed text changed after signing, and a detached signature of other bytes: no
+    // form of the Release verifies (one that does is enough, see below).
     let tree = bad("badsig", &|t| {
         let p = t.join("dists/stable/InRelease");
         let text = std::fs::read_to_string(&p).unwrap().replace("Suite: stable", "Suite: stablx");
         std::fs::write(p, text).unwrap();
+        std::fs::copy(fixtures().join("apt/v2/dists/stable/Release.gpg"), t.join("dists/stable/Release.gpg")).unwrap();
     });
     upstream.set_root(tree);
     let signed =
@@ -431,4 +413,116 @@ fn configured_mirrors_run_once_from_the_cli_and_on_schedule_in_serve() {
     }
     let j = server.request("GET", "/api/v1/archives/test/stable/-/latest", &[]).json();
     assert_eq!(j["files"], 8);
+}
+
+/// deb.debian.org once served bookworm-updates with a BAD Release.gpg beside a good
+/// InRelease. apt reads InRelease first, so one verifying form is enough: the other is left
+/// out of the snapshot with a warning, and apt 2.6 installs from what is kept.
+#[test]
+fn one_verifying_release_form_is_enough_and_the_other_is_left_out_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v1 = fixtures().join("apt/v1");
+    let upstream = Upstream::start(v1.clone());
+    let broken = |name: &str, bad_inrelease: bool, bad_detached: bool| {
+        let tree = tmp.path().join(name);
+        copy_tree(&v1, &tree);
+        if bad_inrelease {
+            let p = tree.join("dists/stable/InRelease");
+            let text = std::fs::read_to_string(&p).unwrap().replace("Suite: stable", "Suite: stablx");
+            std::fs::write(p, text).unwrap();
+        }
+        if bad_detached {
+            // A good signature, by the right key, of the next Release: BAD for this one.
+            std::fs::copy(fixtures().join("apt/v2/dists/stable/Release.gpg"), tree.join("dists/stable/Release.gpg"))
+                .unwrap();
+        }
+        upstream.set_root(tree.clone());
+        tree
+    };
+    let bad = |date: &str| {
+        format!(
+            "no valid signature by a key in the keyring: Signature made {date} UTC; using EDDSA key D35193C26D156CC17F75638D588654D34D56B23D; BAD signature from \"asof test archive <test@asof.invalid>\""
+        )
+    };
+    let kept = |data: &Path, id: &str| -> Vec<(String, u16)> {
+        let server = Server::start(data);
+        ["InRelease", "Release", "Release.gpg"]
+            .iter()
+            .map(|f| (f.to_string(), server.get(&format!("/debian/{id}/dists/stable/{f}")).status))
+            .collect()
+    };
+
+    // Release.gpg BAD, InRelease good: Release and Release.gpg are left out.
+    let tree = broken("bad-detached", false, true);
+    let data = tmp.path().join("data-a");
+    let out = mirror_with(&data, &upstream.url, &keyring(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let warning = format!(
+        "warning: debian: suite stable: Release and Release.gpg left out of the snapshot (InRelease verified, and apt reads it first): Release.gpg refused: {}",
+        bad("Fri Mar  1 00:00:00 2024")
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().next(), Some(warning.as_str()));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"], 6);
+    assert_eq!(report["warnings"], serde_json::json!([warning.trim_start_matches("warning: debian: ")]));
+    let id = report["snapshot"].as_str().unwrap();
+    assert_eq!(kept(&data, id), [("InRelease".into(), 200), ("Release".into(), 404), ("Release.gpg".into(), 404)]);
+    let server = Server::start(&data);
+    let served = server.get(&format!("/debian/{id}/dists/stable/InRelease")).body;
+    assert_eq!(served, std::fs::read(tree.join("dists/stable/InRelease")).unwrap());
+    let line = format!("deb [signed-by={}] http://{}/debian/{id}/ stable main", keyring().display(), server.addr);
+    let got = apt_download(&tmp.path().join("apt-a"), &line, &["hello-asof"]);
+    assert_eq!(got, [("hello-asof_1.0-1_all.deb".to_string(), std::fs::read(v1.join(HELLO_V1)).unwrap())]);
+    drop(server);
+
+    // InRelease BAD, Release + Release.gpg good: InRelease is left out, apt falls back.
+    let tree = broken("bad-inline", true, false);
+    let data = tmp.path().join("data-b");
+    let out = mirror_with(&data, &upstream.url, &keyring(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let warning = format!(
+        "warning: debian: suite stable: InRelease left out of the snapshot (Release and Release.gpg verified): InRelease refused: {}",
+        bad("Mon Jan  1 00:00:00 2024")
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().next(), Some(warning.as_str()));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"], 7);
+    let id = report["snapshot"].as_str().unwrap();
+    assert_eq!(kept(&data, id), [("InRelease".into(), 404), ("Release".into(), 200), ("Release.gpg".into(), 200)]);
+    let server = Server::start(&data);
+    for f in ["Release", "Release.gpg"] {
+        let served = server.get(&format!("/debian/{id}/dists/stable/{f}")).body;
+        assert_eq!(served, std::fs::read(tree.join("dists/stable").join(f)).unwrap(), "{f}");
+    }
+    let line = format!("deb [signed-by={}] http://{}/debian/{id}/ stable main", keyring().display(), server.addr);
+    let got = apt_download(&tmp.path().join("apt-b"), &line, &["hello-asof"]);
+    assert_eq!(got, [("hello-asof_1.0-1_all.deb".to_string(), std::fs::read(v1.join(HELLO_V1)).unwrap())]);
+
+    // A Release without any Release.gpg beside a good InRelease: unverifiable, left out.
+    let tree = tmp.path().join("no-detached");
+    copy_tree(&v1, &tree);
+    std::fs::remove_file(tree.join("dists/stable/Release.gpg")).unwrap();
+    upstream.set_root(tree);
+    let data = tmp.path().join("data-d");
+    let out = mirror_with(&data, &upstream.url, &keyring(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().next(),
+        Some(
+            "warning: debian: suite stable: Release and Release.gpg left out of the snapshot (InRelease verified, and apt reads it first): upstream has no Release.gpg"
+        )
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = report["snapshot"].as_str().unwrap();
+    assert_eq!(kept(&data, id), [("InRelease".into(), 200), ("Release".into(), 404), ("Release.gpg".into(), 404)]);
+
+    // Neither verifies: the run fails as before, with InRelease's reason, recording nothing.
+    broken("bad-both", true, true);
+    let data = tmp.path().join("data-c");
+    let err = mirror_err(&data, &upstream.url, &keyring());
+    assert_eq!(
+        err,
+        format!("error: mirroring debian: suite stable: InRelease refused: {}\n", bad("Mon Jan  1 00:00:00 2024"))
+    );
+    assert_eq!(snapshot_count(&data), 0);
 }

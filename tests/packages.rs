@@ -373,3 +373,63 @@ async fn a_real_debian_index_is_indexed() {
     let (status, body) = get("/api/v1/archives/deb/-/packages/tzdata/first?version=%3E%3D2025a".to_string()).await;
     assert_eq!((status, body["snapshot"].clone()), (StatusCode::OK, json!(id)));
 }
+
+/// A package row: (name, version, first_seq, last_seq, paragraph digest).
+type Row = (String, String, i64, Option<i64>, Option<i64>);
+
+/// Package rows of the test archive.
+fn package_rows(data: &std::path::Path) -> Vec<Row> {
+    let db = rusqlite::Connection::open(data.join("asof.db")).unwrap();
+    let mut stmt =
+        db.prepare("SELECT name, version, first_seq, last_seq, paragraph FROM packages ORDER BY name, id").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn digest_of(paragraph: &str) -> i64 {
+    i64::from_be_bytes(asof::domain::Digest::of(paragraph.as_bytes()).as_bytes()[..8].try_into().unwrap())
+}
+
+#[test]
+fn a_paragraph_changed_only_in_fields_the_index_does_not_keep_keeps_its_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_local(tmp.path()).unwrap();
+    let hello = |description: &str| format!("Package: hello\nVersion: 1.0\nDescription: {description}\n");
+    let other = |version: &str| format!("Package: other\nVersion: {version}\n");
+    let packages = |parts: &[String]| parts.join("\n");
+    let path = "dists/stable/main/binary-amd64/Packages";
+    publish_tree(&store, &[(path, packages(&[hello("first"), other("1")]))]);
+    assert_eq!(
+        package_rows(tmp.path()),
+        vec![
+            ("hello".into(), "1.0".into(), 1, None, Some(digest_of(&hello("first")))),
+            ("other".into(), "1".into(), 1, None, Some(digest_of(&other("1")))),
+        ]
+    );
+    // Only the description changes, and `other` is upgraded: hello keeps its row under the
+    // new paragraph's digest; other's row is closed and a new one starts.
+    publish_tree(&store, &[(path, packages(&[hello("second"), other("2")]))]);
+    assert_eq!(
+        package_rows(tmp.path()),
+        vec![
+            ("hello".into(), "1.0".into(), 1, None, Some(digest_of(&hello("second")))),
+            ("other".into(), "1".into(), 1, Some(2), Some(digest_of(&other("1")))),
+            ("other".into(), "2".into(), 2, None, Some(digest_of(&other("2")))),
+        ]
+    );
+    // Rows indexed before rows kept digests (NULL) are matched by content, not replaced.
+    let db = rusqlite::Connection::open(tmp.path().join("asof.db")).unwrap();
+    db.execute("UPDATE packages SET paragraph = NULL", []).unwrap();
+    publish_tree(&store, &[(path, packages(&[hello("third"), other("2"), other("2")]))]);
+    assert_eq!(
+        package_rows(tmp.path()),
+        vec![
+            ("hello".into(), "1.0".into(), 1, None, Some(digest_of(&hello("third")))),
+            ("other".into(), "1".into(), 1, Some(2), None),
+            ("other".into(), "2".into(), 2, None, Some(digest_of(&other("2")))),
+            ("other".into(), "2".into(), 3, None, Some(digest_of(&other("2")))),
+        ]
+    );
+}

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_blob_access.sql", include_str!("../../schema/0004_blob_access.sql")),
     ("0005_packages.sql", include_str!("../../schema/0005_packages.sql")),
     ("0006_signing.sql", include_str!("../../schema/0006_signing.sql")),
+    ("0007_package_paragraphs.sql", include_str!("../../schema/0007_package_paragraphs.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -4,8 +4,10 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{Result, SqliteCatalog};
 use crate::domain::{ArchiveName, Digest};
-use crate::packages::parse::{IndexId, Kind, Listed, pool_filename};
-use crate::packages::store::{IndexChanges, IndexProgress, PackageRow, PackageStore};
+use crate::packages::parse::{IndexId, Kind, Listed, ParagraphHash, pool_filename};
+use crate::packages::store::{
+    ChangedRow, IndexChanges, IndexProgress, NewPackage, PackageRow, PackageStore, StoredColumns,
+};
 
 // Package columns joined with their index (`p` packages, `i` package_indices).
 const COLUMNS: &str = "p.id, i.kind, i.suite, i.component, i.architecture, p.name, p.version, p.source, \
@@ -85,15 +87,29 @@ impl PackageStore for SqliteCatalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn live_packages(&self, archive_id: i64, index: &IndexId) -> Result<Vec<PackageRow>> {
+    fn live_paragraphs(&self, archive_id: i64, index: &IndexId) -> Result<Vec<(i64, Option<ParagraphHash>)>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM {FROM} WHERE i.archive_id = ?1 AND i.kind = ?2 AND i.suite = ?3 \
-             AND i.component = ?4 AND i.architecture = ?5 AND p.last_seq IS NULL"
-        ))?;
-        let rows = stmt
-            .query_map(params![archive_id, index.kind.code(), index.suite, index.component, index.architecture], row)?;
+        // Covered by the partial index packages_live (index_id, paragraph).
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.id, p.paragraph FROM packages p WHERE p.last_seq IS NULL AND p.index_id = \
+             (SELECT id FROM package_indices WHERE archive_id = ?1 AND kind = ?2 AND suite = ?3 \
+             AND component = ?4 AND architecture = ?5)",
+        )?;
+        let rows = stmt.query_map(
+            params![archive_id, index.kind.code(), index.suite, index.component, index.architecture],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn packages_by_id(&self, ids: &[i64]) -> Result<Vec<PackageRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM {FROM} WHERE p.id = ?1"))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(stmt.query_row([id], row).optional()?);
+        }
+        Ok(out)
     }
 
     fn apply_index(&self, archive_id: i64, seq: u64, changes: &IndexChanges) -> Result<bool> {
@@ -113,7 +129,11 @@ impl PackageStore for SqliteCatalog {
                 close.execute(params![id, seq as i64])?;
             }
             let mut ids: std::collections::HashMap<&IndexId, i64> = std::collections::HashMap::new();
-            for (index, l) in &changes.insert {
+            let mut rehash = tx.prepare_cached("UPDATE packages SET paragraph = ?2 WHERE id = ?1")?;
+            for (id, paragraph) in &changes.rehash {
+                rehash.execute(params![id, paragraph])?;
+            }
+            for NewPackage { index, listed: l, paragraph } in &changes.insert {
                 let index_id = match ids.get(index) {
                     Some(id) => *id,
                     None => {
@@ -124,7 +144,7 @@ impl PackageStore for SqliteCatalog {
                 };
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO packages (archive_id, index_id, name, version, source, source_version, filename, \
-                     size, sha256, first_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     size, sha256, first_seq, paragraph) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
                 insert.execute(params![
                     archive_id,
@@ -136,7 +156,8 @@ impl PackageStore for SqliteCatalog {
                     (l.filename != pool_filename(index, &l.name, &l.version, &l.source)).then_some(&l.filename),
                     l.size as i64,
                     l.sha256.map(|d| d.as_bytes().to_vec()),
-                    seq as i64
+                    seq as i64,
+                    paragraph
                 ])?;
             }
             let mut problem = tx.prepare_cached(
@@ -175,16 +196,51 @@ impl PackageStore for SqliteCatalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn rows_changed_between(&self, archive_id: i64, from_seq: u64, to_seq: u64) -> Result<Vec<PackageRow>> {
+    fn rows_changed_between(&self, archive_id: i64, from_seq: u64, to_seq: u64) -> Result<Vec<ChangedRow>> {
         let conn = self.conn()?;
         // UNION ALL, the second half skipping what the first has: no temp b-tree to
-        // de-duplicate (it was most of a diff's time).
+        // de-duplicate (it was most of a diff's time). No join: the index is an id.
+        const CHANGED: &str = "id, index_id, name, version, source, source_version, filename, size, sha256, \
+                               first_seq, last_seq";
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM {FROM} WHERE p.archive_id = ?1 AND p.first_seq > ?2 AND p.first_seq <= ?3 \
-             UNION ALL SELECT {COLUMNS} FROM {FROM} WHERE p.archive_id = ?1 AND p.last_seq > ?2 AND p.last_seq <= ?3 \
-             AND p.first_seq <= ?2"
+            "SELECT {CHANGED} FROM packages WHERE archive_id = ?1 AND first_seq > ?2 AND first_seq <= ?3 \
+             UNION ALL SELECT {CHANGED} FROM packages WHERE archive_id = ?1 AND last_seq > ?2 AND last_seq <= ?3 \
+             AND first_seq <= ?2"
         ))?;
-        let rows = stmt.query_map(params![archive_id, from_seq as i64, to_seq as i64], row)?;
+        let rows = stmt.query_map(params![archive_id, from_seq as i64, to_seq as i64], |r| {
+            Ok(ChangedRow {
+                id: r.get(0)?,
+                index_id: r.get(1)?,
+                name: r.get(2)?,
+                version: r.get(3)?,
+                stored: StoredColumns {
+                    source: r.get(4)?,
+                    source_version: r.get(5)?,
+                    filename: r.get(6)?,
+                    size: r.get(7)?,
+                    sha256: r.get(8)?,
+                },
+                first_seq: r.get::<_, i64>(9)? as u64,
+                last_seq: r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn package_indices(&self, archive_id: i64) -> Result<Vec<(i64, IndexId)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, kind, suite, component, architecture FROM package_indices WHERE archive_id = ?1",
+        )?;
+        let rows = stmt.query_map([archive_id], |r| {
+            let index = IndexId {
+                kind: Kind::from_code(r.get(1)?),
+                suite: r.get(2)?,
+                component: r.get(3)?,
+                architecture: r.get(4)?,
+            };
+            Ok((r.get(0)?, index))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -70,7 +70,12 @@ pub fn classify(method: &Method, path: &str, now: i64, settle_margin: Duration) 
         return Class::Listings;
     }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let Some(i) = segs.iter().position(|s| SnapshotId::looks_like_id(s)) else { return Class::Listings };
+    let Some(i) = segs.iter().position(|s| SnapshotId::looks_like_id(s)) else {
+        // A live file (`/<archive>/<path>`, the latest snapshot) can change like a recent
+        // ID's; `/a/b` may also be a nested archive's snapshot list, told apart only later.
+        let live_file = segs.len() >= 2 && !segs.contains(&"-");
+        return if live_file { Class::Files } else { Class::Listings };
+    };
     if i == 0 || i + 1 == segs.len() {
         return Class::Listings;
     }
@@ -294,6 +299,10 @@ mod tests {
         assert_eq!(class(Method::GET, "/debian/20231399T000000Z/x"), Class::Listings);
         // The ID must follow an archive name.
         assert_eq!(class(Method::GET, "/20230101T000000Z/x"), Class::Listings);
+        // The live path: files of the latest snapshot; pages stay listings.
+        assert_eq!(class(Method::GET, "/debian/dists/stable/InRelease"), Class::Files);
+        assert_eq!(class(Method::GET, "/debian/dists/stable/"), Class::Listings);
+        assert_eq!(class(Method::GET, "/debian/-/diff"), Class::Listings);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! 429) with exponential backoff, resumes partial downloads with `Range`, and stores a file
 //! only once its size and SHA-256 match what the signed Release (or an index) promised.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,9 +41,6 @@ pub struct Fetcher {
     pub retries: u32,
     pub backoff: Duration,
     pub stats: Arc<FetchStats>,
-    /// Downloads in flight, by digest. Files of equal content (the same index in two suites)
-    /// share one partial file, so the second waits for the first and then reuses its blob.
-    in_flight: Arc<std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// What one attempt left us with.
@@ -68,14 +64,7 @@ impl Fetcher {
             .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| FetchError::Failed { url: String::new(), reason: format!("HTTP client: {e}") })?;
-        Ok(Self {
-            client,
-            partial_dir,
-            retries: 5,
-            backoff: Duration::from_millis(500),
-            stats: Default::default(),
-            in_flight: Default::default(),
-        })
+        Ok(Self { client, partial_dir, retries: 5, backoff: Duration::from_millis(500), stats: Default::default() })
     }
 
     async fn pause(&self, attempt: u32) {
@@ -167,26 +156,6 @@ impl Fetcher {
         size: u64,
         sha256: Digest,
     ) -> Result<Option<Fetched>, FetchError> {
-        let slot = self.in_flight.lock().expect("in_flight lock").entry(sha256).or_default().clone();
-        let result = {
-            let _only_one = slot.lock().await;
-            self.fetch_blob_alone(store, url, size, sha256).await
-        };
-        let mut in_flight = self.in_flight.lock().expect("in_flight lock");
-        if Arc::strong_count(&slot) == 2 {
-            in_flight.remove(&sha256);
-        }
-        result
-    }
-
-    /// `fetch_blob` while no other download of `sha256` runs.
-    async fn fetch_blob_alone(
-        &self,
-        store: &Store,
-        url: &str,
-        size: u64,
-        sha256: Digest,
-    ) -> Result<Option<Fetched>, FetchError> {
         let io_err = |e: std::io::Error| FetchError::Failed { url: url.into(), reason: format!("local I/O: {e}") };
         let blobs = store.blobs.clone();
         if tokio::task::spawn_blocking(move || blobs.contains(&sha256))
@@ -256,7 +225,9 @@ impl Fetcher {
             }
             Err(_) => 0,
         };
-        if have == size {
+        // A complete partial file from an earlier attempt. An empty file (Release files list
+        // empty Packages) is always asked for: its existence upstream is the answer.
+        if have == size && size > 0 {
             return Ok(Attempt::Done(true));
         }
         let mut req = self.client.get(url);

@@ -421,23 +421,31 @@ async fn fetch_indices(
     files: &mut BTreeMap<RelPath, (u64, Digest)>,
     missing: &mut Vec<RelPath>,
 ) -> Result<Vec<(IndexKind, RelPath, Digest)>, MirrorError> {
-    let jobs: Vec<(RelPath, u64, Digest)> = suites
-        .iter()
-        .flat_map(|s| s.indices.iter().map(move |idx| (s.index_path(idx), idx.size, idx.sha256)))
-        .collect();
-    opts.progress.set_message(format!("fetching {} index files", jobs.len()));
-    let results: Vec<IndexFetch> = futures::stream::iter(jobs.into_iter().map(|(path, size, sha)| {
-        let (fetcher, store, url) = (fetcher.clone(), store.clone(), format!("{upstream}{path}"));
+    // Paths with the same content (the empty Packages of several suites, say) share one
+    // partial download file: fetch them one after the other, never at once.
+    let mut jobs: BTreeMap<Digest, Vec<(RelPath, u64)>> = BTreeMap::new();
+    for s in suites {
+        for idx in &s.indices {
+            jobs.entry(idx.sha256).or_default().push((s.index_path(idx), idx.size));
+        }
+    }
+    opts.progress.set_message(format!("fetching {} index files", jobs.values().map(Vec::len).sum::<usize>()));
+    let results: Vec<Vec<IndexFetch>> = futures::stream::iter(jobs.into_iter().map(|(sha, paths)| {
+        let (fetcher, store) = (fetcher.clone(), store.clone());
         async move {
-            let r = fetcher.fetch_blob(&store, &url, size, sha).await;
-            (path, size, sha, r)
+            let mut out = Vec::new();
+            for (path, size) in paths {
+                let r = fetcher.fetch_blob(&store, &format!("{upstream}{path}"), size, sha).await;
+                out.push((path, size, sha, r));
+            }
+            out
         }
     }))
     .buffer_unordered(opts.jobs.max(1))
     .collect()
     .await;
     let mut variants: BTreeMap<String, Vec<(RelPath, bool)>> = BTreeMap::new();
-    for (path, size, sha, r) in results {
+    for (path, size, sha, r) in results.into_iter().flatten() {
         let present = r?.is_some();
         if present {
             files.insert(path.clone(), (size, sha));

@@ -1,13 +1,14 @@
 //! Keeps an archive's package index up to date: snapshots are indexed in order, each in
-//! one transaction, by re-reading only the Packages/Sources indices that changed in it and
-//! diffing them against the rows of the previous snapshot (O(change) rows written). Runs
+//! one transaction, by reading only the Packages/Sources indices that changed in it and
+//! parsing only their paragraphs that no live row came from (O(change) rows read and
+//! written). Runs
 //! after every commit and, for snapshots that predate the index or whose indexing was
 //! interrupted, as a background backfill under `asof serve`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
-use super::parse::{IndexId, Listed, read_index};
-use super::store::{IndexChanges, PackageRow};
+use super::parse::{IndexId, Listed, ParagraphHash, read_new_paragraphs};
+use super::store::{IndexChanges, NewPackage, PackageRow};
 use crate::catalog::{CatalogError, SnapshotKey};
 use crate::domain::{ArchiveName, RelPath};
 use crate::manifest::Content;
@@ -65,33 +66,58 @@ pub fn index_after_commit(store: &Store, archive: &ArchiveName) {
 
 /// What snapshot `seq` changes in the package index.
 fn index_one(store: &Store, archive_id: i64, seq: u64) -> Result<IndexChanges, IndexError> {
-    let mut indices: BTreeMap<IndexId, ()> = BTreeMap::new();
+    let mut indices = BTreeSet::new();
     for path in store.packages.changed_dists_paths(archive_id, seq)? {
         if let Some((id, _)) = IndexId::of_path(&path) {
-            indices.insert(id, ());
+            indices.insert(id);
         }
     }
     let mut changes = IndexChanges::default();
     let key = SnapshotKey { archive_id, seq };
-    for index in indices.into_keys() {
-        let live = store.packages.live_packages(archive_id, &index)?;
-        match read_current(store, key, &index)? {
-            None => changes.close.extend(live.iter().map(|r| r.id)),
-            Some(Err((path, problem))) => changes.problems.push((path, problem)),
-            Some(Ok(listed)) => diff_index(&index, live, listed, &mut changes),
-        }
+    for index in indices {
+        index_changes(store, key, &index, &mut changes)?;
     }
     Ok(changes)
 }
 
-/// The packages of `index` in snapshot `key`, read from its cheapest variant; `None` when
-/// the snapshot has no variant of it any more; `Some(Err)` when it cannot be read.
+/// Adds what one changed index changes. Only paragraphs whose digest is not among the live
+/// rows are parsed, and only the live rows left unmatched are read in full: O(change) rows
+/// read and written, plus one sequential read of the index.
+fn index_changes(
+    store: &Store,
+    key: SnapshotKey,
+    index: &IndexId,
+    changes: &mut IndexChanges,
+) -> Result<(), IndexError> {
+    let mut unmatched: HashMap<Option<ParagraphHash>, Vec<i64>> = HashMap::new();
+    for (id, hash) in store.packages.live_paragraphs(key.archive_id, index)? {
+        unmatched.entry(hash).or_default().push(id);
+    }
+    let known = |hash| unmatched.get_mut(&Some(hash)).and_then(Vec::pop).is_some();
+    let new = match read_current(store, key, index, known)? {
+        Some(Err(problem)) => {
+            changes.problems.push(problem);
+            return Ok(());
+        }
+        Some(Ok(new)) => new,
+        None => Vec::new(),
+    };
+    let left: Vec<i64> = unmatched.into_values().flatten().collect();
+    let old = if left.is_empty() { Vec::new() } else { store.packages.packages_by_id(&left)? };
+    match_rows(index, old, new, changes);
+    Ok(())
+}
+
+/// The packages of `index` in snapshot `key` whose paragraphs `known` does not claim, read
+/// from its cheapest variant; `None` when the snapshot has no variant of it any more;
+/// `Some(Err)` when it cannot be read.
 #[allow(clippy::type_complexity)]
 fn read_current(
     store: &Store,
     key: SnapshotKey,
     index: &IndexId,
-) -> Result<Option<Result<Vec<Listed>, (String, String)>>, IndexError> {
+    known: impl FnMut(ParagraphHash) -> bool,
+) -> Result<Option<Result<Vec<(ParagraphHash, Listed)>, (String, String)>>, IndexError> {
     let base = match index.kind {
         super::parse::Kind::Binary => {
             format!("dists/{}/{}/binary-{}/Packages", index.suite, index.component, index.architecture)
@@ -107,26 +133,27 @@ fn read_current(
         else {
             return Ok(Some(Err((variant, format!("blob {sha256} is missing from the store")))));
         };
-        return Ok(Some(read_index(&variant, index.kind, blob.reader).map_err(|e| (variant, e.to_string()))));
+        let read = read_new_paragraphs(&variant, index.kind, blob.reader, known);
+        return Ok(Some(read.map_err(|e| (variant, e.to_string()))));
     }
     Ok(None)
 }
 
-/// Rows to close and to insert so that `index` lists exactly `listed`.
-fn diff_index(index: &IndexId, live: Vec<PackageRow>, listed: Vec<Listed>, changes: &mut IndexChanges) {
-    let mut current: HashMap<&Listed, Vec<i64>> = HashMap::new();
-    for r in &live {
-        current.entry(&r.listed).or_default().push(r.id);
+/// Pairs the parsed new paragraphs with the unmatched old rows: the same package (another
+/// field of its paragraph changed) keeps its row under the new digest; the rest of the new
+/// are inserted and the rest of the old closed.
+fn match_rows(index: &IndexId, old: Vec<PackageRow>, new: Vec<(ParagraphHash, Listed)>, changes: &mut IndexChanges) {
+    let mut by_listed: HashMap<&Listed, Vec<i64>> = HashMap::new();
+    for r in &old {
+        by_listed.entry(&r.listed).or_default().push(r.id);
     }
-    for l in listed {
-        match current.get_mut(&l) {
-            Some(ids) if !ids.is_empty() => {
-                ids.pop();
-            }
-            _ => changes.insert.push((index.clone(), l)),
+    for (paragraph, listed) in new {
+        match by_listed.get_mut(&listed).and_then(Vec::pop) {
+            Some(id) => changes.rehash.push((id, paragraph)),
+            None => changes.insert.push(NewPackage { index: index.clone(), listed, paragraph }),
         }
     }
-    changes.close.extend(current.into_values().flatten());
+    changes.close.extend(by_listed.into_values().flatten());
 }
 
 /// Under `asof serve` (see `background::every`): indexes what is not indexed yet

@@ -1,7 +1,7 @@
 //! Which files of a snapshot are package indices, and what a Packages or Sources index
 //! lists (the fields the package API shows).
 
-use std::io::Read;
+use std::io::{BufRead as _, Read};
 
 use crate::domain::Digest;
 use crate::mirror::deb822::{Deb822Error, for_each_paragraph};
@@ -107,25 +107,90 @@ pub enum ParseError {
     Decode(String),
 }
 
-/// Reads every package of an index variant at `path` (compressed or not).
-pub fn read_index(path: &str, kind: Kind, raw: impl Read) -> Result<Vec<Listed>, ParseError> {
-    let reader = decoder(path, raw).map_err(|e| ParseError::Decode(e.to_string()))?;
+/// A stable digest of one paragraph of an index (the first 8 bytes of its SHA-256), kept
+/// with the package row it produced, so that indexing the next snapshot parses only the
+/// paragraphs whose digest is not among the live rows.
+pub type ParagraphHash = i64;
+
+pub fn paragraph_hash(bytes: &[u8]) -> ParagraphHash {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(bytes);
+    i64::from_be_bytes(d[..8].try_into().expect("a SHA-256 has 32 bytes"))
+}
+
+/// Reads an index variant (compressed or not) paragraph by paragraph. A paragraph for which
+/// `known(hash)` answers true is already recorded and is skipped unparsed; the others are
+/// parsed and returned with their digest.
+pub fn read_new_paragraphs(
+    path: &str,
+    kind: Kind,
+    raw: impl Read,
+    mut known: impl FnMut(ParagraphHash) -> bool,
+) -> Result<Vec<(ParagraphHash, Listed)>, ParseError> {
     let mut out = Vec::new();
-    let mut n = 0;
-    for_each_paragraph(reader, |p| {
-        n += 1;
-        let field = |name: &str| p.get(name).map(str::trim).filter(|v| !v.is_empty());
-        let missing = |f: &str| ParseError::Field { paragraph: n, problem: format!("no {f} field") };
-        let name = field("Package").ok_or_else(|| missing("Package"))?.to_string();
-        let version = field("Version").ok_or_else(|| missing("Version"))?.to_string();
-        let listed = match kind {
-            Kind::Binary => binary(&p, name, version, n)?,
-            Kind::Source => source(&p, name, version, n)?,
-        };
-        out.push(listed);
-        Ok::<(), ParseError>(())
+    for_each_raw_paragraph(path, raw, |n, first_line, bytes| {
+        let hash = paragraph_hash(bytes);
+        if !known(hash) {
+            out.extend(parse_paragraph(kind, n, first_line, bytes)?.map(|l| (hash, l)));
+        }
+        Ok(())
     })?;
     Ok(out)
+}
+
+/// Calls `f(paragraph number, its first line number, its bytes)` for every paragraph, the
+/// blank lines between paragraphs left out.
+fn for_each_raw_paragraph(
+    path: &str,
+    raw: impl Read,
+    mut f: impl FnMut(usize, usize, &[u8]) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
+    let mut reader = decoder(path, raw).map_err(|e| ParseError::Decode(e.to_string()))?;
+    let (mut para, mut line) = (Vec::with_capacity(4096), Vec::with_capacity(256));
+    let (mut n, mut line_no, mut first_line) = (0, 0, 0);
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(|e| ParseError::Syntax(e.into()))?;
+        line_no += 1;
+        if read == 0 || line.iter().all(u8::is_ascii_whitespace) {
+            if !para.is_empty() {
+                n += 1;
+                f(n, first_line, &para)?;
+                para.clear();
+            }
+            if read == 0 {
+                return Ok(());
+            }
+            continue;
+        }
+        if para.is_empty() {
+            first_line = line_no;
+        }
+        para.extend_from_slice(&line);
+    }
+}
+
+/// The package one paragraph lists (`None` for a paragraph of comments only); syntax
+/// errors carry line numbers of the whole index.
+fn parse_paragraph(kind: Kind, n: usize, first_line: usize, bytes: &[u8]) -> Result<Option<Listed>, ParseError> {
+    let mut found = None;
+    for_each_paragraph::<Deb822Error>(bytes, |p| {
+        found = Some(p);
+        Ok(())
+    })
+    .map_err(|e| match e {
+        Deb822Error::Syntax { line, reason } => Deb822Error::Syntax { line: line + first_line - 1, reason },
+        other => other,
+    })?;
+    let Some(p) = found else { return Ok(None) };
+    let field = |name: &str| p.get(name).map(str::trim).filter(|v| !v.is_empty());
+    let missing = |f: &str| ParseError::Field { paragraph: n, problem: format!("no {f} field") };
+    let name = field("Package").ok_or_else(|| missing("Package"))?.to_string();
+    let version = field("Version").ok_or_else(|| missing("Version"))?.to_string();
+    Ok(Some(match kind {
+        Kind::Binary => binary(&p, name, version, n)?,
+        Kind::Source => source(&p, name, version, n)?,
+    }))
 }
 
 fn binary(p: &crate::mirror::deb822::Paragraph, name: String, version: String, n: usize) -> Result<Listed, ParseError> {
@@ -243,14 +308,37 @@ mod tests {
     #[test]
     fn reads_binaries_and_sources() {
         let packages = b"Package: libfoo1\nSource: foo (1.2-3)\nVersion: 1.2-3+b1\nArchitecture: amd64\nFilename: pool/main/f/foo/libfoo1_1.2-3+b1_amd64.deb\nSize: 1234\nSHA256: 8638158b266d33d5354ca514680c03f8aeb0ddc00e6508976ce67e471bb0fb51\n\nPackage: bar\nVersion: 2.0\nFilename: pool/main/b/bar/bar_2.0_all.deb\nSize: 10\n";
-        let got = read_index("Packages", Kind::Binary, &packages[..]).unwrap();
+        let all = |path, kind, bytes: &[u8]| {
+            read_new_paragraphs(path, kind, bytes, |_| false).map(|v| v.into_iter().map(|(_, l)| l).collect::<Vec<_>>())
+        };
+        let got = all("Packages", Kind::Binary, &packages[..]).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!((got[0].source.as_str(), got[0].source_version.as_str()), ("foo", "1.2-3"));
         assert_eq!((got[1].source.as_str(), got[1].source_version.as_str(), got[1].size), ("bar", "2.0", 10));
         let sources = b"Package: foo\nVersion: 1.2-3\nDirectory: pool/main/f/foo\nChecksums-Sha256:\n 8638158b266d33d5354ca514680c03f8aeb0ddc00e6508976ce67e471bb0fb51 900 foo_1.2-3.dsc\n 8638158b266d33d5354ca514680c03f8aeb0ddc00e6508976ce67e471bb0fb52 12345 foo_1.2.orig.tar.gz\n";
-        let got = read_index("Sources", Kind::Source, &sources[..]).unwrap();
+        let got = all("Sources", Kind::Source, &sources[..]).unwrap();
         assert_eq!((got[0].filename.as_str(), got[0].size), ("pool/main/f/foo/foo_1.2-3.dsc", 900));
-        let bad = read_index("Packages", Kind::Binary, &b"Package: x\nSize: 1\n"[..]).unwrap_err();
+        let bad = all("Packages", Kind::Binary, &b"Package: x\nSize: 1\n"[..]).unwrap_err();
         assert_eq!(bad.to_string(), "paragraph 1: no Version field");
+    }
+
+    #[test]
+    fn parses_only_paragraphs_not_known_and_reports_whole_file_lines() {
+        let text = b"Package: a\nVersion: 1\n\n\nPackage: b\nVersion: 2\n# a comment\n\n# only comments\n";
+        let mut asked = Vec::new();
+        let a = paragraph_hash(b"Package: a\nVersion: 1\n");
+        let got = read_new_paragraphs("Packages", Kind::Binary, &text[..], |h| {
+            asked.push(h);
+            h == a
+        })
+        .unwrap();
+        assert_eq!(asked.len(), 3, "every paragraph is asked about, comments-only ones too");
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0, got[0].1.name.as_str()), (paragraph_hash(b"Package: b\nVersion: 2\n# a comment\n"), "b"));
+        let bad = b"Package: a\nVersion: 1\n\nPackage: b\n oops\nno colon\n";
+        let err = read_new_paragraphs("Packages", Kind::Binary, &bad[..], |_| false).unwrap_err();
+        assert_eq!(err.to_string(), "line 6: line is neither 'Field: value' nor a continuation");
+        // A broken paragraph that is already recorded is not parsed again.
+        assert!(read_new_paragraphs("Packages", Kind::Binary, &bad[..], |_| true).unwrap().is_empty());
     }
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::parse::Kind;
-use super::store::PackageRow;
+use super::parse::{IndexId, Kind};
+use super::store::{ChangedRow, PackageRow};
 use super::version::{Constraint, DebVersion};
 use crate::catalog::CatalogError;
 use crate::domain::SnapshotId;
@@ -47,9 +47,13 @@ pub struct DiffFilter {
 
 impl DiffFilter {
     fn keeps(&self, r: &PackageRow) -> bool {
-        self.suite.as_ref().is_none_or(|s| *s == r.index.suite)
-            && self.architecture.as_ref().is_none_or(|a| *a == r.index.architecture)
-            && self.name.as_ref().is_none_or(|n| *n == r.listed.name)
+        self.keeps_package(&r.index, &r.listed.name)
+    }
+
+    fn keeps_package(&self, index: &IndexId, name: &str) -> bool {
+        self.suite.as_ref().is_none_or(|s| *s == index.suite)
+            && self.architecture.as_ref().is_none_or(|a| *a == index.architecture)
+            && self.name.as_ref().is_none_or(|n| n == name)
     }
 }
 
@@ -73,67 +77,85 @@ pub fn diff(
     filter: &DiffFilter,
 ) -> Result<Vec<PackageChange>, CatalogError> {
     let (lo, hi) = (from_seq.min(to_seq), from_seq.max(to_seq));
+    let indices = IndexOrder::of(store.packages.package_indices(archive_id)?);
     let mut rows = store.packages.rows_changed_between(archive_id, lo, hi)?;
     // Rows in both snapshots or in neither changed nothing between them.
-    rows.retain(|r| filter.keeps(r) && r.covers(from_seq) != r.covers(to_seq));
-    rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)).then(a.id.cmp(&b.id)));
+    rows.retain(|r| {
+        r.covers(from_seq) != r.covers(to_seq)
+            && indices.get(r.index_id).is_some_and(|i| filter.keeps_package(i, &r.name))
+    });
+    rows.sort_unstable_by(|a, b| indices.key(a).cmp(&indices.key(b)).then(a.id.cmp(&b.id)));
     let mut out = Vec::new();
-    for group in rows.chunk_by(|a, b| key(a) == key(b)) {
-        let (old, new): (Vec<&PackageRow>, Vec<&PackageRow>) = group.iter().partition(|r| r.covers(from_seq));
-        let first = &group[0];
-        pair_versions(&old, &new, &mut |o, n| {
-            let change = match (o, n) {
-                (Some(_), None) => ChangeKind::Removed,
-                (None, Some(_)) => ChangeKind::Added,
-                (Some(o), Some(n)) => match cmp_versions(&o.listed.version, &n.listed.version) {
-                    std::cmp::Ordering::Less => ChangeKind::Upgraded,
-                    std::cmp::Ordering::Greater => ChangeKind::Downgraded,
-                    std::cmp::Ordering::Equal => ChangeKind::Rebuilt,
-                },
-                (None, None) => return,
-            };
-            out.push(PackageChange {
-                name: first.listed.name.clone(),
-                kind: first.index.kind,
-                architecture: first.index.architecture.clone(),
-                suite: first.index.suite.clone(),
-                component: first.index.component.clone(),
-                source: n.or(o).map(|r| r.listed.source.clone()).unwrap_or_default(),
-                old_version: o.map(|r| r.listed.version.clone()),
-                new_version: n.map(|r| r.listed.version.clone()),
-                change,
-            });
-        });
+    for group in rows.chunk_by(|a, b| indices.key(a) == indices.key(b)) {
+        let (old, new): (Vec<&ChangedRow>, Vec<&ChangedRow>) = group.iter().partition(|r| r.covers(from_seq));
+        let index = indices.get(group[0].index_id).expect("rows of unknown indices were filtered out");
+        pair_versions(&old, &new, &mut |o, n| out.extend(change(index, o, n)));
     }
     Ok(out)
 }
 
-/// Rows of the same package in the same index group together.
-fn key(r: &PackageRow) -> (&str, Kind, &str, &str, &str) {
-    (
-        r.listed.name.as_str(),
-        r.index.kind,
-        r.index.suite.as_str(),
-        r.index.component.as_str(),
-        r.index.architecture.as_str(),
-    )
+fn change(index: &IndexId, old: Option<&ChangedRow>, new: Option<&ChangedRow>) -> Option<PackageChange> {
+    let change = match (old, new) {
+        (Some(_), None) => ChangeKind::Removed,
+        (None, Some(_)) => ChangeKind::Added,
+        (Some(o), Some(n)) => match cmp_versions(&o.version, &n.version) {
+            std::cmp::Ordering::Less => ChangeKind::Upgraded,
+            std::cmp::Ordering::Greater => ChangeKind::Downgraded,
+            std::cmp::Ordering::Equal => ChangeKind::Rebuilt,
+        },
+        (None, None) => return None,
+    };
+    let any = new.or(old)?;
+    Some(PackageChange {
+        name: any.name.clone(),
+        kind: index.kind,
+        architecture: index.architecture.clone(),
+        suite: index.suite.clone(),
+        component: index.component.clone(),
+        source: any.source().to_string(),
+        old_version: old.map(|r| r.version.clone()),
+        new_version: new.map(|r| r.version.clone()),
+        change,
+    })
+}
+
+/// An archive's indices by id, ranked in (kind, suite, component, architecture) order so
+/// that a diff lists changes in that order within a package name.
+struct IndexOrder {
+    by_id: HashMap<i64, (usize, IndexId)>,
+}
+
+impl IndexOrder {
+    fn of(mut indices: Vec<(i64, IndexId)>) -> Self {
+        indices.sort_by(|a, b| a.1.cmp(&b.1));
+        Self { by_id: indices.into_iter().enumerate().map(|(rank, (id, index))| (id, (rank, index))).collect() }
+    }
+
+    fn get(&self, id: i64) -> Option<&IndexId> {
+        self.by_id.get(&id).map(|(_, i)| i)
+    }
+
+    /// Rows of the same package in the same index group together.
+    fn key<'r>(&self, r: &'r ChangedRow) -> (&'r str, usize) {
+        (r.name.as_str(), self.by_id.get(&r.index_id).map_or(usize::MAX, |(rank, _)| *rank))
+    }
 }
 
 /// Pairs the old and new rows of one package in one index: the same version on both
 /// sides (with other bytes: a rebuild), then a single remaining old with a single
 /// remaining new (an upgrade or downgrade); whatever is left was removed or added.
 fn pair_versions(
-    old: &[&PackageRow],
-    new: &[&PackageRow],
-    emit: &mut dyn FnMut(Option<&PackageRow>, Option<&PackageRow>),
+    old: &[&ChangedRow],
+    new: &[&ChangedRow],
+    emit: &mut dyn FnMut(Option<&ChangedRow>, Option<&ChangedRow>),
 ) {
-    let mut new_left: Vec<&PackageRow> = new.to_vec();
+    let mut new_left: Vec<&ChangedRow> = new.to_vec();
     let mut old_left = Vec::new();
     for o in old {
-        match new_left.iter().position(|n| n.listed.version == o.listed.version) {
+        match new_left.iter().position(|n| n.version == o.version) {
             Some(i) => {
                 let n = new_left.remove(i);
-                if n.listed != o.listed {
+                if n.stored != o.stored {
                     emit(Some(o), Some(n));
                 }
             }

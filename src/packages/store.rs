@@ -1,7 +1,7 @@
 //! Where the package index is kept: the `PackageStore` trait (SQLite in the embedded
 //! default, `catalog::sqlite_packages`).
 
-use super::parse::{IndexId, Kind, Listed};
+use super::parse::{IndexId, Kind, Listed, ParagraphHash};
 use crate::catalog::CatalogError;
 use crate::domain::ArchiveName;
 
@@ -23,6 +23,40 @@ impl PackageRow {
     }
 }
 
+/// A row as a diff reads it: its index as an id and the columns as stored (NULL where
+/// derivable), no strings made up. Two rows of one package, index and version list the same
+/// thing exactly when their `stored` columns are equal.
+#[derive(Debug)]
+pub struct ChangedRow {
+    pub id: i64,
+    pub index_id: i64,
+    pub name: String,
+    pub version: String,
+    pub stored: StoredColumns,
+    pub first_seq: u64,
+    pub last_seq: Option<u64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoredColumns {
+    /// `None`: the same as the name.
+    pub source: Option<String>,
+    pub source_version: Option<String>,
+    pub filename: Option<String>,
+    pub size: i64,
+    pub sha256: Option<Vec<u8>>,
+}
+
+impl ChangedRow {
+    pub fn covers(&self, seq: u64) -> bool {
+        self.first_seq <= seq && self.last_seq.is_none_or(|l| l > seq)
+    }
+
+    pub fn source(&self) -> &str {
+        self.stored.source.as_deref().unwrap_or(&self.name)
+    }
+}
+
 /// How far an archive's package index has got.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexProgress {
@@ -31,11 +65,22 @@ pub struct IndexProgress {
     pub latest_seq: u64,
 }
 
+/// A package row to add, with the digest of the index paragraph it came from.
+#[derive(Debug)]
+pub struct NewPackage {
+    pub index: IndexId,
+    pub listed: Listed,
+    pub paragraph: ParagraphHash,
+}
+
 /// One snapshot's worth of index changes, applied in one transaction.
 #[derive(Debug, Default)]
 pub struct IndexChanges {
     pub close: Vec<i64>,
-    pub insert: Vec<(IndexId, Listed)>,
+    pub insert: Vec<NewPackage>,
+    /// Rows that stay, whose paragraph changed in fields the index does not keep (or that
+    /// were indexed before rows kept a digest): (row id, the new paragraph's digest).
+    pub rehash: Vec<(i64, ParagraphHash)>,
     /// (path, problem) of indices that could not be read.
     pub problems: Vec<(String, String)>,
 }
@@ -45,8 +90,14 @@ pub trait PackageStore: Send + Sync + 'static {
     fn index_progress(&self, archive: &ArchiveName) -> Result<Option<IndexProgress>, CatalogError>;
     /// Paths under `dists/` whose content appears or ends at snapshot `seq`.
     fn changed_dists_paths(&self, archive_id: i64, seq: u64) -> Result<Vec<String>, CatalogError>;
-    /// The rows of one index in the latest indexed snapshot.
-    fn live_packages(&self, archive_id: i64, index: &IndexId) -> Result<Vec<PackageRow>, CatalogError>;
+    /// (row id, paragraph digest) of the rows of one index in the latest indexed snapshot.
+    fn live_paragraphs(
+        &self,
+        archive_id: i64,
+        index: &IndexId,
+    ) -> Result<Vec<(i64, Option<ParagraphHash>)>, CatalogError>;
+    /// The rows with these ids.
+    fn packages_by_id(&self, ids: &[i64]) -> Result<Vec<PackageRow>, CatalogError>;
     /// Records snapshot `seq` as indexed (from `seq - 1`) with its changes; false, and
     /// nothing written, if another indexer got there first.
     fn apply_index(&self, archive_id: i64, seq: u64, changes: &IndexChanges) -> Result<bool, CatalogError>;
@@ -61,7 +112,9 @@ pub trait PackageStore: Send + Sync + 'static {
         archive_id: i64,
         from_seq: u64,
         to_seq: u64,
-    ) -> Result<Vec<PackageRow>, CatalogError>;
+    ) -> Result<Vec<ChangedRow>, CatalogError>;
+    /// Every index of an archive, by id.
+    fn package_indices(&self, archive_id: i64) -> Result<Vec<(i64, IndexId)>, CatalogError>;
     /// Distinct binary package names in snapshot `seq` containing `text`, in name order,
     /// after `cursor`, at most `limit`.
     fn names_at(
