@@ -365,3 +365,99 @@ fn identical_indices_in_many_suites_are_mirrored_in_one_run() {
         assert_eq!(asked, 1, "{file} downloaded {asked} times");
     }
 }
+
+fn sha512_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha512::digest(bytes))
+}
+
+/// Appends a `SHA512:` list of the index files (as aptly, reprepro and Pulp write) to the
+/// Release in `dist`, and signs it again with the fixture key, as the publisher would.
+fn with_sha512(dist: &Path) {
+    let mut release = std::fs::read_to_string(dist.join("Release")).unwrap();
+    release.push_str("SHA512:\n");
+    for file in ["Packages", "Packages.gz", "Packages.xz"] {
+        let bytes = std::fs::read(dist.join("main/binary-amd64").join(file)).unwrap();
+        let hash = sha512_hex(&bytes);
+        release.push_str(&format!(" {hash} {:>8} main/binary-amd64/{file}\n", bytes.len()));
+    }
+    std::fs::write(dist.join("Release"), release).unwrap();
+    sign(dist);
+}
+
+/// A key for asof to re-sign with (not the publisher's): armored secret key, no passphrase.
+fn new_signing_key(dir: &Path) -> std::path::PathBuf {
+    let home = dir.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg").args(["--batch", "--homedir"]).arg(&home).args(args).output().unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let uid = "acme archive <apt@acme.invalid>";
+    gpg(&["--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never"]);
+    let key = dir.join("acme-archive.sec.asc");
+    std::fs::write(&key, gpg(&["--armor", "--export-secret-keys", uid])).unwrap();
+    key
+}
+
+/// An archive published to asof, re-signed by asof (`asof archive signing`): its Release
+/// gains `Snapshots:`, so a client with nothing but a sources entry (the live path, the key
+/// asof serves) gets `apt update -S ID` and `apt install -S ID`. Its Release lists SHA512,
+/// and apt 3 (which asks `by-hash/SHA512/…` then) never has to fall back (`Ign:`).
+#[test]
+fn published_archive_resigned_by_asof_needs_no_client_configuration() {
+    let Some(chroot) = Trixie::new() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut trees = Vec::new();
+    for version in ["v1", "v2"] {
+        let tree = tmp.path().join(version);
+        assert!(
+            Command::new("cp")
+                .arg("-a")
+                .arg(fixtures().join("apt").join(version))
+                .arg(&tree)
+                .status()
+                .unwrap()
+                .success()
+        );
+        with_sha512(&tree.join("dists/stable"));
+        trees.push(tree);
+    }
+    let first = publish(&data, "acme/apt", &trees[0]);
+    let between = id_plus(&first, 1);
+    wait_until_past(&between);
+    let second = publish(&data, "acme/apt", &trees[1]);
+    assert!(second > between, "{second} must come after {between}");
+    let key = new_signing_key(tmp.path());
+    let out = asof(&data, &["archive", "signing", "acme/apt", "--key", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = Server::start(&data);
+
+    let public_key = server.get("/api/v1/archives/acme/apt/-/signing-key");
+    assert_eq!(public_key.status, 200, "{}", public_key.text());
+    chroot.write("/etc/apt/keyrings/acme.asc", &public_key.body);
+    let sources = doc_block("/etc/apt/sources.list.d/acme.sources");
+    chroot.write("/etc/apt/sources.list.d/acme.sources", sources.replace(DOC_HOST, &format!("http://{}", server.addr)));
+
+    let no_fallback = |run: AptRun| assert!(!run.text.contains("Ign:"), "apt fell back:\n{}", run.text);
+    let update = apt_clean(&chroot, &["update", "-o", "Debug::Acquire::http=true"]);
+    let xz = std::fs::read(trees[1].join("dists/stable/main/binary-amd64/Packages.xz")).unwrap();
+    let by_hash = format!("/acme/apt/dists/stable/main/binary-amd64/by-hash/SHA512/{}", sha512_hex(&xz));
+    assert!(update.text.contains(&format!("GET {by_hash} HTTP/1.1")), "{}", update.text);
+    no_fallback(update);
+    no_fallback(apt_clean(&chroot, &["update", "-S", &between]));
+    apt_clean(&chroot, &["install", "-y", "-S", &between, "hello-asof"]);
+    assert_eq!(installed(&chroot, "hello-asof"), "hello-asof\t1.0-1\n");
+    apt_clean(&chroot, &["install", "-y", "hello-asof"]);
+    assert_eq!(installed(&chroot, "hello-asof"), "hello-asof\t1.1-1\n");
+
+    // apt verified asof's signature over the Snapshots: field; the publisher's bytes remain.
+    let inrelease = format!("/acme/apt/{between}/dists/stable/InRelease");
+    let served = server.get(&inrelease).text();
+    let field = format!("\nSnapshots: http://{}/acme/apt/@SNAPSHOTID@/\n", server.addr);
+    assert!(served.contains(&field), "{served}");
+    let original = std::fs::read(trees[0].join("dists/stable/InRelease")).unwrap();
+    assert_eq!(server.get(&format!("{inrelease}?original")).body, original);
+}
