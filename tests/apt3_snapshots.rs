@@ -401,13 +401,15 @@ fn new_signing_key(dir: &Path) -> std::path::PathBuf {
     key
 }
 
-/// An archive published to asof, re-signed by asof (`asof archive signing`): its Release
-/// gains `Snapshots:`, so a client with nothing but a sources entry (the live path, the key
-/// asof serves) gets `apt update -S ID` and `apt install -S ID`. Its Release lists SHA512,
-/// and apt 3 (which asks `by-hash/SHA512/…` then) never has to fall back (`Ign:`).
+/// An archive published to asof. Unsigned by asof, its Release names no snapshot server, and
+/// apt drops `-S` without a word: `install -S` installs the latest version. Re-signed by asof
+/// (`asof archive signing`), its Release gains `Snapshots:`, so a client with nothing but a
+/// sources entry (the live path, the key asof serves) gets `apt update -S ID` and
+/// `apt install -S ID`; the snapshots' digests stay. Its Release lists SHA512, and apt 3
+/// (which asks `by-hash/SHA512/…` then) never has to fall back (`Ign:`).
 #[test]
 fn published_archive_resigned_by_asof_needs_no_client_configuration() {
-    let Some(chroot) = Trixie::new() else { return };
+    let Some(plain) = Trixie::new() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut trees = Vec::new();
@@ -430,16 +432,30 @@ fn published_archive_resigned_by_asof_needs_no_client_configuration() {
     wait_until_past(&between);
     let second = publish(&data, "acme/apt", &trees[1]);
     assert!(second > between, "{second} must come after {between}");
+    let server = Server::start(&data);
+    let sources =
+        doc_block("/etc/apt/sources.list.d/acme.sources").replace(DOC_HOST, &format!("http://{}", server.addr));
+
+    // Not re-signed: the publisher's signature, and `-S` is ignored.
+    plain.write("/etc/apt/keyrings/acme.asc", std::fs::read(fixtures().join("keys/test-signing.pub.asc")).unwrap());
+    plain.write("/etc/apt/sources.list.d/acme.sources", &sources);
+    apt_clean(&plain, &["update"]);
+    let update = apt_clean(&plain, &["update", "-S", &between]);
+    assert!(!update.text.contains(&between), "apt found a snapshot server:\n{}", update.text);
+    apt_clean(&plain, &["install", "-y", "-S", &between, "hello-asof"]);
+    assert_eq!(installed(&plain, "hello-asof"), "hello-asof\t1.1-1\n");
+
+    let digests = || asof(&data, &["snapshots", "acme/apt", "--json"]).stdout;
+    let before = digests();
     let key = new_signing_key(tmp.path());
     let out = asof(&data, &["archive", "signing", "acme/apt", "--key", key.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let server = Server::start(&data);
 
+    let Some(chroot) = Trixie::new() else { return };
     let public_key = server.get("/api/v1/archives/acme/apt/-/signing-key");
     assert_eq!(public_key.status, 200, "{}", public_key.text());
     chroot.write("/etc/apt/keyrings/acme.asc", &public_key.body);
-    let sources = doc_block("/etc/apt/sources.list.d/acme.sources");
-    chroot.write("/etc/apt/sources.list.d/acme.sources", sources.replace(DOC_HOST, &format!("http://{}", server.addr)));
+    chroot.write("/etc/apt/sources.list.d/acme.sources", &sources);
 
     let no_fallback = |run: AptRun| assert!(!run.text.contains("Ign:"), "apt fell back:\n{}", run.text);
     let update = apt_clean(&chroot, &["update", "-o", "Debug::Acquire::http=true"]);
@@ -460,4 +476,7 @@ fn published_archive_resigned_by_asof_needs_no_client_configuration() {
     assert!(served.contains(&field), "{served}");
     let original = std::fs::read(trees[0].join("dists/stable/InRelease")).unwrap();
     assert_eq!(server.get(&format!("{inrelease}?original")).body, original);
+    let before = String::from_utf8(before).unwrap();
+    assert_eq!(before.matches("\"digest\"").count(), 2, "{before}");
+    assert_eq!(String::from_utf8(digests()).unwrap(), before);
 }
