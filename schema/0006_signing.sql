@@ -22,5 +22,6 @@ CREATE TABLE resigned_files (
     base       TEXT    NOT NULL,            -- the base URL in its Snapshots: field
     sha256     BLOB    NOT NULL,
     size       INTEGER NOT NULL,
+    made_at    INTEGER NOT NULL,            -- unix seconds: its Last-Modified
     PRIMARY KEY (archive_id, seq, path, base)
 ) WITHOUT ROWID;

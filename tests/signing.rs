@@ -24,14 +24,13 @@ impl Gpg {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
-        let out = Command::new(program)
+        Command::new(program)
             .env("GNUPGHOME", &self.home)
             .env("LC_ALL", "C")
             .args(if program == "gpg" { &["--batch", "--no-tty"][..] } else { &[] })
             .args(args)
             .output()
-            .unwrap_or_else(|e| panic!("{program} must be installed: {e}"));
-        out
+            .unwrap_or_else(|e| panic!("{program} must be installed: {e}"))
     }
 
     /// Generates a key of `algo` (gpg's names: `ed25519`, `rsa2048`) for signing only,
@@ -72,6 +71,13 @@ impl Gpg {
     fn dearmor(&self, armored: &Path, out: &Path) {
         let o = self.run("gpg", &["--yes", "--output", out.to_str().unwrap(), "--dearmor", armored.to_str().unwrap()]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+impl Drop for Gpg {
+    /// gpg starts an agent for the home; it must not outlive the test.
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf").env("GNUPGHOME", &self.home).args(["--kill", "all"]).output();
     }
 }
 
@@ -162,6 +168,30 @@ fn a_protected_key_is_refused() {
         )
     );
     assert_eq!(ok(&asof(&data, &["archive", "signing", "debian"])), "off\n");
+    let keys = fixtures().join("keys");
+    let refused = |file: &Path| {
+        let out = asof(&data, &["archive", "signing", "debian", "--key", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let public = keys.join("test-signing.pub.asc");
+    assert_eq!(
+        refused(&public),
+        format!(
+            "error: {} cannot sign: not an armored OpenPGP secret key (unexpected block type: PGP PUBLIC KEY BLOCK); \
+             export one with `gpg --armor --export-secret-keys KEYID`\n",
+            public.display()
+        )
+    );
+    let binary = keys.join("test-signing.gpg");
+    assert_eq!(
+        refused(&binary),
+        format!(
+            "error: {} is not an armored key (binary?); export it with `gpg --armor --export-secret-keys KEYID`\n",
+            binary.display()
+        )
+    );
+    assert_eq!(ok(&asof(&data, &["archive", "signing", "debian"])), "off\n");
     let out = asof(&data, &["archive", "signing", "nosuch", "--off"]);
     assert_eq!(String::from_utf8_lossy(&out.stderr), "error: no archive named 'nosuch'\n");
 }
@@ -199,4 +229,39 @@ fn apt_uses_a_re_signed_archive_with_the_served_key() {
     let inrelease = lists.map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with("_InRelease")).unwrap();
     let text = std::fs::read_to_string(inrelease).unwrap();
     assert!(text.contains(&format!("\nSnapshots: http://{}/debian/@SNAPSHOTID@/\n", server.addr)), "{text}");
+}
+
+/// What apt >= 2.7 does with `-S ID`, done by hand with apt 2.6: the live source's InRelease
+/// names the snapshot server, and that URL with the ID substituted is a source that apt
+/// verifies with the same key and that holds the packages of then.
+#[test]
+fn the_snapshots_field_of_the_live_source_leads_to_the_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let id1 = publish(&data, "debian", &fixtures().join("apt/v1"));
+    publish(&data, "debian", &fixtures().join("apt/v2"));
+    let gpg = Gpg::new(tmp.path());
+    let (secret, _) = gpg.generate("asof live test <l@asof.invalid>", "rsa2048", None);
+    let key_file = tmp.path().join("key.asc");
+    std::fs::write(&key_file, secret).unwrap();
+    ok(&asof(&data, &["archive", "signing", "debian", "--key", key_file.to_str().unwrap()]));
+    let server = Server::start(&data);
+    let served = tmp.path().join("asof-debian.asc");
+    std::fs::write(&served, server.get("/api/v1/archives/debian/-/signing-key").body).unwrap();
+    let source = |url: &str| format!("deb [signed-by={}] {url} stable main", served.display());
+
+    let live = Apt::new(&tmp.path().join("live"), &source(&server.url("/debian/")), None);
+    live.update().assert_clean();
+    live.download(&["hello-asof"]).assert_clean();
+    assert_eq!(live.downloaded()[0].0, "hello-asof_1.1-1_all.deb");
+    let lists = std::fs::read_dir(tmp.path().join("live/state/lists")).unwrap();
+    let inrelease = lists.map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with("_InRelease")).unwrap();
+    let text = std::fs::read_to_string(inrelease).unwrap();
+    let template = text.lines().find_map(|l| l.strip_prefix("Snapshots: ")).expect("a Snapshots: field");
+    assert_eq!(template, format!("http://{}/debian/@SNAPSHOTID@/", server.addr));
+
+    let pinned = Apt::new(&tmp.path().join("pinned"), &source(&template.replace("@SNAPSHOTID@", &id1)), None);
+    pinned.update().assert_clean();
+    pinned.download(&["hello-asof"]).assert_clean();
+    assert_eq!(pinned.downloaded()[0].0, "hello-asof_1.0-1_all.deb");
 }

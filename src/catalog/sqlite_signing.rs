@@ -52,24 +52,34 @@ impl SigningStore for SqliteCatalog {
     fn resigned(&self, at: SnapshotKey, path: &RelPath, base: &str) -> Result<Option<Recorded>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT sha256, size FROM resigned_files WHERE archive_id = ?1 AND seq = ?2 AND path = ?3 AND base = ?4",
+            "SELECT sha256, size, made_at FROM resigned_files WHERE archive_id = ?1 AND seq = ?2 AND path = ?3 AND base = ?4",
         )?;
-        let row: Option<(Vec<u8>, i64)> = stmt
-            .query_row(params![at.archive_id, at.seq as i64, path.as_str(), base], |r| Ok((r.get(0)?, r.get(1)?)))
+        let row: Option<(Vec<u8>, i64, i64)> = stmt
+            .query_row(params![at.archive_id, at.seq as i64, path.as_str(), base], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        row.map(|(sha, size)| {
+        row.map(|(sha, size, made_at)| {
             let sha256 = Digest::from_slice(&sha)
                 .ok_or_else(|| CatalogError::Corrupt("re-signed file digest is not 32 bytes".into()))?;
-            Ok(Recorded { sha256, size: size as u64 })
+            Ok(Recorded { sha256, size: size as u64, made_at })
         })
         .transpose()
     }
 
     fn record_resigned(&self, at: SnapshotKey, path: &RelPath, base: &str, file: Recorded) -> Result<Recorded> {
         self.conn()?.execute(
-            "INSERT INTO resigned_files (archive_id, seq, path, base, sha256, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT DO NOTHING",
-            params![at.archive_id, at.seq as i64, path.as_str(), base, &file.sha256.as_bytes()[..], file.size as i64],
+            "INSERT INTO resigned_files (archive_id, seq, path, base, sha256, size, made_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            params![
+                at.archive_id,
+                at.seq as i64,
+                path.as_str(),
+                base,
+                &file.sha256.as_bytes()[..],
+                file.size as i64,
+                file.made_at
+            ],
         )?;
         self.resigned(at, path, base)?.ok_or_else(|| CatalogError::Corrupt("a recorded re-signed file vanished".into()))
     }

@@ -11,8 +11,13 @@ use crate::store::Store;
 
 /// `--key FILE`: checks the key, stores it; prints the fingerprint.
 pub fn set(store: &Store, archive: &ArchiveName, file: &Path) -> anyhow::Result<()> {
-    let armored =
-        std::fs::read_to_string(file).with_context(|| format!("reading the signing key {}", file.display()))?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading the signing key {}", file.display()))?;
+    let Ok(armored) = String::from_utf8(bytes) else {
+        bail!(
+            "{} is not an armored key (binary?); export it with `gpg --armor --export-secret-keys KEYID`",
+            file.display()
+        );
+    };
     let key = ArchiveKey::from_armored(&armored).with_context(|| format!("{} cannot sign", file.display()))?;
     let now = chrono::Utc::now().timestamp();
     let stored = StoredKey {

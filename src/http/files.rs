@@ -63,6 +63,7 @@ pub async fn in_snapshot(
     let creds = super::access::credentials(headers);
     let metrics = st.metrics.clone();
     let cache = st.releases.clone();
+    let requested = path.clone();
     let (res, found) = st
         .blocking(move |s| {
             super::access::check_read(s, &metrics, &archive, creds.as_deref())?;
@@ -87,7 +88,7 @@ pub async fn in_snapshot(
     st.metrics.lookup_seconds.observe(started.elapsed().as_secs_f64());
     match found? {
         Resolved::File(entry) => {
-            let entry = super::signing::variant(st, headers, query, &res, entry).await?;
+            let entry = super::signing::variant(st, headers, query, &res, requested.as_ref(), entry).await?;
             file_response(st, method, headers, &res, entry).await
         }
         Resolved::Dir(dir) => listing::snapshot_dir(st, headers, &res, dir).await,

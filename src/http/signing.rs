@@ -7,22 +7,27 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 use crate::catalog::Entry;
-use crate::domain::ArchiveName;
+use crate::domain::{ArchiveName, RelPath, SnapshotId};
 use crate::manifest::Content;
 use crate::resolve::Resolution;
 use crate::signing::resign::{ReleaseFile, choose};
 
-/// The entry to serve for `entry` of `res`: a recorded re-signed variant of the suite's
-/// Release files when the archive is signed, else `entry` itself. `?original` always asks
-/// for the published bytes.
+/// The entry to serve for `entry` of `res`, asked for as `requested`: a recorded re-signed
+/// variant of the suite's Release files when the archive is signed, else `entry` itself.
+/// `?original` always asks for the published bytes, and so does a by-hash URL (its bytes
+/// must hash to its name).
 pub async fn variant(
     st: &AppState,
     req: &HeaderMap,
     query: Option<&str>,
     res: &Resolution,
+    requested: Option<&RelPath>,
     entry: Entry,
 ) -> Result<Entry, ApiError> {
     let Some(file) = ReleaseFile::of(&entry.path) else { return Ok(entry) };
+    if requested.is_some_and(|p| p.as_str().split('/').any(|s| s == "by-hash")) {
+        return Ok(entry);
+    }
     if query.is_some_and(|q| q.split('&').any(|p| p == "original" || p.starts_with("original="))) {
         return Ok(entry);
     }
@@ -30,7 +35,12 @@ pub async fn variant(
     let (snap, is_final, path) = (res.snapshot.clone(), res.is_final, entry.path.clone());
     let chosen = st.blocking(move |s| choose(s, &snap, is_final, &path, file, &base)).await?;
     Ok(match chosen {
-        Some(r) => Entry { content: Content::File { size: r.size, sha256: r.sha256 }, ..entry },
+        Some(r) => {
+            // Strictly after the published file's time, which would answer 304 to a client
+            // holding that file.
+            let since = SnapshotId::from_unix(r.made_at.max(entry.since.unix() + 1)).unwrap_or(entry.since);
+            Entry { content: Content::File { size: r.size, sha256: r.sha256 }, since, ..entry }
+        }
         None => entry,
     })
 }

@@ -123,3 +123,54 @@ fn trim_line_end(line: &str) -> String {
 fn sign_error(e: pgp::errors::Error) -> KeyError {
     KeyError::Sign(e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use pgp::composed::SignedPublicKey;
+
+    use super::*;
+
+    fn fixture_key() -> ArchiveKey {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/test-signing.sec.asc");
+        ArchiveKey::from_armored(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn reads_the_fixture_key() {
+        let key = fixture_key();
+        assert_eq!(key.fingerprint, "D35193C26D156CC17F75638D588654D34D56B23D");
+        // 2023-12-01T00:00:00Z (fixtures/README.md).
+        assert_eq!(key.created_at(), 1_701_388_800);
+        assert!(key.public_armored.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----\n"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_secret_key() {
+        let public =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/test-signing.pub.asc"))
+                .unwrap();
+        assert!(matches!(ArchiveKey::from_armored(&public), Err(KeyError::Unreadable(_))));
+        assert!(matches!(ArchiveKey::from_armored("hello"), Err(KeyError::Unreadable(_))));
+    }
+
+    #[test]
+    fn clearsigned_text_keeps_its_bytes_and_verifies_with_trailing_spaces() {
+        let key = fixture_key();
+        let text = "Origin: x \nDescription: tab\t\n- dash\nSHA256:\n ab 1 f\n";
+        let signed = String::from_utf8(key.clearsign(text, 1_704_067_200).unwrap()).unwrap();
+        assert_eq!(super::super::release::cleartext_body(&signed).unwrap(), text);
+        let (msg, _) = CleartextSignedMessage::from_string(&signed).unwrap();
+        let public = SignedPublicKey::from_string(&key.public_armored).unwrap().0;
+        let sig = msg.verify(&public).unwrap();
+        assert_eq!(sig.created().unwrap().as_secs(), 1_704_067_200);
+        assert_eq!(sig.hash_alg(), Some(HashAlgorithm::Sha512));
+    }
+
+    #[test]
+    fn a_signature_is_never_older_than_its_key() {
+        let key = fixture_key();
+        let sig = key.detached(b"Origin: x\n", 0).unwrap();
+        let (sig, _) = DetachedSignature::from_string(std::str::from_utf8(&sig).unwrap()).unwrap();
+        assert_eq!(i64::from(sig.signature.created().unwrap().as_secs()), key.created_at());
+    }
+}

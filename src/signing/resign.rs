@@ -71,7 +71,7 @@ pub fn choose(
         crate::blob::PutError::Io(io) => ApiError::from(io),
         other => ApiError::internal(other),
     })?;
-    let file = Recorded { sha256: put.digest, size: put.size };
+    let file = Recorded { sha256: put.digest, size: put.size, made_at: chrono::Utc::now().timestamp() };
     Ok(Some(store.signing.record_resigned(snap.key, path, base, file)?))
 }
 

@@ -17,6 +17,9 @@ pub struct StoredKey {
 pub struct Recorded {
     pub sha256: Digest,
     pub size: u64,
+    /// When it was made (unix seconds): its `Last-Modified`, later than the published
+    /// file's, so that a client holding that one does not get a 304 for this one.
+    pub made_at: i64,
 }
 
 /// Methods block; async callers use the blocking pool.

@@ -82,7 +82,13 @@ async fn the_three_files_are_re_signed_with_a_snapshots_field() {
 
     let r = app.get_with(&format!("{base}/Release"), &[HOST]).await;
     let etag = format!("\"{}\"", sha256_hex(want.as_bytes()));
-    let (snap, len, lm) = (app.id1.to_string(), want.len().to_string(), http_date(app.id1));
+    let recorded = app.store.signing.resigned(
+        app.snapshot(app.id1).key,
+        &asof::domain::RelPath::from_segments(RELEASE.split('/')).unwrap(),
+        "http://asof.test",
+    );
+    let made = recorded.unwrap().unwrap().made_at.max(app.id1.unix() + 1);
+    let (snap, len, lm) = (app.id1.to_string(), want.len().to_string(), http_date(at(made)));
     r.assert(
         200,
         &[
@@ -98,6 +104,11 @@ async fn the_three_files_are_re_signed_with_a_snapshots_field() {
         ],
     );
     assert_eq!(r.text(), want);
+    // A client holding the published file (its Last-Modified) gets the re-signed one.
+    let r = app.get_with(&format!("{base}/Release"), &[HOST, ("if-modified-since", &http_date(app.id1))]).await;
+    assert_eq!((r.status.as_u16(), r.text()), (200, want.clone()));
+    let r = app.get_with(&format!("{base}/Release"), &[HOST, ("if-modified-since", &lm)]).await;
+    assert_eq!(r.status.as_u16(), 304);
 
     let at = commit_secs(&app, app.id1);
     let r = app.get_with(&format!("{base}/InRelease"), &[HOST]).await;
@@ -227,4 +238,24 @@ async fn the_base_is_public_url_or_the_host() {
     let uri = format!("/debian/{}/{RELEASE}", app.id1);
     let r = app.get_with(&uri, &[("host", "ignored.example")]).await;
     assert_eq!(r.text(), release_with_field("v1", "https://asof.example"));
+}
+
+#[tokio::test]
+async fn the_live_path_is_re_signed_and_by_hash_urls_are_not() {
+    let app = App::start();
+    let key = fixture_key();
+    enable(&app, &key);
+    let r = app.get_with("/debian/dists/stable/InRelease", &[HOST]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-asof-snapshot"), Some(app.id2.to_string().as_str()));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
+    assert_clearsigned(&r.body, &release_with_field("v2", "http://asof.test"), &key, commit_secs(&app, app.id2));
+    // The same bytes as the pinned path of that snapshot: one recorded file.
+    let pinned = app.get_with(&format!("/debian/{}/dists/stable/InRelease", app.id2), &[HOST]).await;
+    assert_eq!(pinned.body, r.body);
+
+    let original = bytes("v1", "dists/stable/InRelease");
+    let by_hash = format!("/debian/{}/dists/stable/by-hash/SHA256/{}", app.id1, sha256_hex(&original));
+    let r = app.get_with(&by_hash, &[HOST]).await;
+    assert_eq!((r.status.as_u16(), r.body.to_vec()), (200, original));
 }
