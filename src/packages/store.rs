@@ -44,7 +44,7 @@ pub struct StoredColumns {
     pub source_version: Option<String>,
     pub filename: Option<String>,
     pub size: i64,
-    pub sha256: Option<Vec<u8>>,
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl ChangedRow {
