@@ -83,6 +83,13 @@ fn sign(dist: &Path) {
     gpg(&["--digest-algo", "SHA512", "--clearsign", "-o", inrelease.to_str().unwrap(), release.to_str().unwrap()]);
     let detached = detached.to_str().unwrap();
     gpg(&["--digest-algo", "SHA512", "--armor", "--detach-sign", "-o", detached, release.to_str().unwrap()]);
+    stop_agent(home.path());
+}
+
+/// Stops the gpg-agent that signing started for the throw-away GNUPGHOME `home`. Best effort:
+/// an agent whose home is gone also ends by itself, only later.
+fn stop_agent(home: &Path) {
+    let _ = Command::new("gpgconf").arg("--homedir").arg(home).args(["--kill", "all"]).status();
 }
 
 /// Writes upstream `shape` under `root/<archive>` as it is at fixture `version` (fixtures/apt/v1
@@ -398,6 +405,7 @@ fn new_signing_key(dir: &Path) -> std::path::PathBuf {
     gpg(&["--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never"]);
     let key = dir.join("acme-archive.sec.asc");
     std::fs::write(&key, gpg(&["--armor", "--export-secret-keys", uid])).unwrap();
+    stop_agent(&home);
     key
 }
 
