@@ -19,9 +19,11 @@ pub struct AptRun {
 }
 
 impl AptRun {
-    /// apt's `E:` and `W:` lines, in order: the reasons apt gives for failing or warning.
+    /// apt's `E:` and `W:` lines (`Error:`, `Warning:` and `Notice:` from apt 3's `apt`), in
+    /// order: the reasons apt gives for failing or warning.
     pub fn problems(&self) -> Vec<&str> {
-        self.text.lines().filter(|l| l.starts_with("E:") || l.starts_with("W:")).collect()
+        const MARKS: [&str; 5] = ["E:", "W:", "Error:", "Warning:", "Notice:"];
+        self.text.lines().filter(|l| MARKS.iter().any(|m| l.starts_with(m))).collect()
     }
 
     /// Asserts that the command succeeded without any warning or error.

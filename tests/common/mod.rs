@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod apt;
+pub mod chroot;
 pub mod inproc;
 pub mod tree;
 pub mod upstream;
