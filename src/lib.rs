@@ -23,6 +23,7 @@ pub mod packages;
 pub mod publish;
 pub mod push;
 pub mod resolve;
+pub mod rollout;
 pub mod store;
 pub mod verify;
 pub mod wire;

@@ -18,6 +18,7 @@ pub struct Store {
     pub blobs: Arc<dyn BlobStore>,
     pub auth: Arc<dyn AuthStore>,
     pub packages: Arc<dyn crate::packages::store::PackageStore>,
+    pub channels: Arc<dyn crate::rollout::ChannelStore>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -49,7 +50,8 @@ impl Store {
             catalog: catalog.clone(),
             blobs: Arc::new(blobs),
             auth: catalog.clone(),
-            packages: catalog,
+            packages: catalog.clone(),
+            channels: catalog,
             last_use: Default::default(),
             scratch,
             label_key,

@@ -12,6 +12,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_blob_access.sql", include_str!("../../schema/0004_blob_access.sql")),
     ("0005_packages.sql", include_str!("../../schema/0005_packages.sql")),
     ("0007_package_paragraphs.sql", include_str!("../../schema/0007_package_paragraphs.sql")),
+    // 0006 (and the order of 0007 after it) comes from another branch: the lead merges the
+    // order. 0008 is last here because 0007 is already applied by this position.
+    ("0008_channels.sql", include_str!("../../schema/0008_channels.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
