@@ -72,6 +72,7 @@ impl Principal {
         self.scopes.iter().any(|s| match s {
             Scope::Admin => true,
             Scope::Read(p) | Scope::Publish(p) => p.matches(archive),
+            Scope::Rollout(_) => false,
         })
     }
 
@@ -79,7 +80,16 @@ impl Principal {
         self.scopes.iter().any(|s| match s {
             Scope::Admin => true,
             Scope::Publish(p) => p.matches(archive),
-            Scope::Read(_) => false,
+            Scope::Read(_) | Scope::Rollout(_) => false,
+        })
+    }
+
+    /// Whether this caller may change rollout channel `channel`.
+    pub fn can_roll_out(&self, channel: &crate::domain::ChannelName) -> bool {
+        self.scopes.iter().any(|s| match s {
+            Scope::Admin | Scope::Rollout(None) => true,
+            Scope::Rollout(Some(c)) => c == channel,
+            Scope::Read(_) | Scope::Publish(_) => false,
         })
     }
 

@@ -599,6 +599,12 @@ async fn serve(
     crate::background::every("package index backfill", Duration::from_secs(30), store.clone(), |s| {
         crate::packages::index::backfill_all(s)
     });
+    crate::background::every(
+        "rollout ring advance",
+        Duration::from_secs(1),
+        store.clone(),
+        crate::rollout::service::persist_all,
+    );
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());

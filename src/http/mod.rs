@@ -3,6 +3,7 @@
 mod access;
 mod api;
 mod body;
+mod channels;
 mod error;
 mod files;
 mod listing;

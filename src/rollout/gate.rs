@@ -59,6 +59,7 @@ mod tests {
             ],
             gate: Gate { max_failure_rate, min_reports },
             advance: Advance::Auto,
+            sources: None,
         }
     }
 

@@ -246,3 +246,12 @@ fn check_change(rec: &ChannelRecord, spec: &ChannelSpec) -> Result<()> {
     }
     Ok(())
 }
+
+/// The background job of `asof serve`: persists the rings time has started (answers do not
+/// wait for it: reads settle in memory; this writes the history and the stored state).
+pub fn persist_all(store: &crate::store::Store) {
+    let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+    if let Err(e) = ch.persist_due(super::now_ms()) {
+        tracing::warn!(error = %e, "could not advance rollout rings");
+    }
+}

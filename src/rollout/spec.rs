@@ -50,6 +50,9 @@ pub struct ChannelSpec {
     pub rings: Vec<Ring>,
     pub gate: Gate,
     pub advance: Advance,
+    /// What follows the URL in a node's sources.list line (`bookworm main`), for the
+    /// `sources_line` of node answers.
+    pub sources: Option<String>,
 }
 
 /// A ring as written in JSON: `{"name": "canary", "percent": 1, "soak_secs": 3600}`.
@@ -71,6 +74,8 @@ pub struct SpecJson {
     pub gate: Gate,
     #[serde(default = "auto")]
     pub advance: Advance,
+    #[serde(default)]
+    pub sources: Option<String>,
 }
 
 fn auto() -> Advance {
@@ -97,6 +102,8 @@ pub enum SpecError {
     Soak(String),
     #[error("gate: max_failure_rate must be between 0 and 1 and min_reports at least 1")]
     Gate,
+    #[error("sources: expected the suite and components of a sources.list line, e.g. \"bookworm main\"")]
+    Sources,
 }
 
 impl SpecJson {
@@ -116,7 +123,11 @@ impl SpecJson {
         if !(0.0..=1.0).contains(&g.max_failure_rate) || g.min_reports == 0 {
             return Err(SpecError::Gate);
         }
-        Ok(ChannelSpec { archive, rings, gate: g, advance: self.advance })
+        let sources = self.sources.as_deref().map(str::trim);
+        if sources.is_some_and(|x| x.is_empty() || x.len() > 200 || x.chars().any(|c| c.is_control() || c == '#')) {
+            return Err(SpecError::Sources);
+        }
+        Ok(ChannelSpec { archive, rings, gate: g, advance: self.advance, sources: sources.map(str::to_string) })
     }
 }
 
@@ -163,6 +174,7 @@ impl ChannelSpec {
                 .collect(),
             gate: self.gate,
             advance: self.advance,
+            sources: self.sources.clone(),
         }
     }
 
@@ -183,6 +195,7 @@ mod tests {
             rings: rings.iter().map(|(n, p, s)| RingJson { name: n.to_string(), percent: *p, soak_secs: *s }).collect(),
             gate: Gate::default(),
             advance: Advance::Auto,
+            sources: None,
         }
     }
 

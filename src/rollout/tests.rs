@@ -18,6 +18,7 @@ fn spec(advance: Advance) -> ChannelSpec {
         ],
         gate: Gate { max_failure_rate: 0.2, min_reports: 3 },
         advance,
+        sources: Some("bookworm main".into()),
     }
 }
 
