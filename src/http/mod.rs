@@ -3,6 +3,7 @@
 mod access;
 mod api;
 mod body;
+mod channel_files;
 mod channels;
 mod error;
 mod files;
@@ -188,6 +189,9 @@ async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, ur
         }
         Ok(request_path::Target::InSnapshot { archive, id, path, .. }) => {
             files::in_snapshot(&st, &method, &headers, archive, id, path).await
+        }
+        Ok(request_path::Target::Channel { archive, channel, node, path }) => {
+            channel_files::serve(&st, &method, &headers, archive, channel, node, path).await
         }
     };
     result.unwrap_or_else(IntoResponse::into_response)

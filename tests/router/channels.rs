@@ -385,3 +385,58 @@ async fn a_channel_of_a_private_archive_looks_missing_to_others() {
         .await
         .assert_api_error(400, "archive: no archive named 'debian'");
 }
+
+#[tokio::test]
+async fn the_node_url_serves_the_node_s_snapshot_without_date_validators() {
+    let app = App::start();
+    let admin = app.token(&["admin"]);
+    app.send("PUT", API, Some(&admin), Some(spec("manual"))).await;
+    let (canary, broad) = (app.node_in(0), app.node_in(1));
+    let url = |node: &str, path: &str| format!("/debian/@prod/{node}/{path}");
+    app.get(&url(&canary, "dists/stable/InRelease")).await.assert_error(
+        404,
+        &format!("channel 'prod' has not rolled out to node '{canary}' yet: its ring has no snapshot"),
+    );
+    app.get("/debian/@staging/web-1/dists/stable/InRelease")
+        .await
+        .assert_error(404, "archive 'debian' has no channel 'staging'");
+    app.get("/ubuntu/@prod/web-1/").await.assert_error(404, "no archive named 'ubuntu'");
+    app.get("/debian/@prod").await.assert_error(404, "a channel URL names the node: /debian/@prod/<node>/<path>");
+
+    app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id1.to_string()}))).await;
+    app.send("POST", &format!("{API}/advance"), Some(&admin), None).await;
+    app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id2.to_string()}))).await;
+    let release = "dists/stable/InRelease";
+    let (v1, v2) = (bytes("v1", release), bytes("v2", release));
+    for (node, body, id) in [(&canary, &v2, app.id2), (&broad, &v1, app.id1)] {
+        // A date from the future would make a file answer 304; here it is ignored.
+        let r = app.get_with(&url(node, release), &[("if-modified-since", "Fri, 01 Jan 2100 00:00:00 GMT")]).await;
+        let (etag, len) = (format!("\"{}\"", sha256_hex(body)), body.len().to_string());
+        let id = id.to_string();
+        r.assert(
+            200,
+            &[
+                ("x-asof-snapshot", &id),
+                ("cache-control", "no-cache"),
+                ("etag", &etag),
+                ("accept-ranges", "bytes"),
+                ("content-type", "text/plain; charset=utf-8"),
+                ("x-content-type-options", "nosniff"),
+                ("content-security-policy", "sandbox"),
+                ("content-length", &len),
+            ],
+        );
+        assert!(r.body == *body);
+    }
+    // by-hash answers across the ring's two IDs (immutable: named by content), pool files too.
+    let packages = bytes("v1", "dists/stable/main/binary-amd64/Packages.xz");
+    let by_hash = format!("dists/stable/main/binary-amd64/by-hash/SHA256/{}", sha256_hex(&packages));
+    let r = app.get(&url(&canary, &by_hash)).await;
+    assert_eq!((r.status.as_u16(), r.header("cache-control")), (200, Some(IMMUTABLE)));
+    assert!(r.body == packages);
+    let deb = "pool/main/h/hello-asof/hello-asof_1.0-1_all.deb";
+    assert!(app.get(&url(&canary, deb)).await.body == bytes("v1", deb));
+    // Not so for the rest of dists/: a Packages file is the current ID's or nothing.
+    let gone = app.get(&url(&canary, "dists/stable/main/binary-amd64/Packages.xz")).await;
+    assert!(gone.body == bytes("v2", "dists/stable/main/binary-amd64/Packages.xz"));
+}
