@@ -1,5 +1,6 @@
 //! The `asof` command line: one binary for publishing, serving and checking.
 
+mod channels;
 mod packages;
 mod progress;
 
@@ -101,6 +102,9 @@ pub enum Command {
     /// Archive settings.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Rollout channels: a pointer into an archive's history that a fleet follows ring by ring.
+    #[command(subcommand)]
+    Channel(channels::ChannelCommand),
     /// What changed in the packages of ARCHIVE between two snapshots (IDs resolve by floor).
     Diff {
         archive: String,
@@ -136,7 +140,8 @@ pub enum Command {
 pub enum TokenCommand {
     /// Create a token and print it (it is shown only this once).
     Create {
-        /// admin, publish:<archive|prefix/*|*> or read:<archive|prefix/*|*> (repeatable).
+        /// admin, publish:<archive|prefix/*|*>, read:<archive|prefix/*|*> or
+        /// rollout:<channel|*> (repeatable).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// Lifetime, e.g. 90d, 12h; default: no expiry.
@@ -285,6 +290,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     report.duration_ms as f64 / 1000.0
                 );
             }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Channel(cmd) => {
+            channels::run(&Store::open_local(&data)?, cmd)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Snapshots { archive, json } => {

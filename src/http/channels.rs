@@ -17,10 +17,10 @@ use super::AppState;
 use super::access::{self, credentials};
 use super::error::ApiError;
 use crate::domain::{ChannelName, NodeName, SnapshotId};
-use crate::rollout::gate::RingHealth;
 use crate::rollout::service::{Channels, ServiceError, node_answer};
 use crate::rollout::spec::SpecJson;
-use crate::rollout::{ChannelRecord, Status, now_ms, rfc3339};
+use crate::rollout::view::{channel_json, time};
+use crate::rollout::{ChannelRecord, now_ms, rfc3339};
 use crate::store::Store;
 
 pub fn routes() -> Router<AppState> {
@@ -76,56 +76,6 @@ fn readable_view(s: &Store, st: &AppState, name: &ChannelName, creds: Option<&st
     }
     let may_change = matches!(access::principal(s, &st.metrics, creds), Ok(Some(p)) if p.can_roll_out(name));
     if may_change { Ok(rec) } else { Err(ServiceError::NoChannel(name.clone()).into()) }
-}
-
-fn time(ms: Option<i64>) -> Value {
-    ms.map_or(Value::Null, |t| Value::String(rfc3339(t)))
-}
-
-/// A channel and its current rollout, ring by ring, as every answer of this API shows it.
-pub fn channel_json(rec: &ChannelRecord, health: &[RingHealth]) -> Value {
-    let spec = rec.spec.to_json();
-    let rollout = rec.rollout.as_ref().map(|r| {
-        let rings: Vec<Value> = spec
-            .rings
-            .iter()
-            .enumerate()
-            .map(|(i, ring)| {
-                let h = health.get(i).copied().unwrap_or_default();
-                json!({
-                    "name": ring.name,
-                    "snapshot": r.serves(i),
-                    "since": time(r.serving_since(i)),
-                    "from": r.rings[i].from,
-                    "started_at": time(r.rings[i].started_at),
-                    "reports": h.reports,
-                    "failures": h.failures,
-                })
-            })
-            .collect();
-        json!({
-            "id": r.id,
-            "snapshot": r.target,
-            "requested": r.requested,
-            "state": r.status.name(),
-            "reason": match &r.status { Status::Paused { reason } => Value::String(reason.clone()), _ => Value::Null },
-            "started_at": rfc3339(r.started_at),
-            "ended_at": time(r.ended_at),
-            "next_ring_at": time(r.next_ring_at(&rec.spec).map(|(_, t)| t)),
-            "rings": rings,
-        })
-    });
-    json!({
-        "channel": rec.name,
-        "archive": spec.archive,
-        "rings": spec.rings,
-        "gate": spec.gate,
-        "advance": spec.advance,
-        "sources": spec.sources,
-        "created_at": rfc3339(rec.created_at),
-        "updated_at": rfc3339(rec.updated_at),
-        "rollout": rollout,
-    })
 }
 
 /// Blocking. `channel_json` with the current rollout's reports counted.

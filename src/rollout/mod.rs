@@ -9,6 +9,7 @@ pub mod machine;
 pub mod service;
 pub mod spec;
 pub mod store;
+pub mod view;
 
 pub use machine::{Event, RingState, Rollout, RolloutError, Status};
 pub use spec::{Advance, ChannelSpec, Gate, Ring, SpecError};

@@ -14,9 +14,9 @@ use crate::domain::{ChannelName, NodeName, SnapshotId};
 pub enum ServiceError {
     #[error("no channel named '{0}'")]
     NoChannel(ChannelName),
-    #[error("{0}")]
+    #[error(transparent)]
     Spec(#[from] SpecError),
-    #[error("{0}")]
+    #[error(transparent)]
     Rollout(#[from] RolloutError),
     #[error("archive '{archive}' has no snapshot at or before {id}")]
     NoSnapshot { archive: String, id: SnapshotId },
