@@ -70,6 +70,11 @@ pub fn classify(method: &Method, path: &str, now: i64, settle_margin: Duration) 
         return Class::Listings;
     }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // A rollout channel's node URL (`/<archive>/@<channel>/<node>/<path>`) names a file
+    // that can change: the files class, not listings (a whole fleet fetches these).
+    if segs.iter().position(|s| s.starts_with('@')).is_some_and(|c| c > 0 && c + 2 < segs.len()) {
+        return Class::Files;
+    }
     let Some(i) = segs.iter().position(|s| SnapshotId::looks_like_id(s)) else { return Class::Listings };
     if i == 0 || i + 1 == segs.len() {
         return Class::Listings;
@@ -294,6 +299,9 @@ mod tests {
         assert_eq!(class(Method::GET, "/debian/20231399T000000Z/x"), Class::Listings);
         // The ID must follow an archive name.
         assert_eq!(class(Method::GET, "/20230101T000000Z/x"), Class::Listings);
+        // A rollout channel's node URL names a file that can change.
+        assert_eq!(class(Method::GET, "/debian/@prod/web-1/dists/stable/InRelease"), Class::Files);
+        assert_eq!(class(Method::GET, "/debian/@prod/web-1"), Class::Listings);
     }
 
     #[test]
