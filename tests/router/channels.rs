@@ -440,3 +440,43 @@ async fn the_node_url_serves_the_node_s_snapshot_without_date_validators() {
     let gone = app.get(&url(&canary, "dists/stable/main/binary-amd64/Packages.xz")).await;
     assert!(gone.body == bytes("v2", "dists/stable/main/binary-amd64/Packages.xz"));
 }
+
+#[tokio::test]
+async fn the_channel_page_shows_the_rings_as_a_timeline() {
+    let app = App::start();
+    let admin = app.token(&["admin"]);
+    app.send("PUT", API, Some(&admin), Some(spec("manual"))).await;
+    assert!(app.get("/debian/-/channels/prod").await.text().contains("<p id=\"rollout\">No rollout yet.</p>"));
+    app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id1.to_string()}))).await;
+    app.send("POST", &format!("{API}/advance"), Some(&admin), None).await;
+    app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id2.to_string()}))).await;
+    asof::packages::index::index_archive(&app.store, &archive("debian"), &mut |_, _| {}).unwrap();
+    let diff = app.get(&format!("/api/v1/archives/debian/-/diff?from={}&to={}", app.id1, app.id2)).await.json();
+    let n = diff["changes"].as_array().unwrap().len();
+    assert!(n > 0);
+
+    let r = app.get("/debian/-/channels/prod").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let html = r.text();
+    let (id1, id2) = (app.id1, app.id2);
+    // The canary is on the new ID with the changes from the old one; broad still on the old.
+    let diff_link = format!("<a href=\"/debian/-/diff?from={id1}&amp;to={id2}\">{n} changes</a>");
+    let canary =
+        format!("<tr><td>canary</td><td>50%</td><td>3600 s</td><td><a href=\"/debian/{id2}/\">{id2}</a></td><td>");
+    let broad = format!("<tr><td>broad</td><td>100%</td><td>0 s</td><td><a href=\"/debian/{id1}/\">{id1}</a></td><td>");
+    for want in [&canary, &broad, &diff_link] {
+        assert!(html.contains(want.as_str()), "{want} not in {html}");
+    }
+    assert_eq!(html.matches(&diff_link).count(), 2, "both rings come from the old ID");
+    assert!(
+        html.contains(&format!(
+            "Rollout #2 of <a href=\"/debian/{id2}/\">{id2}</a> (asked {id2}), <strong>running</strong>"
+        )),
+        "{html}"
+    );
+    app.get("/debian/-/channels/nope").await.assert_error(404, "archive 'debian' has no channel 'nope'");
+    app.store.auth.set_private(&archive("debian"), true, 0).unwrap();
+    app.get("/debian/-/channels/prod").await.assert_error(404, "no archive named 'debian'");
+}
