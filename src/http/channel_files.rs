@@ -19,8 +19,8 @@ use super::access::{self, credentials};
 use super::error::ApiError;
 use super::files::in_snapshot;
 use crate::domain::{ArchiveName, ChannelName, NodeName, RelPath};
-use crate::rollout::now_ms;
 use crate::rollout::service::{Channels, NodeAnswer, ServiceError, node_answer};
+use crate::rollout::{ChannelRecord, now_ms};
 
 pub async fn serve(
     st: &AppState,
@@ -31,7 +31,8 @@ pub async fn serve(
     node: NodeName,
     path: Option<RelPath>,
 ) -> Result<Response, ApiError> {
-    let answer = assigned(st, headers, &archive, &channel, &node).await?;
+    let (answer, rec) = assigned(st, headers, &archive, &channel, &node).await?;
+    super::channels::note_node(st, &rec, answer.ring, &node);
     let Some(id) = answer.snapshot else {
         return Err(ApiError::NotFound(format!(
             "channel '{channel}' has not rolled out to node '{node}' yet: its ring has no snapshot"
@@ -65,7 +66,7 @@ async fn assigned(
     archive: &ArchiveName,
     channel: &ChannelName,
     node: &NodeName,
-) -> Result<NodeAnswer, ApiError> {
+) -> Result<(NodeAnswer, ChannelRecord), ApiError> {
     let creds = credentials(headers);
     let metrics = st.metrics.clone();
     let (archive, channel, node) = (archive.clone(), channel.clone(), node.clone());
@@ -80,7 +81,7 @@ async fn assigned(
         if rec.spec.archive != archive {
             return Err(missing());
         }
-        Ok(node_answer(&channel, &rec, &node))
+        Ok((node_answer(&channel, &rec, &node), rec))
     })
     .await
 }

@@ -268,6 +268,7 @@ async fn node(
     let st2 = st.clone();
     let rec = st.blocking(move |s| readable_view(s, &st2, &name, creds.as_deref())).await?;
     let a = node_answer(&rec.name, &rec, &node);
+    note_node(&st, &rec, a.ring, &node);
     let body = json!({
         "channel": rec.name,
         "node": node,
@@ -299,4 +300,50 @@ async fn history(
         })
         .await?;
     Ok(no_store(body, StatusCode::OK))
+}
+
+/// Counts a node that asked for its answer (API or node URL), for the metrics.
+pub fn note_node(st: &AppState, rec: &ChannelRecord, ring: usize, node: &NodeName) {
+    let ring = &rec.spec.rings[ring].name;
+    st.metrics.channel_nodes_seen.note(rec.name.as_str(), ring, node.as_str(), now_ms());
+}
+
+/// Sets the channel gauges of `/metrics` from the channels as they are now. A channel of a
+/// private archive is labelled `private-<keyed hash>`, as private archives are.
+pub async fn refresh_metrics(st: &AppState) -> Result<(), ApiError> {
+    let st2 = st.clone();
+    st.blocking(move |s| {
+        let now = now_ms();
+        let m = &st2.metrics;
+        let mut labels = std::collections::HashMap::new();
+        m.channel_snapshot.reset();
+        for rec in channels(s).list(now)? {
+            let label = channel_label(s, &rec)?;
+            if let Some(r) = &rec.rollout {
+                for (i, ring) in rec.spec.rings.iter().enumerate() {
+                    if let Some(id) = r.serves(i) {
+                        m.channel_snapshot.with_label_values(&[label.as_str(), &ring.name]).set(id.unix() as f64);
+                    }
+                }
+            }
+            labels.insert(rec.name.to_string(), label);
+        }
+        m.channel_nodes.reset();
+        for ((channel, ring), n) in m.channel_nodes_seen.counts(now) {
+            let label = labels.get(&channel).cloned().unwrap_or(channel);
+            m.channel_nodes.with_label_values(&[label.as_str(), &ring]).set(n as i64);
+        }
+        Ok(())
+    })
+    .await
+}
+
+fn channel_label(s: &Store, rec: &ChannelRecord) -> Result<String, ApiError> {
+    if !s.auth.is_private(&rec.spec.archive)? {
+        return Ok(rec.name.to_string());
+    }
+    let mut keyed = s.label_key.to_vec();
+    keyed.extend_from_slice(b"channel:");
+    keyed.extend_from_slice(rec.name.as_str().as_bytes());
+    Ok(format!("private-{}", &crate::domain::Digest::of(&keyed).hex()[..12]))
 }

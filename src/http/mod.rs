@@ -146,6 +146,9 @@ async fn healthz(State(st): State<AppState>) -> Result<Response, ApiError> {
 }
 
 async fn metrics_text(State(st): State<AppState>) -> Response {
+    if let Err(e) = channels::refresh_metrics(&st).await {
+        tracing::warn!(error = %e, "could not read rollout channels for the metrics");
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4"), (header::CACHE_CONTROL, "no-cache")], st.metrics.render())
         .into_response()
 }

@@ -6,6 +6,7 @@
 pub mod assign;
 pub mod gate;
 pub mod machine;
+pub mod seen;
 pub mod service;
 pub mod spec;
 pub mod store;

@@ -480,3 +480,58 @@ async fn the_channel_page_shows_the_rings_as_a_timeline() {
     app.store.auth.set_private(&archive("debian"), true, 0).unwrap();
     app.get("/debian/-/channels/prod").await.assert_error(404, "no archive named 'debian'");
 }
+
+#[tokio::test]
+async fn metrics_show_each_ring_s_snapshot_and_the_nodes_that_asked() {
+    let app = App::start();
+    let admin = app.token(&["admin"]);
+    app.send("PUT", API, Some(&admin), Some(spec("manual"))).await;
+    app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id1.to_string()}))).await;
+    app.send("POST", &format!("{API}/advance"), Some(&admin), None).await;
+    app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id2.to_string()}))).await;
+    let canary: Vec<String> = (0..)
+        .map(|i| format!("web-{i}"))
+        .filter(|n| {
+            let c: asof::domain::ChannelName = "prod".parse().unwrap();
+            let rings = [
+                asof::rollout::Ring { name: "canary".into(), basis_points: 5000, soak_secs: 0 },
+                asof::rollout::Ring { name: "broad".into(), basis_points: 10_000, soak_secs: 0 },
+            ];
+            asof::rollout::assign::ring_of(&c, &n.parse().unwrap(), &rings) == 0
+        })
+        .take(2)
+        .collect();
+    // One canary node asks twice (API and node URL), another once: two nodes.
+    app.get(&format!("{API}/nodes/{}", canary[0])).await;
+    app.get(&format!("/debian/@prod/{}/dists/stable/InRelease", canary[0])).await;
+    app.get(&format!("/debian/@prod/{}/dists/stable/Release", canary[1])).await;
+    app.get(&format!("{API}/nodes/{}", app.node_in(1))).await;
+    let metrics = app.get("/metrics").await.text();
+    let lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with("asof_channel_")).collect();
+    assert_eq!(
+        lines,
+        [
+            "asof_channel_ring_nodes_last_hour{channel=\"prod\",ring=\"broad\"} 1".to_string(),
+            "asof_channel_ring_nodes_last_hour{channel=\"prod\",ring=\"canary\"} 2".to_string(),
+            format!(
+                "asof_channel_ring_snapshot_timestamp_seconds{{channel=\"prod\",ring=\"broad\"}} {}",
+                app.id1.unix()
+            ),
+            format!(
+                "asof_channel_ring_snapshot_timestamp_seconds{{channel=\"prod\",ring=\"canary\"}} {}",
+                app.id2.unix()
+            ),
+        ]
+    );
+    // A private archive's channel is not named.
+    app.store.auth.set_private(&archive("debian"), true, 0).unwrap();
+    let metrics = app.get("/metrics").await.text();
+    assert!(!metrics.contains("channel=\"prod\""), "{metrics}");
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("asof_channel_ring_snapshot") && l.contains("channel=\"private-"))
+            .count(),
+        2
+    );
+}
