@@ -203,22 +203,26 @@ impl Channels<'_> {
     /// its events; what the background job runs. Returns how many channels changed.
     pub fn persist_due(&self, now: Millis) -> Result<usize> {
         let mut changed = 0;
-        for mut rec in self.store.channels()? {
-            let Some(mut r) = rec.rollout.take() else { continue };
-            let events = machine::settle(&rec.spec, &mut r, now);
-            if events.is_empty() {
-                continue;
-            }
-            // A lost race means another writer saved (and settled) it: nothing to redo.
-            changed += usize::from(self.save(&rec, &[r], &events, now)?);
+        for rec in self.store.channels()? {
+            changed += usize::from(self.persist(rec, now)?);
         }
         Ok(changed)
     }
 
+    /// Saves what time has done to one channel; false if nothing (or another writer did).
+    fn persist(&self, mut rec: ChannelRecord, now: Millis) -> Result<bool> {
+        let Some(mut r) = rec.rollout.take() else { return Ok(false) };
+        let events = machine::settle(&rec.spec, &mut r, now);
+        if events.is_empty() {
+            return Ok(false);
+        }
+        // A lost race means another writer saved (and settled) it: nothing to redo.
+        self.save(&rec, &[r], &events, now)
+    }
+
     /// The audit history, with what time has done persisted first.
     pub fn history(&self, name: &ChannelName, now: Millis) -> Result<Vec<Event>> {
-        self.load(name)?;
-        self.persist_due(now)?;
+        self.persist(self.load(name)?, now)?;
         Ok(self.store.history(name)?)
     }
 }
