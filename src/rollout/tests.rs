@@ -282,4 +282,44 @@ mod with_store {
         assert_eq!(ch.health(&rec).unwrap()[0], gate::RingHealth { reports: 0, failures: 0 });
         assert_eq!(rec.rollout.unwrap().status, Status::Running);
     }
+
+    #[test]
+    fn concurrent_writers_agree_on_one_outcome() {
+        let (_tmp, store, ids) = setup();
+        let name: ChannelName = "prod".parse().unwrap();
+        let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+        ch.put(&name, &spec(Advance::Manual), "admin", T0).unwrap();
+        ch.start(&name, ids[1], "ci", T0).unwrap();
+        // A stale version writes nothing.
+        let rec = store.channels.channel(&name).unwrap().unwrap();
+        let stale = ChannelWrite {
+            name: &name,
+            expected_version: Some(rec.version - 1),
+            spec: &rec.spec,
+            rollouts: &[],
+            events: &[],
+            now: T0,
+        };
+        assert!(!store.channels.save(&stale).unwrap());
+        // Eight writers pause at once: one succeeds, the others are told it is paused.
+        let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let store = store.clone();
+                    let name = name.clone();
+                    scope.spawn(move || {
+                        let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+                        ch.pause(&name, &format!("op{i}"), T0 + 1).map(|_| ()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(r, "the rollout is already paused");
+        }
+        let h = store.channels.history(&name).unwrap();
+        assert_eq!(h.iter().filter(|e| e.action == "rollout.paused").count(), 1);
+    }
 }

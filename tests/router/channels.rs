@@ -57,16 +57,22 @@ impl App {
 
     /// A node of the fixture channel `prod` in this ring (0 canary, 1 broad).
     fn node_in(&self, ring: usize) -> String {
-        let c: asof::domain::ChannelName = "prod".parse().unwrap();
-        let rings = [
-            asof::rollout::Ring { name: "canary".into(), basis_points: 5000, soak_secs: 3600 },
-            asof::rollout::Ring { name: "broad".into(), basis_points: 10_000, soak_secs: 0 },
-        ];
-        (0..)
-            .map(|i| format!("web-{i}"))
-            .find(|n| asof::rollout::assign::ring_of(&c, &n.parse().unwrap(), &rings) == ring)
-            .unwrap()
+        nodes_in(ring, 1).remove(0)
     }
+}
+
+/// The first `n` nodes `web-<i>` that the fixture channel `prod` puts in `ring`.
+fn nodes_in(ring: usize, n: usize) -> Vec<String> {
+    let c: asof::domain::ChannelName = "prod".parse().unwrap();
+    let rings = [
+        asof::rollout::Ring { name: "canary".into(), basis_points: 5000, soak_secs: 3600 },
+        asof::rollout::Ring { name: "broad".into(), basis_points: 10_000, soak_secs: 0 },
+    ];
+    (0..)
+        .map(|i| format!("web-{i}"))
+        .filter(|x| asof::rollout::assign::ring_of(&c, &x.parse().unwrap(), &rings) == ring)
+        .take(n)
+        .collect()
 }
 
 #[track_caller]
@@ -326,18 +332,7 @@ async fn failure_reports_over_the_gate_pause_the_rollout() {
     let t0 = now();
     app.send("PUT", API, Some(&admin), Some(spec("auto"))).await;
     app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id2.to_string()}))).await;
-    let canary: Vec<String> = (0..)
-        .map(|i| format!("db-{i}"))
-        .filter(|n| {
-            let c: asof::domain::ChannelName = "prod".parse().unwrap();
-            let rings = [
-                asof::rollout::Ring { name: "canary".into(), basis_points: 5000, soak_secs: 0 },
-                asof::rollout::Ring { name: "broad".into(), basis_points: 10_000, soak_secs: 0 },
-            ];
-            asof::rollout::assign::ring_of(&c, &n.parse().unwrap(), &rings) == 0
-        })
-        .take(2)
-        .collect();
+    let canary = nodes_in(0, 2);
     let report = |node: &str, outcome: &str| json!({"node": node, "outcome": outcome});
     let r = app.send("POST", &format!("{API}/reports"), Some(&admin), Some(report(&canary[0], "success"))).await;
     let mut got = r.json();
@@ -489,18 +484,7 @@ async fn metrics_show_each_ring_s_snapshot_and_the_nodes_that_asked() {
     app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id1.to_string()}))).await;
     app.send("POST", &format!("{API}/advance"), Some(&admin), None).await;
     app.send("POST", &format!("{API}/rollouts"), Some(&admin), Some(json!({"snapshot": app.id2.to_string()}))).await;
-    let canary: Vec<String> = (0..)
-        .map(|i| format!("web-{i}"))
-        .filter(|n| {
-            let c: asof::domain::ChannelName = "prod".parse().unwrap();
-            let rings = [
-                asof::rollout::Ring { name: "canary".into(), basis_points: 5000, soak_secs: 0 },
-                asof::rollout::Ring { name: "broad".into(), basis_points: 10_000, soak_secs: 0 },
-            ];
-            asof::rollout::assign::ring_of(&c, &n.parse().unwrap(), &rings) == 0
-        })
-        .take(2)
-        .collect();
+    let canary = nodes_in(0, 2);
     // One canary node asks twice (API and node URL), another once: two nodes.
     app.get(&format!("{API}/nodes/{}", canary[0])).await;
     app.get(&format!("/debian/@prod/{}/dists/stable/InRelease", canary[0])).await;
