@@ -1,6 +1,7 @@
 //! Scopes: `admin`, `publish:<pattern>`, `read:<pattern>`; a pattern is an archive name,
 //! a prefix ending in `/*` (`ubuntu/*` covers `ubuntu/22.04`, not `ubuntu`), or `*`.
-//! `rollout:<channel>` (or `rollout:*`) may change a rollout channel (src/rollout).
+//! `rollout:<channel>` (or `rollout:*`) may change a rollout channel (src/rollout);
+//! `report:<channel>` (or `report:*`) may only report node outcomes to it (for nodes).
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,11 +33,13 @@ pub enum Scope {
     Read(Pattern),
     /// Change one channel (`Some`) or every channel (`None`, written `rollout:*`).
     Rollout(Option<ChannelName>),
+    /// Report node outcomes to one channel (`Some`) or every channel (`None`).
+    Report(Option<ChannelName>),
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "invalid scope {0:?}: expected admin, publish:<archive|prefix/*|*>, read:<archive|prefix/*|*> or rollout:<channel|*>"
+    "invalid scope {0:?}: expected admin, publish:<archive|prefix/*|*>, read:<archive|prefix/*|*>, rollout:<channel|*> or report:<channel|*>"
 )]
 pub struct ScopeError(String);
 
@@ -69,6 +72,8 @@ impl FromStr for Scope {
             Some(("read", p)) => p.parse().map(Scope::Read).map_err(|_| ScopeError(s.to_string())),
             Some(("rollout", "*")) => Ok(Scope::Rollout(None)),
             Some(("rollout", c)) => c.parse().map(|c| Scope::Rollout(Some(c))).map_err(|_| ScopeError(s.to_string())),
+            Some(("report", "*")) => Ok(Scope::Report(None)),
+            Some(("report", c)) => c.parse().map(|c| Scope::Report(Some(c))).map_err(|_| ScopeError(s.to_string())),
             _ => Err(ScopeError(s.to_string())),
         }
     }
@@ -92,6 +97,8 @@ impl fmt::Display for Scope {
             Scope::Read(p) => write!(f, "read:{p}"),
             Scope::Rollout(None) => f.write_str("rollout:*"),
             Scope::Rollout(Some(c)) => write!(f, "rollout:{c}"),
+            Scope::Report(None) => f.write_str("report:*"),
+            Scope::Report(Some(c)) => write!(f, "report:{c}"),
         }
     }
 }
@@ -108,7 +115,17 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in ["admin", "publish:debian", "publish:ubuntu/*", "read:*", "read:a/b", "rollout:prod", "rollout:*"] {
+        for s in [
+            "admin",
+            "publish:debian",
+            "publish:ubuntu/*",
+            "read:*",
+            "read:a/b",
+            "rollout:prod",
+            "rollout:*",
+            "report:prod",
+            "report:*",
+        ] {
             assert_eq!(s.parse::<Scope>().unwrap().to_string(), s);
         }
         for bad in [

@@ -140,8 +140,8 @@ pub enum Command {
 pub enum TokenCommand {
     /// Create a token and print it (it is shown only this once).
     Create {
-        /// admin, publish:<archive|prefix/*|*>, read:<archive|prefix/*|*> or
-        /// rollout:<channel|*> (repeatable).
+        /// admin, publish:<archive|prefix/*|*>, read:<archive|prefix/*|*>,
+        /// rollout:<channel|*> or report:<channel|*> (repeatable).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// Lifetime, e.g. 90d, 12h; default: no expiry.

@@ -1,7 +1,7 @@
 //! The rollout channel API under `/api/v1/channels`: `PUT`/`GET <channel>`, `POST
 //! <channel>/rollouts`, `POST <channel>/{pause,resume,abort,advance,reports}`,
 //! `GET <channel>/nodes/<node>` and `GET <channel>/history`. Changes need an admin token or
-//! scope `rollout:<channel>`; reads need read access to the channel's archive (a channel
+//! scope `rollout:<channel>` (reports also take `report:<channel>`); reads need read access to the channel's archive (a channel
 //! of an archive the caller may not read answers as a missing one).
 
 use axum::body::Body;
@@ -63,6 +63,20 @@ fn require_rollout(s: &Store, st: &AppState, channel: &ChannelName, creds: Optio
         Some(_) => {
             st.metrics.auth_failures.with_label_values(&["scope"]).inc();
             Err(ApiError::Forbidden(format!("this token may not change channel '{channel}'")))
+        }
+    }
+}
+
+/// Blocking. As `require_rollout`, for reports, which `report:<channel>` tokens may send too.
+fn require_report(s: &Store, st: &AppState, channel: &ChannelName, creds: Option<&str>) -> Result<(), ApiError> {
+    match access::principal(s, &st.metrics, creds)? {
+        None => Err(ApiError::Unauthorized(format!(
+            "a token with scope report:{channel} or rollout:{channel} (or admin) is required"
+        ))),
+        Some(p) if p.can_report(channel) => Ok(()),
+        Some(_) => {
+            st.metrics.auth_failures.with_label_values(&["scope"]).inc();
+            Err(ApiError::Forbidden(format!("this token may not report to channel '{channel}'")))
         }
     }
 }
@@ -228,7 +242,7 @@ async fn report(
     let name = parse_channel(&channel)?;
     let creds = credentials(&headers);
     let (st2, n) = (st.clone(), name.clone());
-    st.blocking(move |s| require_rollout(s, &st2, &n, creds.as_deref())).await?;
+    st.blocking(move |s| require_report(s, &st2, &n, creds.as_deref())).await?;
     let b: ReportBody = super::body::read_json(&st, &headers, body).await?;
     let node: NodeName = b.node.parse().map_err(|e| ApiError::BadRequest(format!("node: {e}")))?;
     let failed = matches!(b.outcome, Outcome::Failure);

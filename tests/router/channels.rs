@@ -358,7 +358,18 @@ async fn failure_reports_over_the_gate_pause_the_rollout() {
     assert_eq!(r.status, 400, "{}", r.text());
     app.send("POST", &format!("{API}/reports"), None, Some(report("x", "failure")))
         .await
-        .assert_api_error(401, "an admin token or one with scope rollout:prod is required");
+        .assert_api_error(401, "a token with scope report:prod or rollout:prod (or admin) is required");
+    // A node's token may report, and nothing more.
+    let node = app.token(&["report:prod"]);
+    let r = app.send("POST", &format!("{API}/reports"), Some(&node), Some(report(&canary[0], "success"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    app.send("POST", &format!("{API}/resume"), Some(&node), None)
+        .await
+        .assert_api_error(403, "this token may not change channel 'prod'");
+    let other = app.token(&["report:staging"]);
+    app.send("POST", &format!("{API}/reports"), Some(&other), Some(report(&canary[0], "failure")))
+        .await
+        .assert_api_error(403, "this token may not report to channel 'prod'");
 }
 
 #[tokio::test]
