@@ -144,9 +144,11 @@ impl Rollout {
         d
     }
 
-    fn start_ring(&mut self, spec: &ChannelSpec, ring: usize, at: Millis, actor: &str, out: &mut Vec<Event>) {
+    /// Moves ring `ring` to the target at `at`; `actor: None` is the clock.
+    fn start_ring(&mut self, spec: &ChannelSpec, ring: usize, at: Millis, actor: Option<&str>, out: &mut Vec<Event>) {
         self.rings[ring].started_at = Some(at);
-        let how = if actor == SYSTEM { "automatic" } else { "manual" };
+        let how = if actor.is_none() { "automatic" } else { "manual" };
+        let actor = actor.unwrap_or(SYSTEM);
         out.push(event(
             at,
             actor,
@@ -169,7 +171,7 @@ pub fn settle(spec: &ChannelSpec, r: &mut Rollout, now: Millis) -> Vec<Event> {
         if due > now {
             break;
         }
-        r.start_ring(spec, ring, due, SYSTEM, &mut out);
+        r.start_ring(spec, ring, due, None, &mut out);
     }
     out
 }
@@ -212,7 +214,7 @@ pub fn start(
         rings: from.into_iter().map(|from| RingState { from, started_at: None }).collect(),
     };
     out.push(event(now, actor, "rollout.started", r.detail(serde_json::json!({ "requested": requested }))));
-    r.start_ring(spec, 0, now, actor, &mut out);
+    r.start_ring(spec, 0, now, Some(actor), &mut out);
     out.extend(settle(spec, &mut r, now));
     Ok((r, out))
 }
@@ -263,6 +265,6 @@ pub fn advance(spec: &ChannelSpec, r: &mut Rollout, now: Millis, actor: &str) ->
         return Err(RolloutError::Paused(reason.clone()));
     }
     let next = r.rings.iter().position(|x| x.started_at.is_none()).expect("an active rollout has an unstarted ring");
-    r.start_ring(spec, next, now, actor, &mut out);
+    r.start_ring(spec, next, now, Some(actor), &mut out);
     Ok(out)
 }

@@ -1,5 +1,7 @@
 //! The rollout channel API: exact JSON, statuses and errors of `/api/v1/channels/...`.
 
+use base64::Engine;
+
 use super::*;
 
 const API: &str = "/api/v1/channels/prod";
@@ -445,6 +447,17 @@ async fn the_node_url_serves_the_node_s_snapshot_without_date_validators() {
     // Not so for the rest of dists/: a Packages file is the current ID's or nothing.
     let gone = app.get(&url(&canary, "dists/stable/main/binary-amd64/Packages.xz")).await;
     assert!(gone.body == bytes("v2", "dists/stable/main/binary-amd64/Packages.xz"));
+
+    // A private archive's node URL needs a read token, as its files do (apt sends it as the
+    // Basic password from auth.conf).
+    app.store.auth.set_private(&archive("debian"), true, 0).unwrap();
+    app.get(&url(&canary, release)).await.assert_error(404, "no archive named 'debian'");
+    let reader = app.token(&["read:debian"]);
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("apt:{reader}")));
+    let r = app.get_with(&url(&canary, release), &[("authorization", &basic)]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body == v2);
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
 }
 
 #[tokio::test]
