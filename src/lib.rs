@@ -23,6 +23,7 @@ pub mod packages;
 pub mod publish;
 pub mod push;
 pub mod resolve;
+pub mod rollout;
 pub mod signing;
 pub mod store;
 pub mod verify;

@@ -2,7 +2,9 @@
 //! durations, mirror runs, throttled requests.
 
 use crate::domain::{ArchiveName, Digest};
-use prometheus::{Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -17,6 +19,11 @@ pub struct Metrics {
     pub mirror_last_failure: GaugeVec,
     pub mirror_downloaded_bytes: IntCounterVec,
     pub throttled: IntCounterVec,
+    /// Per rollout channel and ring: the snapshot served (as its Unix time), and the
+    /// distinct nodes that asked in the last hour (from `channel_nodes_seen`).
+    pub channel_snapshot: GaugeVec,
+    pub channel_nodes: IntGaugeVec,
+    pub channel_nodes_seen: crate::rollout::seen::SeenNodes,
 }
 
 impl Metrics {
@@ -72,8 +79,23 @@ impl Metrics {
             &["class"],
         )
         .expect("valid metric");
+        let channel_snapshot = GaugeVec::new(
+            Opts::new(
+                "channel_ring_snapshot_timestamp_seconds",
+                "The snapshot a rollout channel's ring serves, as the Unix time its ID names",
+            ),
+            &["channel", "ring"],
+        )
+        .expect("valid metric");
+        let channel_nodes = IntGaugeVec::new(
+            Opts::new("channel_ring_nodes_last_hour", "Distinct nodes of a channel's ring that asked in the last hour"),
+            &["channel", "ring"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(channel_snapshot.clone()),
+            Box::new(channel_nodes.clone()),
             Box::new(bytes_served.clone()),
             Box::new(lookup_seconds.clone()),
             Box::new(publish_seconds.clone()),
@@ -100,6 +122,9 @@ impl Metrics {
             mirror_last_failure,
             mirror_downloaded_bytes,
             throttled,
+            channel_snapshot,
+            channel_nodes,
+            channel_nodes_seen: Default::default(),
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Store {
     pub packages: Arc<dyn crate::packages::store::PackageStore>,
     /// Archive keys and recorded re-signed files (`signing`).
     pub signing: Arc<dyn crate::signing::SigningStore>,
+    /// Rollout channels (`rollout`).
+    pub channels: Arc<dyn crate::rollout::ChannelStore>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -52,7 +54,8 @@ impl Store {
             blobs: Arc::new(blobs),
             auth: catalog.clone(),
             packages: catalog.clone(),
-            signing: catalog,
+            signing: catalog.clone(),
+            channels: catalog,
             last_use: Default::default(),
             scratch,
             label_key,

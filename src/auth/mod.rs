@@ -72,6 +72,7 @@ impl Principal {
         self.scopes.iter().any(|s| match s {
             Scope::Admin => true,
             Scope::Read(p) | Scope::Publish(p) => p.matches(archive),
+            Scope::Rollout(_) | Scope::Report(_) => false,
         })
     }
 
@@ -79,8 +80,24 @@ impl Principal {
         self.scopes.iter().any(|s| match s {
             Scope::Admin => true,
             Scope::Publish(p) => p.matches(archive),
-            Scope::Read(_) => false,
+            Scope::Read(_) | Scope::Rollout(_) | Scope::Report(_) => false,
         })
+    }
+
+    /// Whether this caller may change rollout channel `channel`.
+    pub fn can_roll_out(&self, channel: &crate::domain::ChannelName) -> bool {
+        self.scopes.iter().any(|s| match s {
+            Scope::Admin | Scope::Rollout(None) => true,
+            Scope::Rollout(Some(c)) => c == channel,
+            Scope::Read(_) | Scope::Publish(_) | Scope::Report(_) => false,
+        })
+    }
+
+    /// Whether this caller may report node outcomes to channel `channel`: whoever may
+    /// change it, or a `report:` token (what nodes are given).
+    pub fn can_report(&self, channel: &crate::domain::ChannelName) -> bool {
+        self.can_roll_out(channel)
+            || self.scopes.iter().any(|s| matches!(s, Scope::Report(c) if c.as_ref().is_none_or(|c| c == channel)))
     }
 
     pub fn can_publish_somewhere(&self) -> bool {

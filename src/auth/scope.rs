@@ -1,10 +1,12 @@
 //! Scopes: `admin`, `publish:<pattern>`, `read:<pattern>`; a pattern is an archive name,
 //! a prefix ending in `/*` (`ubuntu/*` covers `ubuntu/22.04`, not `ubuntu`), or `*`.
+//! `rollout:<channel>` (or `rollout:*`) may change a rollout channel (src/rollout);
+//! `report:<channel>` (or `report:*`) may only report node outcomes to it (for nodes).
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::domain::ArchiveName;
+use crate::domain::{ArchiveName, ChannelName};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {
@@ -29,10 +31,16 @@ pub enum Scope {
     Admin,
     Publish(Pattern),
     Read(Pattern),
+    /// Change one channel (`Some`) or every channel (`None`, written `rollout:*`).
+    Rollout(Option<ChannelName>),
+    /// Report node outcomes to one channel (`Some`) or every channel (`None`).
+    Report(Option<ChannelName>),
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid scope {0:?}: expected admin, publish:<archive|prefix/*|*> or read:<archive|prefix/*|*>")]
+#[error(
+    "invalid scope {0:?}: expected admin, publish:<archive|prefix/*|*>, read:<archive|prefix/*|*>, rollout:<channel|*> or report:<channel|*>"
+)]
 pub struct ScopeError(String);
 
 impl FromStr for Pattern {
@@ -62,6 +70,10 @@ impl FromStr for Scope {
             None if s == "admin" => Ok(Scope::Admin),
             Some(("publish", p)) => p.parse().map(Scope::Publish).map_err(|_| ScopeError(s.to_string())),
             Some(("read", p)) => p.parse().map(Scope::Read).map_err(|_| ScopeError(s.to_string())),
+            Some(("rollout", "*")) => Ok(Scope::Rollout(None)),
+            Some(("rollout", c)) => c.parse().map(|c| Scope::Rollout(Some(c))).map_err(|_| ScopeError(s.to_string())),
+            Some(("report", "*")) => Ok(Scope::Report(None)),
+            Some(("report", c)) => c.parse().map(|c| Scope::Report(Some(c))).map_err(|_| ScopeError(s.to_string())),
             _ => Err(ScopeError(s.to_string())),
         }
     }
@@ -83,6 +95,10 @@ impl fmt::Display for Scope {
             Scope::Admin => f.write_str("admin"),
             Scope::Publish(p) => write!(f, "publish:{p}"),
             Scope::Read(p) => write!(f, "read:{p}"),
+            Scope::Rollout(None) => f.write_str("rollout:*"),
+            Scope::Rollout(Some(c)) => write!(f, "rollout:{c}"),
+            Scope::Report(None) => f.write_str("report:*"),
+            Scope::Report(Some(c)) => write!(f, "report:{c}"),
         }
     }
 }
@@ -99,10 +115,31 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in ["admin", "publish:debian", "publish:ubuntu/*", "read:*", "read:a/b"] {
+        for s in [
+            "admin",
+            "publish:debian",
+            "publish:ubuntu/*",
+            "read:*",
+            "read:a/b",
+            "rollout:prod",
+            "rollout:*",
+            "report:prod",
+            "report:*",
+        ] {
             assert_eq!(s.parse::<Scope>().unwrap().to_string(), s);
         }
-        for bad in ["", "root", "publish:", "publish:Debian", "read:ubuntu/", "write:x", "publish:a/*/b"] {
+        for bad in [
+            "",
+            "root",
+            "publish:",
+            "publish:Debian",
+            "read:ubuntu/",
+            "write:x",
+            "publish:a/*/b",
+            "rollout:",
+            "rollout:a/b",
+            "rollout:Prod",
+        ] {
             assert!(bad.parse::<Scope>().is_err(), "{bad}");
         }
     }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_packages.sql", include_str!("../../schema/0005_packages.sql")),
     ("0006_signing.sql", include_str!("../../schema/0006_signing.sql")),
     ("0007_package_paragraphs.sql", include_str!("../../schema/0007_package_paragraphs.sql")),
+    ("0008_channels.sql", include_str!("../../schema/0008_channels.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The `asof` command line: one binary for publishing, serving and checking.
 
+mod channels;
 mod mirror_report;
 mod packages;
 mod progress;
@@ -103,6 +104,9 @@ pub enum Command {
     /// Archive settings.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Rollout channels: a pointer into an archive's history that a fleet follows ring by ring.
+    #[command(subcommand)]
+    Channel(channels::ChannelCommand),
     /// What changed in the packages of ARCHIVE between two snapshots (IDs resolve by floor).
     Diff {
         archive: String,
@@ -138,7 +142,8 @@ pub enum Command {
 pub enum TokenCommand {
     /// Create a token and print it (it is shown only this once).
     Create {
-        /// admin, publish:<archive|prefix/*|*> or read:<archive|prefix/*|*> (repeatable).
+        /// admin, publish:<archive|prefix/*|*>, read:<archive|prefix/*|*>,
+        /// rollout:<channel|*> or report:<channel|*> (repeatable).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// Lifetime, e.g. 90d, 12h; default: no expiry.
@@ -325,6 +330,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     report.duration_ms as f64 / 1000.0
                 );
             }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Channel(cmd) => {
+            channels::run(&Store::open_local(&data)?, cmd)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Snapshots { archive, json } => {
@@ -689,6 +698,12 @@ async fn serve(
     crate::background::every("package index backfill", Duration::from_secs(30), store.clone(), |s| {
         crate::packages::index::backfill_all(s)
     });
+    crate::background::every(
+        "rollout ring advance",
+        Duration::from_secs(1),
+        store.clone(),
+        crate::rollout::service::persist_all,
+    );
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/archives/{*rest}", get(archive_action).post(archive_post).put(archive_put))
         .route("/blobs/missing", post(super::write::missing))
         .route("/blobs/{digest}", put(super::write::upload))
+        .merge(super::channels::routes())
 }
 
 /// Splits `<archive>/-/<action>` (axum has already percent-decoded it; `/-/` cannot occur

@@ -3,6 +3,8 @@
 mod access;
 mod api;
 mod body;
+mod channel_files;
+mod channels;
 mod error;
 mod files;
 mod listing;
@@ -159,6 +161,9 @@ async fn healthz(State(st): State<AppState>) -> Result<Response, ApiError> {
 }
 
 async fn metrics_text(State(st): State<AppState>) -> Response {
+    if let Err(e) = channels::refresh_metrics(&st).await {
+        tracing::warn!(error = %e, "could not read rollout channels for the metrics");
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4"), (header::CACHE_CONTROL, "no-cache")], st.metrics.render())
         .into_response()
 }
@@ -204,6 +209,9 @@ async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, ur
         }
         Ok(request_path::Target::InSnapshot { archive, id, path, .. }) => {
             files::in_snapshot(&st, &method, &headers, uri.query(), archive, files::At::Id(id), path).await
+        }
+        Ok(request_path::Target::Channel { archive, channel, node, path }) => {
+            channel_files::serve(&st, &method, &headers, archive, channel, node, path).await
         }
     };
     result.unwrap_or_else(IntoResponse::into_response)

@@ -70,7 +70,15 @@ pub fn classify(method: &Method, path: &str, now: i64, settle_margin: Duration) 
         return Class::Listings;
     }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let Some(i) = segs.iter().position(|s| SnapshotId::looks_like_id(s)) else {
+    // A rollout channel's node URL (`/<archive>/@<channel>/<node>/<path>`) names a file
+    // that can change: the files class, not listings (a whole fleet fetches these).
+    // Only before any ID-shaped segment, as request_path reads it.
+    let id_at = segs.iter().position(|s| SnapshotId::looks_like_id(s));
+    let channel_at = segs.iter().position(|s| s.starts_with('@'));
+    if let Some(c) = channel_at.filter(|c| *c > 0 && id_at.is_none_or(|i| *c < i)) {
+        return if c + 2 < segs.len() { Class::Files } else { Class::Listings };
+    }
+    let Some(i) = id_at else {
         // A live file (`/<archive>/<path>`, the latest snapshot) can change like a recent
         // ID's; `/a/b` may also be a nested archive's snapshot list, told apart only later.
         let live_file = segs.len() >= 2 && !segs.contains(&"-");
@@ -303,6 +311,9 @@ mod tests {
         assert_eq!(class(Method::GET, "/debian/dists/stable/InRelease"), Class::Files);
         assert_eq!(class(Method::GET, "/debian/dists/stable/"), Class::Listings);
         assert_eq!(class(Method::GET, "/debian/-/diff"), Class::Listings);
+        // A rollout channel's node URL names a file that can change.
+        assert_eq!(class(Method::GET, "/debian/@prod/web-1/dists/stable/InRelease"), Class::Files);
+        assert_eq!(class(Method::GET, "/debian/@prod/web-1"), Class::Listings);
     }
 
     #[test]

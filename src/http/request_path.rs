@@ -1,10 +1,13 @@
 //! Splits a request path `/<archive>/<ID>/<path>` into validated parts. The first segment
 //! shaped like a snapshot ID ends the archive name, so archive names may contain `/`.
+//! A rollout channel's node URL is `/<archive>/@<channel>/<node>/<path>`: a segment that
+//! starts with `@` (never an archive segment), before any ID-shaped or `-` segment, ends the
+//! archive name; the segment after it is the node.
 
 use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
-use crate::domain::{ArchiveName, RelPath, SnapshotId};
+use crate::domain::{ArchiveName, ChannelName, NodeName, RelPath, SnapshotId};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Target {
@@ -18,6 +21,9 @@ pub enum Target {
     Page { archive: Vec<String>, page: Vec<String> },
     /// `/<archive>/<ID>/` or `/<archive>/<ID>/<path>`.
     InSnapshot { archive: ArchiveName, id: SnapshotId, path: Option<RelPath>, trailing_slash: bool },
+    /// `/<archive>/@<channel>/<node>/` or `.../<path>`: what that node of a rollout channel
+    /// is served now.
+    Channel { archive: ArchiveName, channel: ChannelName, node: NodeName, path: Option<RelPath> },
 }
 
 /// Parses the raw (still percent-encoded) path of a request.
@@ -43,6 +49,12 @@ pub fn parse(raw: &str) -> Result<Target, ApiError> {
         return Ok(Target::Root);
     }
     let id_at = segs.iter().position(|s| SnapshotId::looks_like_id(s));
+    if let Some(at) = segs.iter().position(|s| s.starts_with('@'))
+        && id_at.is_none_or(|i| at < i)
+        && segs.iter().position(|s| s == "-").is_none_or(|d| at < d)
+    {
+        return channel_target(segs, at);
+    }
     if let Some(dash) = segs.iter().position(|s| s == "-")
         && id_at.is_none_or(|i| dash < i)
     {
@@ -64,6 +76,23 @@ pub fn parse(raw: &str) -> Result<Target, ApiError> {
         Some(RelPath::from_segments(rest.iter().map(String::as_str)).map_err(|e| ApiError::NotFound(e.to_string()))?)
     };
     Ok(Target::InSnapshot { archive, id, path, trailing_slash })
+}
+
+fn channel_target(segs: Vec<String>, at: usize) -> Result<Target, ApiError> {
+    let archive: ArchiveName =
+        segs[..at].join("/").parse().map_err(|e| ApiError::NotFound(format!("no such archive: {e}")))?;
+    let channel: ChannelName = segs[at][1..].parse().map_err(|e| ApiError::NotFound(format!("{e}")))?;
+    let Some(node) = segs.get(at + 1) else {
+        return Err(ApiError::NotFound(format!("a channel URL names the node: /{archive}/@{channel}/<node>/<path>")));
+    };
+    let node: NodeName = node.parse().map_err(|e| ApiError::NotFound(format!("{e}")))?;
+    let rest = &segs[at + 2..];
+    let path = if rest.is_empty() {
+        None
+    } else {
+        Some(RelPath::from_segments(rest.iter().map(String::as_str)).map_err(|e| ApiError::NotFound(e.to_string()))?)
+    };
+    Ok(Target::Channel { archive, channel, node, path })
 }
 
 #[cfg(test)]
@@ -121,6 +150,41 @@ mod tests {
         assert_eq!(
             in_snapshot("/deb/20240101T000000Z/-/x"),
             ("deb".into(), "20240101T000000Z".into(), Some("-/x".into()))
+        );
+    }
+
+    #[test]
+    fn an_at_segment_before_any_id_names_a_channel_node() {
+        let ch = |raw: &str| match parse(raw).unwrap() {
+            Target::Channel { archive, channel, node, path } => {
+                (archive.to_string(), channel.to_string(), node.to_string(), path.map(|p| p.to_string()))
+            }
+            other => panic!("{raw}: {other:?}"),
+        };
+        assert_eq!(
+            ch("/repos/deb/@prod/web-1/dists/stable/InRelease"),
+            ("repos/deb".into(), "prod".into(), "web-1".into(), Some("dists/stable/InRelease".into()))
+        );
+        assert_eq!(ch("/deb/@prod/web-1/"), ("deb".into(), "prod".into(), "web-1".into(), None));
+        // The node may look like an ID; a path after it may hold `@` and `-`.
+        assert_eq!(ch("/deb/@prod/20240101T000000Z/a/@b/-").2, "20240101T000000Z");
+        // After an ID, `@x` is a path inside the snapshot.
+        assert_eq!(
+            in_snapshot("/deb/20240101T000000Z/@x/y"),
+            ("deb".into(), "20240101T000000Z".into(), Some("@x/y".into()))
+        );
+        let not_found = |raw: &str| match parse(raw) {
+            Err(ApiError::NotFound(m)) => m,
+            other => panic!("{raw}: {other:?}"),
+        };
+        assert_eq!(not_found("/deb/@prod"), "a channel URL names the node: /deb/@prod/<node>/<path>");
+        assert_eq!(
+            not_found("/deb/@Prod/x/"),
+            "channel name 'Prod' is invalid: it must match [a-z0-9][a-z0-9._-]* (one segment, no '/')"
+        );
+        assert_eq!(
+            not_found("/deb/@prod/-x/"),
+            "node name '-x' is invalid: it must match [A-Za-z0-9][A-Za-z0-9._-]* (a host name)"
         );
     }
 

@@ -3,6 +3,7 @@
 //! bytes without spawning a binary or opening a socket.
 
 mod api;
+mod channels;
 mod files;
 mod listing;
 mod live;

@@ -1,6 +1,7 @@
 //! HTML pages for people, built with maud (escapes by default): the listings, and under
 //! `/<archive>/-/` package search, package histories and snapshot diffs.
 
+pub mod channel;
 pub mod diff;
 pub mod error;
 pub mod layout;
@@ -36,6 +37,7 @@ pub async fn archive_page(
         ["packages", name] => packages::package(st, &archive, name, Kind::Binary).await?,
         ["sources", name] => packages::package(st, &archive, name, Kind::Source).await?,
         ["diff"] => diff::diff(st, &archive, uri).await?,
+        ["channels", name] => channel::channel(st, &archive, name).await?,
         _ => {
             let shown: String = page.join("/").chars().take(200).collect();
             return Err(ApiError::NotFound(format!("archive '{archive}' has no page '-/{shown}'")));

@@ -1,0 +1,258 @@
+//! `ChannelStore` on the embedded SQLite catalog (schema/0008_channels.sql).
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+use super::{CatalogError, Result, SqliteCatalog};
+use crate::domain::{ChannelName, NodeName, SnapshotId};
+use crate::rollout::spec::SpecJson;
+use crate::rollout::{ChannelRecord, ChannelStore, ChannelWrite, Event, RingState, Rollout, Status};
+
+fn bad(msg: impl Into<String>) -> CatalogError {
+    CatalogError::Corrupt(msg.into())
+}
+
+#[derive(Serialize, Deserialize)]
+struct RingRow {
+    from: Option<i64>,
+    started_at: Option<i64>,
+}
+
+fn id(secs: i64) -> Result<SnapshotId> {
+    SnapshotId::from_unix(secs).map_err(|e| bad(e.to_string()))
+}
+
+struct RolloutRow {
+    id: i64,
+    requested: i64,
+    target: i64,
+    started_at: i64,
+    status: String,
+    reason: Option<String>,
+    ended_at: Option<i64>,
+    resumed_at: i64,
+    rings: String,
+}
+
+impl RolloutRow {
+    fn read(r: &rusqlite::Row) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            requested: r.get(1)?,
+            target: r.get(2)?,
+            started_at: r.get(3)?,
+            status: r.get(4)?,
+            reason: r.get(5)?,
+            ended_at: r.get(6)?,
+            resumed_at: r.get(7)?,
+            rings: r.get(8)?,
+        })
+    }
+
+    fn parse(self) -> Result<Rollout> {
+        let status = match (self.status.as_str(), self.reason) {
+            ("running", _) => Status::Running,
+            ("paused", reason) => Status::Paused { reason: reason.unwrap_or_default() },
+            ("completed", _) => Status::Completed,
+            ("aborted", _) => Status::Aborted,
+            ("superseded", _) => Status::Superseded,
+            (other, _) => return Err(bad(format!("rollout {} has unknown status {other:?}", self.id))),
+        };
+        let rings: Vec<RingRow> =
+            serde_json::from_str(&self.rings).map_err(|e| bad(format!("rollout {} rings: {e}", self.id)))?;
+        let rings = rings
+            .into_iter()
+            .map(|r| Ok(RingState { from: r.from.map(id).transpose()?, started_at: r.started_at }))
+            .collect::<Result<_>>()?;
+        Ok(Rollout {
+            id: self.id,
+            requested: id(self.requested)?,
+            target: id(self.target)?,
+            started_at: self.started_at,
+            status,
+            ended_at: self.ended_at,
+            resumed_at: self.resumed_at,
+            rings,
+        })
+    }
+}
+
+const ROLLOUT_COLUMNS: &str = "id, requested, target, started_at, status, reason, ended_at, resumed_at, rings";
+
+fn ring_json(r: &Rollout) -> String {
+    let rows: Vec<RingRow> =
+        r.rings.iter().map(|x| RingRow { from: x.from.map(SnapshotId::unix), started_at: x.started_at }).collect();
+    serde_json::to_string(&rows).expect("serializable")
+}
+
+fn reason(s: &Status) -> Option<&str> {
+    match s {
+        Status::Paused { reason } => Some(reason),
+        _ => None,
+    }
+}
+
+fn record(conn: &rusqlite::Connection, row: (i64, String, String, i64, i64, i64)) -> Result<ChannelRecord> {
+    let (cid, name, spec, version, created_at, updated_at) = row;
+    let spec: SpecJson = serde_json::from_str(&spec).map_err(|e| bad(format!("channel {name} spec: {e}")))?;
+    let spec = spec.validate().map_err(|e| bad(format!("channel {name} spec: {e}")))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE channel_id = ?1 ORDER BY id DESC LIMIT 1"
+    ))?;
+    let rollout = stmt.query_row([cid], RolloutRow::read).optional()?.map(RolloutRow::parse).transpose()?;
+    Ok(ChannelRecord {
+        id: cid,
+        name: name.parse().map_err(|e| bad(format!("channel name {name:?}: {e}")))?,
+        spec,
+        version,
+        created_at,
+        updated_at,
+        rollout,
+    })
+}
+
+type ChannelRow = (i64, String, String, i64, i64, i64);
+
+fn channel_row(r: &rusqlite::Row) -> rusqlite::Result<ChannelRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+const CHANNEL_COLUMNS: &str = "id, name, spec, version, created_at, updated_at";
+
+impl ChannelStore for SqliteCatalog {
+    fn channel(&self, name: &ChannelName) -> Result<Option<ChannelRecord>> {
+        let conn = self.conn()?;
+        let row = conn
+            .prepare_cached(&format!("SELECT {CHANNEL_COLUMNS} FROM channels WHERE name = ?1"))?
+            .query_row([name.as_str()], channel_row)
+            .optional()?;
+        row.map(|r| record(&conn, r)).transpose()
+    }
+
+    fn channels(&self) -> Result<Vec<ChannelRecord>> {
+        let conn = self.conn()?;
+        let rows = conn
+            .prepare_cached(&format!("SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY name"))?
+            .query_map([], channel_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|r| record(&conn, r)).collect()
+    }
+
+    fn save(&self, w: &ChannelWrite) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current: Option<(i64, i64)> = tx
+            .query_row("SELECT id, version FROM channels WHERE name = ?1", [w.name.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let spec = serde_json::to_string(&w.spec.to_json()).expect("serializable");
+        let channel_id = match (current, w.expected_version) {
+            (None, None) => {
+                tx.execute(
+                    "INSERT INTO channels (name, archive, spec, version, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+                    params![w.name.as_str(), w.spec.archive.as_str(), spec, w.now],
+                )?;
+                tx.last_insert_rowid()
+            }
+            (Some((cid, v)), Some(expected)) if v == expected => {
+                tx.execute(
+                    "UPDATE channels SET archive = ?2, spec = ?3, version = version + 1, updated_at = ?4 WHERE id = ?1",
+                    params![cid, w.spec.archive.as_str(), spec, w.now],
+                )?;
+                cid
+            }
+            _ => return Ok(false),
+        };
+        let mut new_id = 0;
+        for r in w.rollouts {
+            new_id = write_rollout(&tx, channel_id, r)?.unwrap_or(new_id);
+        }
+        // A new rollout's events name it by id, known only now: 0 stands for "the new one".
+        let mut ev = tx.prepare_cached(
+            "INSERT INTO channel_events (channel_id, at, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for e in w.events {
+            let mut detail = e.detail.clone();
+            if detail.get("rollout") == Some(&serde_json::json!(0)) {
+                detail["rollout"] = serde_json::json!(new_id);
+            }
+            ev.execute(params![channel_id, e.at, e.actor, e.action, detail.to_string()])?;
+        }
+        drop(ev);
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn record_report(&self, rollout_id: i64, node: &NodeName, failed: bool, at: i64) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO rollout_reports (rollout_id, node, failed, at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (rollout_id, node) DO UPDATE SET failed = excluded.failed, at = excluded.at",
+            params![rollout_id, node.as_str(), failed, at],
+        )?;
+        Ok(())
+    }
+
+    fn reports(&self, rollout_id: i64, since: i64) -> Result<Vec<(NodeName, bool)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT node, failed FROM rollout_reports WHERE rollout_id = ?1 AND at >= ?2 ORDER BY node",
+        )?;
+        let rows =
+            stmt.query_map(params![rollout_id, since], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
+        rows.map(|r| {
+            let (node, failed) = r?;
+            Ok((node.parse().map_err(|e| bad(format!("report node {node:?}: {e}")))?, failed))
+        })
+        .collect()
+    }
+
+    fn history(&self, name: &ChannelName) -> Result<Vec<Event>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT e.at, e.actor, e.action, e.detail FROM channel_events e JOIN channels c ON c.id = e.channel_id \
+             WHERE c.name = ?1 ORDER BY e.id",
+        )?;
+        let rows = stmt.query_map([name.as_str()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+        })?;
+        rows.map(|r| {
+            let (at, actor, action, detail) = r?;
+            let detail = serde_json::from_str(&detail).map_err(|e| bad(format!("event detail: {e}")))?;
+            Ok(Event { at, actor, action, detail })
+        })
+        .collect()
+    }
+}
+
+/// Inserts (`id` 0, returning the new id) or updates a rollout.
+fn write_rollout(tx: &rusqlite::Transaction, channel_id: i64, r: &Rollout) -> Result<Option<i64>> {
+    let values = params![
+        channel_id,
+        r.requested.unix(),
+        r.target.unix(),
+        r.started_at,
+        r.status.name(),
+        reason(&r.status),
+        r.ended_at,
+        r.resumed_at,
+        ring_json(r),
+        r.id,
+    ];
+    if r.id == 0 {
+        tx.execute(
+            "INSERT INTO rollouts (channel_id, requested, target, started_at, status, reason, ended_at, resumed_at, rings) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            &values[..9],
+        )?;
+        return Ok(Some(tx.last_insert_rowid()));
+    } else {
+        tx.execute(
+            "UPDATE rollouts SET status = ?5, reason = ?6, ended_at = ?7, resumed_at = ?8, rings = ?9 \
+             WHERE id = ?10 AND channel_id = ?1 AND requested = ?2 AND target = ?3 AND started_at = ?4",
+            values,
+        )?;
+    }
+    Ok(None)
+}
