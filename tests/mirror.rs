@@ -526,3 +526,43 @@ fn one_verifying_release_form_is_enough_and_the_other_is_left_out_with_a_warning
     );
     assert_eq!(snapshot_count(&data), 0);
 }
+
+/// A mirror caught mid-sync serves a new InRelease beside indices still old under their plain
+/// names; their by-hash names never change. With `Acquire-By-Hash: yes` asof asks for the
+/// by-hash name first, as apt does, and the plain name only when that is missing (404).
+#[test]
+fn indices_are_fetched_by_hash_when_the_release_offers_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let v1 = fixtures().join("apt/v1");
+    let tree = tmp.path().join("mid-sync");
+    copy_tree(&v1, &tree);
+    let dir = "dists/stable/main/binary-amd64";
+    let mut by_hash = Vec::new();
+    for name in ["Packages", "Packages.gz", "Packages.xz"] {
+        let plain = tree.join(dir).join(name);
+        let bytes = std::fs::read(&plain).unwrap();
+        let hashed = format!("{dir}/by-hash/SHA256/{}", asof::domain::Digest::of(&bytes).hex());
+        std::fs::create_dir_all(tree.join(hashed.rsplit_once('/').unwrap().0)).unwrap();
+        std::fs::write(tree.join(&hashed), &bytes).unwrap();
+        std::fs::write(&plain, b"an index of the previous sync\n").unwrap();
+        by_hash.push((format!("{dir}/{name}"), hashed, bytes));
+    }
+    let upstream = Upstream::start(tree);
+    let report = mirror_ok(&data, &upstream.url, &[]);
+    assert_eq!(report["files"], 8);
+    let server = Server::start(&data);
+    let id = report["snapshot"].as_str().unwrap();
+    for (plain, hashed, bytes) in &by_hash {
+        assert_eq!((upstream.requested(plain), upstream.requested(hashed)), (0, 1), "{plain}");
+        assert_eq!(&server.get(&format!("/debian/{id}/{plain}")).body, bytes, "{plain} is stored under its plain name");
+    }
+
+    // An upstream without by-hash files (the fixture itself) is asked for the plain names.
+    let plain_upstream = Upstream::start(v1.clone());
+    let report = mirror_ok(&tmp.path().join("data2"), &plain_upstream.url, &[]);
+    assert_eq!(report["files"], 8);
+    for (plain, hashed, _) in &by_hash {
+        assert_eq!((plain_upstream.requested(hashed), plain_upstream.requested(plain)), (1, 1), "{plain}");
+    }
+}

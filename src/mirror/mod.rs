@@ -423,10 +423,10 @@ async fn fetch_indices(
 ) -> Result<Vec<(IndexKind, RelPath, Digest)>, MirrorError> {
     // Paths with the same content (the empty Packages of several suites, say) share one
     // partial download file: fetch them one after the other, never at once.
-    let mut jobs: BTreeMap<Digest, Vec<(RelPath, u64)>> = BTreeMap::new();
+    let mut jobs: BTreeMap<Digest, Vec<(RelPath, Option<String>, u64)>> = BTreeMap::new();
     for s in suites {
         for idx in &s.indices {
-            jobs.entry(idx.sha256).or_default().push((s.index_path(idx), idx.size));
+            jobs.entry(idx.sha256).or_default().push((s.index_path(idx), s.by_hash_path(idx), idx.size));
         }
     }
     opts.progress.set_message(format!("fetching {} index files", jobs.values().map(Vec::len).sum::<usize>()));
@@ -434,8 +434,16 @@ async fn fetch_indices(
         let (fetcher, store) = (fetcher.clone(), store.clone());
         async move {
             let mut out = Vec::new();
-            for (path, size) in paths {
-                let r = fetcher.fetch_blob(&store, &format!("{upstream}{path}"), size, sha).await;
+            for (path, by_hash, size) in paths {
+                let first = match &by_hash {
+                    Some(h) => fetcher.fetch_blob(&store, &format!("{upstream}{h}"), size, sha).await,
+                    None => Ok(None),
+                };
+                // An upstream that says by-hash but lacks the file (404) still has the plain name.
+                let r = match first {
+                    Ok(None) => fetcher.fetch_blob(&store, &format!("{upstream}{path}"), size, sha).await,
+                    other => other,
+                };
                 out.push((path, size, sha, r));
             }
             out

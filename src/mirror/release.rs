@@ -11,6 +11,8 @@ pub struct ReleaseFile {
     pub architectures: Vec<String>,
     /// Index files relative to `dists/<suite>/`, with their size and SHA-256.
     pub files: Vec<IndexRef>,
+    /// `Acquire-By-Hash: yes`: each index is also at `<dir>/by-hash/SHA256/<hex>`.
+    pub by_hash: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +50,8 @@ pub fn parse_release(text: &str) -> Result<ReleaseFile, ReleaseError> {
             .map_err(|e| ReleaseError::UnsafePath { path: path.chars().take(200).collect(), reason: e.to_string() })?;
         files.push(IndexRef { path, size, sha256 });
     }
-    Ok(ReleaseFile { components: words("Components"), architectures: words("Architectures"), files })
+    let by_hash = p.get("Acquire-By-Hash").is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
+    Ok(ReleaseFile { components: words("Components"), architectures: words("Architectures"), files, by_hash })
 }
 
 /// Which indices of the Release file a mirror with these settings keeps.

@@ -26,12 +26,23 @@ pub(super) struct SuiteState {
     pub fingerprints: Vec<String>,
     /// Release files left out because their signature did not verify.
     pub warnings: Vec<String>,
+    /// The Release says `Acquire-By-Hash: yes`.
+    pub by_hash: bool,
 }
 
 impl SuiteState {
     /// An index's path in the archive.
     pub fn index_path(&self, idx: &IndexRef) -> RelPath {
         RelPath::new(&format!("dists/{}/{}", self.suite, idx.path)).expect("suite and index paths are valid")
+    }
+
+    /// Where to ask upstream for an index first: its by-hash path when the Release offers
+    /// one, as apt does. A by-hash file never changes, so a mirror caught mid-sync (a CDN
+    /// serving a new InRelease beside old indices under their plain names) still answers it.
+    pub fn by_hash_path(&self, idx: &IndexRef) -> Option<String> {
+        let path = self.index_path(idx);
+        let dir = path.as_str().rsplit_once('/').map_or("", |(d, _)| d);
+        self.by_hash.then(|| format!("{dir}/by-hash/SHA256/{}", idx.sha256.hex()))
     }
 }
 
@@ -156,6 +167,7 @@ pub(super) async fn fetch_suite(
         architectures: pick(suite, &spec.architectures, &parsed.architectures, "architecture")?,
         scope: spec.scope.clone(),
     };
+    let by_hash = parsed.by_hash;
     let indices: Vec<IndexRef> = parsed.files.into_iter().filter(|f| selection.wants(&f.path)).collect();
     if indices.is_empty() {
         return Err(MirrorError::Selection {
@@ -180,6 +192,7 @@ pub(super) async fn fetch_suite(
         indices,
         fingerprints: choice.fingerprints,
         warnings: choice.warnings,
+        by_hash,
     })
 }
 
