@@ -171,6 +171,14 @@ fn demo_serves_two_different_snapshots() {
     assert_eq!(debs.len(), 2, "{lines:?}");
     let keyring = debs[0].split("signed-by=").nth(1).unwrap().split(']').next().unwrap();
     assert!(std::path::Path::new(keyring).is_absolute() && std::path::Path::new(keyring).exists(), "{keyring}");
+    let live = lines.iter().find(|l| l.starts_with("the live path")).expect("a live-path line");
+    let addr = debs[0].split("http://").nth(1).unwrap().split('/').next().unwrap();
+    assert_eq!(
+        live,
+        &format!(
+            "the live path (always the latest snapshot): deb [signed-by={keyring}] http://{addr}/demo/ stable main"
+        )
+    );
     let out = asof(tmp.path(), &["snapshots", "demo", "--json"]);
     let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snaps.as_array().unwrap().len(), 2);

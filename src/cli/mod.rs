@@ -685,6 +685,12 @@ async fn serve(
             );
         }
         println!("hello-asof is 1.0-1 in the first snapshot and 1.1-1 in the second (`apt-get download hello-asof`)");
+        println!(
+            "the live path (always the latest snapshot): deb [signed-by={}] http://{addr}/{}/ {} main",
+            d.keyring.display(),
+            d.archive,
+            crate::demo::SUITE
+        );
         println!("or browse http://{addr}/{}/", d.archive);
     }
     println!("asof listening on http://{addr}");
