@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod gc;
 pub mod http;
 pub mod manifest;
 pub mod metrics;

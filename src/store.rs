@@ -22,6 +22,8 @@ pub struct Store {
     pub signing: Arc<dyn crate::signing::SigningStore>,
     /// Rollout channels (`rollout`).
     pub channels: Arc<dyn crate::rollout::ChannelStore>,
+    /// Garbage-collection candidates (`gc`).
+    pub gc: Arc<dyn crate::gc::GcCatalog>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -55,6 +57,7 @@ impl Store {
             auth: catalog.clone(),
             packages: catalog.clone(),
             signing: catalog.clone(),
+            gc: catalog.clone(),
             channels: catalog,
             last_use: Default::default(),
             scratch,

@@ -5,6 +5,7 @@ mod migrations;
 mod sqlite;
 mod sqlite_auth;
 mod sqlite_channels;
+mod sqlite_gc;
 mod sqlite_packages;
 mod sqlite_signing;
 

@@ -131,6 +131,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete blobs no snapshot references once they have been unreferenced for the grace
+    /// period; prints what it freed. Exit 75 if another collection is running.
+    Gc {
+        /// Report what would be freed, deleting nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How long a blob must have been unreferenced (and unused) [default: [gc] grace, or 24h].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<Duration>,
+        /// First walk every stored blob to find unreferenced ones nobody recorded (left by
+        /// a publish killed before its commit). Reads the whole blob directory.
+        #[arg(long)]
+        rescan: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong.
     Verify {
         #[arg(long)]
@@ -567,6 +584,11 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             packages::packages(&store, &archive, &name, json)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Gc { dry_run, grace, rescan, json } => {
+            let grace = grace.map_or_else(|| config.gc.grace(), Ok)?;
+            let store = Store::open_local(&data)?;
+            gc_command(&store, crate::gc::GcOptions { grace, dry_run, rescan }, json)
+        }
         Command::Verify { json } => {
             let store = Store::open_local(&data)?;
             let report = crate::verify::verify(&store)?;
@@ -615,8 +637,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             apply_connection_limits(&config.server, &mut options)?;
             options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
+            let gc = (config.gc.grace()?, config.gc.interval()?);
             crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
+            if let (grace, Some(interval)) = gc {
+                crate::gc::schedule(store.clone(), grace, interval);
+            }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(store, data, listen, demo, options, mirrors))?;
             // A blocking read stuck on a dead disk must not hold the exit past the drain.
@@ -624,6 +650,31 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+fn gc_command(store: &Store, opts: crate::gc::GcOptions, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    let report = match crate::gc::run(store, opts) {
+        Err(e @ crate::gc::GcError::Busy(_)) => {
+            eprintln!("asof gc: {e}");
+            return Ok(std::process::ExitCode::from(75));
+        }
+        r => r?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let verb = if report.dry_run { "would free" } else { "freed" };
+        println!(
+            "{verb} {} blob(s), {} bytes; examined {} candidate(s): {} referenced again, {} used within the grace period{}",
+            report.freed_blobs,
+            report.freed_bytes,
+            report.examined,
+            report.referenced,
+            report.recently_used,
+            if opts.rescan { format!("; rescan found {} new", report.enqueued) } else { String::new() }
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// `[server] public_url`: an absolute http(s) URL; a trailing `/` is dropped.
