@@ -640,11 +640,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let gc = (config.gc.grace()?, config.gc.interval()?);
             crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
-            if let (grace, Some(interval)) = gc {
-                crate::gc::schedule(store.clone(), grace, interval);
-            }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(serve(store, data, listen, demo, options, mirrors))?;
+            rt.block_on(serve(store, data, listen, demo, options, mirrors, gc))?;
             // A blocking read stuck on a dead disk must not hold the exit past the drain.
             rt.shutdown_timeout(Duration::from_secs(5));
             Ok(std::process::ExitCode::SUCCESS)
@@ -714,6 +711,7 @@ async fn serve(
     demo: bool,
     options: ServeOptions,
     mirrors: Vec<crate::mirror::schedule::ScheduledMirror>,
+    (gc_grace, gc_interval): (Duration, Option<Duration>),
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let shutdown = crate::http::shutdown_signal().context("installing signal handlers")?;
@@ -755,6 +753,9 @@ async fn serve(
         store.clone(),
         crate::rollout::service::persist_all,
     );
+    if let Some(interval) = gc_interval {
+        crate::gc::schedule(store.clone(), gc_grace, interval);
+    }
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());
