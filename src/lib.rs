@@ -24,6 +24,7 @@ pub mod packages;
 pub mod publish;
 pub mod push;
 pub mod resolve;
+pub mod retention;
 pub mod rollout;
 pub mod signing;
 pub mod store;
