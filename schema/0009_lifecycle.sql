@@ -15,3 +15,22 @@ CREATE INDEX gc_candidates_due ON gc_candidates (since);
 CREATE INDEX resigned_files_by_sha256 ON resigned_files (sha256);
 -- Upload grants are probed by digest alone ("did anyone upload this lately").
 CREATE INDEX upload_grants_by_sha256 ON upload_grants (sha256, granted_at);
+
+-- Retention (docs/operations.md, "Retention"): an archive's policy, as JSON
+-- (retention::Policy); no row means retention is off and every snapshot is kept.
+CREATE TABLE retention_policies (
+    archive_id INTEGER PRIMARY KEY REFERENCES archives(id),
+    policy     TEXT    NOT NULL,
+    set_at     INTEGER NOT NULL,            -- unix seconds
+    set_by     TEXT    NOT NULL
+);
+
+-- Snapshots kept whatever the policy says (`asof pin`), by snapshot ID.
+CREATE TABLE snapshot_pins (
+    archive_id INTEGER NOT NULL REFERENCES archives(id),
+    id         INTEGER NOT NULL,            -- the snapshot ID (unix seconds), as resolved
+    reason     TEXT    NOT NULL,
+    pinned_at  INTEGER NOT NULL,
+    pinned_by  TEXT    NOT NULL,
+    PRIMARY KEY (archive_id, id)
+) WITHOUT ROWID;

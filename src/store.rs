@@ -22,6 +22,8 @@ pub struct Store {
     pub signing: Arc<dyn crate::signing::SigningStore>,
     /// Rollout channels (`rollout`).
     pub channels: Arc<dyn crate::rollout::ChannelStore>,
+    /// Retention policies and pins (`retention`).
+    pub retention: Arc<dyn crate::retention::RetentionStore>,
     /// Garbage-collection candidates (`gc`).
     pub gc: Arc<dyn crate::gc::GcCatalog>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
@@ -58,6 +60,7 @@ impl Store {
             packages: catalog.clone(),
             signing: catalog.clone(),
             gc: catalog.clone(),
+            retention: catalog.clone(),
             channels: catalog,
             last_use: Default::default(),
             scratch,

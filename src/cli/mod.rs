@@ -4,6 +4,7 @@ mod channels;
 mod mirror_report;
 mod packages;
 mod progress;
+mod retention;
 mod signing;
 
 use std::io::IsTerminal;
@@ -104,6 +105,20 @@ pub enum Command {
     /// Archive settings.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Keep snapshot ID of ARCHIVE (the one it names, by floor) whatever its retention
+    /// policy says; `--remove` to unpin.
+    Pin {
+        archive: String,
+        id: String,
+        /// Why it is pinned (shown by `asof retention plan`).
+        #[arg(long, required_unless_present = "remove", conflicts_with = "remove")]
+        reason: Option<String>,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Snapshot retention.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Rollout channels: a pointer into an archive's history that a fleet follows ring by ring.
     #[command(subcommand)]
     Channel(channels::ChannelCommand),
@@ -198,6 +213,27 @@ pub enum ArchiveCommand {
         /// Stop re-signing (re-signed files already served for final IDs stay as served).
         #[arg(long)]
         off: bool,
+    },
+    /// Set the archive's retention policy (rules add up: a snapshot any rule keeps is
+    /// kept; never the first or the latest). Without options: print it.
+    Retention {
+        archive: String,
+        #[command(flatten)]
+        rules: retention::PolicyArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RetentionCommand {
+    /// List every snapshot of ARCHIVE with whether its policy keeps it and why (pins,
+    /// channels' current and previous rollouts included). Deletes nothing.
+    Plan {
+        archive: String,
+        /// Evaluate as of this time (a snapshot ID) instead of now.
+        #[arg(long, value_name = "ID")]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -565,6 +601,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     }
                     return Ok(std::process::ExitCode::SUCCESS);
                 }
+                ArchiveCommand::Retention { archive, rules } => {
+                    retention::policy(&store, &parse_archive(&archive)?, &rules)?;
+                    return Ok(std::process::ExitCode::SUCCESS);
+                }
             };
             let archive = parse_archive(&name)?;
             store.auth.set_private(&archive, private, chrono::Utc::now().timestamp())?;
@@ -582,6 +622,18 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let archive = parse_archive(&archive)?;
             let store = Store::open_local(&data)?;
             packages::packages(&store, &archive, &name, json)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Pin { archive, id, reason, remove: _ } => {
+            let archive = parse_archive(&archive)?;
+            let store = Store::open_local(&data)?;
+            retention::pin(&store, &archive, &id, reason.as_deref())?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Retention(RetentionCommand::Plan { archive, at, json }) => {
+            let archive = parse_archive(&archive)?;
+            let store = Store::open_local(&data)?;
+            retention::plan(&store, &archive, at.as_deref(), json)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Gc { dry_run, grace, rescan, json } => {

@@ -43,6 +43,8 @@ impl Policy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "rule", content = "detail")]
 pub enum Keep {
+    /// The archive has no policy: retention is off.
+    Off,
     First,
     Latest,
     Pinned(String),
@@ -55,7 +57,7 @@ pub enum Keep {
 
 /// For each ID of `ids` (ascending, unix seconds), why it is kept, or `None` if the policy
 /// lets it go. `pins` maps IDs to the reason they are pinned. A policy that is off keeps
-/// everything (as `Within`).
+/// everything (as `Off`).
 pub fn evaluate(ids: &[i64], policy: &Policy, pins: &HashMap<i64, String>, now: i64) -> Vec<Option<Keep>> {
     let n = ids.len();
     let day = |t: i64| t.div_euclid(86_400);
@@ -77,7 +79,9 @@ pub fn evaluate(ids: &[i64], policy: &Policy, pins: &HashMap<i64, String>, now: 
                 Some(Keep::Latest)
             } else if let Some(reason) = pins.get(&id) {
                 Some(Keep::Pinned(reason.clone()))
-            } else if policy.is_off() || policy.keep_within_secs.is_some_and(|s| id > now - s as i64) {
+            } else if policy.is_off() {
+                Some(Keep::Off)
+            } else if policy.keep_within_secs.is_some_and(|s| id > now - s as i64) {
                 Some(Keep::Within)
             } else if policy.keep_last.is_some_and(|k| n - i <= k as usize) {
                 Some(Keep::Last)
