@@ -1,6 +1,6 @@
 //! Garbage collection: exact reports, the grace period, re-referenced blobs kept, one run
-//! at a time, and collections SIGKILLed at random points beside publishes never lose a
-//! referenced blob (`asof verify` clean after every trial).
+//! at a time, and collections SIGKILLed at random points beside publishes and pushes never
+//! lose a referenced blob (`asof verify` clean after every trial).
 
 mod common;
 
@@ -144,38 +144,50 @@ fn content(t: usize, i: usize) -> Vec<u8> {
 }
 
 #[test]
-fn gc_killed_at_random_points_beside_publishes_never_loses_a_referenced_blob() {
+fn gc_killed_at_random_points_beside_publishes_and_pushes_never_loses_a_referenced_blob() {
     const TRIALS: usize = 20;
     const ORPHANS: usize = 100;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    let out = asof(&data, &["token", "create", "--name", "pusher", "--scope", "publish:pushed"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let server = Server::start(&data);
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
     let mut killed = 0;
     let mut kept: Vec<PathBuf> = Vec::new();
     let mut unused: Vec<PathBuf> = Vec::new();
     for t in 0..TRIALS {
+        // Orphans 0, 4, 8... go into a publish, 2, 6, 10... into a push, odd ones nowhere.
+        let published = tmp.path().join(format!("published{t}"));
+        let pushed = tmp.path().join(format!("pushed{t}"));
+        for dir in [&published, &pushed] {
+            std::fs::create_dir_all(dir.join("pool")).unwrap();
+        }
         for i in 0..ORPHANS {
             let (_, p) = orphan(&data, &content(t, i), 2 * HOUR);
+            match i % 4 {
+                0 => std::fs::write(published.join(format!("pool/f{i}.deb")), content(t, i)).unwrap(),
+                2 => std::fs::write(pushed.join(format!("pool/f{i}.deb")), content(t, i)).unwrap(),
+                _ => {}
+            }
             if i % 2 == 0 { kept.push(p) } else { unused.push(p) }
         }
         gc_json(&data, &["--rescan", "--grace", "1h"]);
         age_candidates(&data, 2 * 3600);
-        let tree = tmp.path().join(format!("tree{t}"));
-        for i in (0..ORPHANS).step_by(2) {
-            std::fs::create_dir_all(tree.join("pool")).unwrap();
-            std::fs::write(tree.join(format!("pool/f{i}.deb")), content(t, i)).unwrap();
-        }
         let spawn = |args: &[&str]| {
             Command::new(bin())
                 .arg("--data")
                 .arg(&data)
                 .args(args)
+                .env("ASOF_TOKEN", &token)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap()
         };
-        let mut publisher = spawn(&["publish", "busy", tree.to_str().unwrap()]);
+        let mut publisher = spawn(&["publish", "busy", published.to_str().unwrap()]);
+        let mut pusher = spawn(&["push", &server.url(""), "pushed", pushed.to_str().unwrap(), "--retries", "1"]);
         let mut gcs = [spawn(&["gc", "--grace", "1h"]), spawn(&["gc", "--grace", "1h"])];
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..60)));
         let _ = gcs[0].kill(); // SIGKILL, at a random point of its run (or after it).
@@ -188,6 +200,7 @@ fn gc_killed_at_random_points_beside_publishes_never_loses_a_referenced_blob() {
             }
         }
         assert!(publisher.wait().unwrap().success(), "publish of trial {t} failed");
+        assert!(pusher.wait().unwrap().success(), "push of trial {t} failed");
         verify_clean(&data);
     }
     eprintln!("killed {killed} of {TRIALS} collections");
