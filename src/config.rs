@@ -19,6 +19,39 @@ pub struct Config {
     /// (without an archive argument) runs each once.
     #[serde(default)]
     pub mirror: Vec<MirrorConfig>,
+    /// Garbage collection of unreferenced blobs (`asof gc`, scheduled by `asof serve`).
+    #[serde(default)]
+    pub gc: GcConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcConfig {
+    /// How long a blob stays unreferenced before it may be deleted, e.g. "24h" (default).
+    pub grace: Option<String>,
+    /// How often `asof serve` collects, e.g. "1h" (default); "off" disables it.
+    pub interval: Option<String>,
+}
+
+impl GcConfig {
+    pub fn grace(&self) -> anyhow::Result<std::time::Duration> {
+        match &self.grace {
+            None => Ok(crate::gc::DEFAULT_GRACE),
+            Some(g) => humantime::parse_duration(g).with_context(|| format!("[gc] grace {g:?}")),
+        }
+    }
+
+    /// `None` when scheduled collection is off.
+    pub fn interval(&self) -> anyhow::Result<Option<std::time::Duration>> {
+        match self.interval.as_deref() {
+            Some("off") => Ok(None),
+            None => Ok(Some(std::time::Duration::from_secs(3600))),
+            Some(i) => match humantime::parse_duration(i).with_context(|| format!("[gc] interval {i:?}"))? {
+                d if d.is_zero() => anyhow::bail!("[gc] interval must be positive, or \"off\""),
+                d => Ok(Some(d)),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -22,6 +22,10 @@ pub struct Store {
     pub signing: Arc<dyn crate::signing::SigningStore>,
     /// Rollout channels (`rollout`).
     pub channels: Arc<dyn crate::rollout::ChannelStore>,
+    /// Retention policies and pins (`retention`).
+    pub retention: Arc<dyn crate::retention::RetentionStore>,
+    /// Garbage-collection candidates (`gc`).
+    pub gc: Arc<dyn crate::gc::GcCatalog>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -55,6 +59,8 @@ impl Store {
             auth: catalog.clone(),
             packages: catalog.clone(),
             signing: catalog.clone(),
+            gc: catalog.clone(),
+            retention: catalog.clone(),
             channels: catalog,
             last_use: Default::default(),
             scratch,

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{BlobReader, BlobStore, BlobWriter, PutError, PutOutcome};
+use super::{BlobReader, BlobStore, BlobWriter, PutError, PutOutcome, RetiredBlob};
 use crate::domain::Digest;
 use crate::domain::digest::Hasher;
 
@@ -30,12 +30,33 @@ impl LocalBlobStore {
         let root = root.into();
         fs::create_dir_all(root.join("sha256"))?;
         fs::create_dir_all(root.join("tmp"))?;
+        fs::create_dir_all(root.join("gc"))?;
         fsync_dir(&root)?;
         if let Some(parent) = root.parent() {
             fsync_dir(parent)?;
         }
         fsync_dir(&root.join("sha256"))?;
-        Ok(Self { inner: std::sync::Arc::new(Inner { root, durable_dirs: Default::default() }) })
+        let store = Self { inner: std::sync::Arc::new(Inner { root, durable_dirs: Default::default() }) };
+        store.restore_retired()?;
+        Ok(store)
+    }
+
+    /// Puts back blobs that a garbage collection moved aside and did not get to delete
+    /// (killed, or another process): until its catalog commit a retired blob may still
+    /// be wanted, and after it an extra file is only an orphan for the next run.
+    fn restore_retired(&self) -> io::Result<()> {
+        for entry in fs::read_dir(self.root().join("gc"))? {
+            let entry = entry?;
+            if let Some(d) = entry.file_name().to_str().and_then(|n| n.parse::<Digest>().ok()) {
+                let dest = self.path_of(&d);
+                self.inner.ensure_dir_durable(dest.parent().expect("blob paths have a parent"))?;
+                match fs::rename(entry.path(), &dest) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     fn root(&self) -> &Path {
@@ -116,7 +137,7 @@ impl BlobStore for LocalBlobStore {
         expected_len: Option<u64>,
     ) -> Result<PutOutcome, PutError> {
         if let Some(d) = expected
-            && let Some(size) = self.size(d)?
+            && let Some(size) = self.claim(d)?
         {
             // Already stored: still consume nothing, write nothing.
             return Ok(PutOutcome { digest: *d, size, created: false });
@@ -162,6 +183,41 @@ impl BlobStore for LocalBlobStore {
         Ok(())
     }
 
+    fn last_use(&self, digest: &Digest) -> io::Result<Option<(u64, SystemTime)>> {
+        match fs::metadata(self.path_of(digest)) {
+            Ok(m) => Ok(Some((m.len(), m.modified()?))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn claim(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        let path = self.path_of(digest);
+        if !touch(&path)? {
+            return Ok(None);
+        }
+        self.size(digest)
+    }
+
+    fn retire(&self, digest: &Digest, idle: Duration) -> io::Result<Option<Box<dyn RetiredBlob>>> {
+        let path = self.path_of(digest);
+        let tomb = self.root().join("gc").join(digest.hex());
+        match fs::rename(&path, &tomb) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            r => r?,
+        }
+        let mut retired = LocalRetired { tomb, home: path, size: 0, restored: false };
+        // Checked after the move: a claim either touched the file before it (seen here) or
+        // found no file and stores the bytes again.
+        let meta = fs::metadata(&retired.tomb)?;
+        retired.size = meta.len();
+        if meta.modified()? > SystemTime::now() - idle {
+            retired.restore()?;
+            return Ok(None);
+        }
+        Ok(Some(Box::new(retired)))
+    }
+
     fn remove(&self, digest: &Digest) -> io::Result<()> {
         match fs::remove_file(self.path_of(digest)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -171,6 +227,58 @@ impl BlobStore for LocalBlobStore {
 
     fn describe(&self, digest: &Digest) -> String {
         self.path_of(digest).display().to_string()
+    }
+}
+
+/// Sets a blob's modification time to now, by path (a descriptor opened earlier could
+/// touch a file already moved aside). False when there is no such blob.
+fn touch(path: &Path) -> io::Result<bool> {
+    match filetime::set_file_mtime(path, filetime::FileTime::now()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A blob moved to `<root>/gc/<hex>` by `retire`.
+struct LocalRetired {
+    tomb: PathBuf,
+    home: PathBuf,
+    size: u64,
+    restored: bool,
+}
+
+impl LocalRetired {
+    fn restore(mut self) -> io::Result<()> {
+        self.restored = true;
+        fs::rename(&self.tomb, &self.home)
+    }
+}
+
+impl RetiredBlob for LocalRetired {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn discard(mut self: Box<Self>) -> io::Result<()> {
+        self.restored = true;
+        match fs::remove_file(&self.tomb) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn restore(self: Box<Self>) -> io::Result<()> {
+        LocalRetired::restore(*self)
+    }
+}
+
+impl Drop for LocalRetired {
+    /// Neither discarded nor restored (an error on the way): the blob goes back.
+    fn drop(&mut self) {
+        if !self.restored {
+            let _ = fs::rename(&self.tomb, &self.home);
+        }
     }
 }
 
@@ -210,7 +318,7 @@ impl BlobWriter for LocalWriter {
         // Durable before the existence check: a stored and a new blob take the same time.
         tmp.as_file().sync_all()?;
         let dest = store.path_of(&digest);
-        if dest.exists() {
+        if touch(&dest)? {
             return Ok(PutOutcome { digest, size, created: false });
         }
         tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;

@@ -48,15 +48,37 @@ pub trait BlobWriter: Send {
     fn finish(self: Box<Self>, expected: Option<&Digest>, expected_len: Option<u64>) -> Result<PutOutcome, PutError>;
 }
 
+/// A blob moved aside by `BlobStore::retire`; dropping it unresolved restores it.
+pub trait RetiredBlob: Send {
+    fn size(&self) -> u64;
+    /// Deletes the bytes for good.
+    fn discard(self: Box<Self>) -> io::Result<()>;
+    /// Puts the blob back where it was.
+    fn restore(self: Box<Self>) -> io::Result<()>;
+}
+
 /// What the rest of asof needs from blob storage. Methods block; async callers run them
 /// on the blocking pool.
 pub trait BlobStore: Send + Sync + 'static {
     /// Size of a stored blob, or `None` when absent.
     fn size(&self, digest: &Digest) -> io::Result<Option<u64>>;
 
+    /// Whether a blob is stored, for a caller about to reference it: a stored blob is
+    /// marked as just used, which restarts its garbage-collection grace period.
     fn contains(&self, digest: &Digest) -> io::Result<bool> {
-        Ok(self.size(digest)?.is_some())
+        Ok(self.claim(digest)?.is_some())
     }
+
+    /// Size and last store or claim of a blob (its modification time), without marking it.
+    fn last_use(&self, digest: &Digest) -> io::Result<Option<(u64, std::time::SystemTime)>>;
+
+    /// `size`, marking the blob as just used (see `contains`).
+    fn claim(&self, digest: &Digest) -> io::Result<Option<u64>>;
+
+    /// Garbage collection: moves a blob aside unless it was used (stored or claimed)
+    /// within `idle`; `None` when it is absent or was used. The caller then discards or
+    /// restores it; a process killed in between leaves it to be restored at the next open.
+    fn retire(&self, digest: &Digest, idle: std::time::Duration) -> io::Result<Option<Box<dyn RetiredBlob>>>;
 
     /// Opens a blob for reading, or `None` when absent.
     fn open(&self, digest: &Digest) -> io::Result<Option<BlobReader>>;

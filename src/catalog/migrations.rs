@@ -14,6 +14,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_signing.sql", include_str!("../../schema/0006_signing.sql")),
     ("0007_package_paragraphs.sql", include_str!("../../schema/0007_package_paragraphs.sql")),
     ("0008_channels.sql", include_str!("../../schema/0008_channels.sql")),
+    ("0009_lifecycle.sql", include_str!("../../schema/0009_lifecycle.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

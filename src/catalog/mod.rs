@@ -5,7 +5,9 @@ mod migrations;
 mod sqlite;
 mod sqlite_auth;
 mod sqlite_channels;
+mod sqlite_gc;
 mod sqlite_packages;
+mod sqlite_retention;
 mod sqlite_signing;
 
 use serde::Serialize;

@@ -94,6 +94,11 @@ impl AuthStore for SqliteCatalog {
              ON CONFLICT (token_id, sha256) DO UPDATE SET granted_at = MAX(granted_at, excluded.granted_at)",
             params![token_id, &digest.as_bytes()[..], now],
         )?;
+        // Uploaded bytes may never be committed: garbage collection looks at them later.
+        self.conn()?.execute(
+            "INSERT OR IGNORE INTO gc_candidates (sha256, since) VALUES (?1, ?2)",
+            params![&digest.as_bytes()[..], now],
+        )?;
         Ok(())
     }
 

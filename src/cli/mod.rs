@@ -4,6 +4,7 @@ mod channels;
 mod mirror_report;
 mod packages;
 mod progress;
+mod retention;
 mod signing;
 
 use std::io::IsTerminal;
@@ -104,6 +105,20 @@ pub enum Command {
     /// Archive settings.
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Keep snapshot ID of ARCHIVE (the one it names, by floor) whatever its retention
+    /// policy says; `--remove` to unpin.
+    Pin {
+        archive: String,
+        id: String,
+        /// Why it is pinned (shown by `asof retention plan`).
+        #[arg(long, required_unless_present = "remove", conflicts_with = "remove")]
+        reason: Option<String>,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Snapshot retention.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Rollout channels: a pointer into an archive's history that a fleet follows ring by ring.
     #[command(subcommand)]
     Channel(channels::ChannelCommand),
@@ -128,6 +143,23 @@ pub enum Command {
     Packages {
         archive: String,
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete blobs no snapshot references once they have been unreferenced for the grace
+    /// period; prints what it freed. Exit 75 if another collection is running.
+    Gc {
+        /// Report what would be freed, deleting nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How long a blob must have been unreferenced (and unused) [default: [gc] grace, or 24h].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<Duration>,
+        /// First walk every stored blob to find unreferenced ones nobody recorded (left by
+        /// a publish killed before its commit). Reads the whole blob directory.
+        #[arg(long)]
+        rescan: bool,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -181,6 +213,27 @@ pub enum ArchiveCommand {
         /// Stop re-signing (re-signed files already served for final IDs stay as served).
         #[arg(long)]
         off: bool,
+    },
+    /// Set the archive's retention policy (rules add up: a snapshot any rule keeps is
+    /// kept; never the first or the latest). Without options: print it.
+    Retention {
+        archive: String,
+        #[command(flatten)]
+        rules: retention::PolicyArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RetentionCommand {
+    /// List every snapshot of ARCHIVE with whether its policy keeps it and why (pins,
+    /// channels' current and previous rollouts included). Deletes nothing.
+    Plan {
+        archive: String,
+        /// Evaluate as of this time (a snapshot ID) instead of now.
+        #[arg(long, value_name = "ID")]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -548,6 +601,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     }
                     return Ok(std::process::ExitCode::SUCCESS);
                 }
+                ArchiveCommand::Retention { archive, rules } => {
+                    retention::policy(&store, &parse_archive(&archive)?, &rules)?;
+                    return Ok(std::process::ExitCode::SUCCESS);
+                }
             };
             let archive = parse_archive(&name)?;
             store.auth.set_private(&archive, private, chrono::Utc::now().timestamp())?;
@@ -566,6 +623,23 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = Store::open_local(&data)?;
             packages::packages(&store, &archive, &name, json)?;
             Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Pin { archive, id, reason, remove: _ } => {
+            let archive = parse_archive(&archive)?;
+            let store = Store::open_local(&data)?;
+            retention::pin(&store, &archive, &id, reason.as_deref())?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Retention(RetentionCommand::Plan { archive, at, json }) => {
+            let archive = parse_archive(&archive)?;
+            let store = Store::open_local(&data)?;
+            retention::plan(&store, &archive, at.as_deref(), json)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Gc { dry_run, grace, rescan, json } => {
+            let grace = grace.map_or_else(|| config.gc.grace(), Ok)?;
+            let store = Store::open_local(&data)?;
+            gc_command(&store, crate::gc::GcOptions { grace, dry_run, rescan }, json)
         }
         Command::Verify { json } => {
             let store = Store::open_local(&data)?;
@@ -615,15 +689,41 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             apply_connection_limits(&config.server, &mut options)?;
             options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
+            let gc = (config.gc.grace()?, config.gc.interval()?);
             crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(serve(store, data, listen, demo, options, mirrors))?;
+            rt.block_on(serve(store, data, listen, demo, options, mirrors, gc))?;
             // A blocking read stuck on a dead disk must not hold the exit past the drain.
             rt.shutdown_timeout(Duration::from_secs(5));
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
+}
+
+fn gc_command(store: &Store, opts: crate::gc::GcOptions, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    let report = match crate::gc::run(store, opts) {
+        Err(e @ crate::gc::GcError::Busy(_)) => {
+            eprintln!("asof gc: {e}");
+            return Ok(std::process::ExitCode::from(75));
+        }
+        r => r?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let verb = if report.dry_run { "would free" } else { "freed" };
+        println!(
+            "{verb} {} blob(s), {} bytes; examined {} candidate(s): {} referenced again, {} used within the grace period{}",
+            report.freed_blobs,
+            report.freed_bytes,
+            report.examined,
+            report.referenced,
+            report.recently_used,
+            if opts.rescan { format!("; rescan found {} new", report.enqueued) } else { String::new() }
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// `[server] public_url`: an absolute http(s) URL; a trailing `/` is dropped.
@@ -663,6 +763,7 @@ async fn serve(
     demo: bool,
     options: ServeOptions,
     mirrors: Vec<crate::mirror::schedule::ScheduledMirror>,
+    (gc_grace, gc_interval): (Duration, Option<Duration>),
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let shutdown = crate::http::shutdown_signal().context("installing signal handlers")?;
@@ -710,6 +811,9 @@ async fn serve(
         store.clone(),
         crate::rollout::service::persist_all,
     );
+    if let Some(interval) = gc_interval {
+        crate::gc::schedule(store.clone(), gc_grace, interval);
+    }
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");
         crate::mirror::schedule::spawn_all(store.clone(), data.clone(), mirrors, metrics.clone());
