@@ -42,16 +42,6 @@ fn walkdir(p: &Path) -> usize {
     rd.map(|e| e.unwrap()).map(|e| if e.file_type().unwrap().is_dir() { walkdir(&e.path()) } else { 1 }).sum()
 }
 
-fn verify_clean(data: &Path) {
-    let out = asof(data, &["verify"]);
-    assert!(
-        out.status.success(),
-        "verify found problems:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn killed_publishes_leave_nothing_half_written() {
     let tmp = tempfile::tempdir().unwrap();

@@ -57,16 +57,6 @@ fn report(
     })
 }
 
-fn verify_clean(data: &Path) {
-    let out = asof(data, &["verify"]);
-    assert!(
-        out.status.success(),
-        "verify found problems:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 const HOUR: Duration = Duration::from_secs(3600);
 
 #[test]

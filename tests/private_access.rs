@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::inproc::App;
+use common::small_disk::SmallDisk;
 
 use asof::auth::create_token;
 use asof::domain::Digest;
@@ -223,52 +224,10 @@ async fn a_private_read_answers_while_a_commit_holds_the_write_lock() {
     assert!(tokens.iter().find(|t| t.id == id_of).unwrap().last_used_at.is_some());
 }
 
-/// A small tmpfs as the data directory, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(megabytes: u32) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test needs root to mount a tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { dir }
-    }
-
-    fn fill(&self) {
-        use std::io::Write;
-        let mut f = std::fs::File::create(self.dir.path().join("filler")).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        loop {
-            match f.write_all(&block) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(28) => break,
-                Err(e) => panic!("filling the disk: {e}"),
-            }
-        }
-        let _ = f.sync_all();
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn on_a_full_disk_reads_work_and_uploads_answer_507() {
     let disk = SmallDisk::mount(8);
-    let data = disk.dir.path().join("data");
+    let data = disk.dir.join("data");
     let app = setup(&data);
     let id = app.store.catalog.latest(&"secret".parse().unwrap()).unwrap().unwrap().id.to_string();
     let reader = app.token(&["read:secret"]);

@@ -5,6 +5,7 @@
 mod common;
 
 use common::inproc::App;
+use common::small_disk::SmallDisk;
 
 use asof::domain::Digest;
 use asof::store::Store;
@@ -239,50 +240,6 @@ async fn an_upload_of_a_known_blob_with_the_wrong_length_is_not_acknowledged() {
     let r = app.call(Method::PUT, &uri, Some(&publisher), A.to_vec()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json(), json!({"sha256": digest, "size": 7, "created": false}));
-}
-
-/// A small tmpfs, unmounted on drop.
-struct SmallDisk {
-    dir: std::path::PathBuf,
-    _keep: Option<tempfile::TempDir>,
-}
-
-impl SmallDisk {
-    fn mount(megabytes: u32) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut disk = Self::mount_at(dir.path(), megabytes);
-        disk._keep = Some(dir);
-        disk
-    }
-
-    fn mount_at(dir: &std::path::Path, megabytes: u32) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test needs root to mount a tmpfs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { dir: dir.to_path_buf(), _keep: None }
-    }
-
-    /// Fills the disk until `leave` bytes are free.
-    fn fill_leaving(&self, leave: u64) {
-        let st = rustix::fs::statvfs(&self.dir).unwrap();
-        let free = st.f_bavail * st.f_frsize;
-        let filler = vec![0u8; free.saturating_sub(leave) as usize];
-        std::fs::write(self.dir.join("filler"), filler).unwrap();
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.dir).status();
-    }
 }
 
 const DISK_FULL: &str = "the server has no space left to store this; nothing was stored";

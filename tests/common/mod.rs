@@ -6,6 +6,7 @@
 pub mod apt;
 pub mod chroot;
 pub mod inproc;
+pub mod small_disk;
 pub mod tree;
 pub mod upstream;
 
@@ -229,4 +230,15 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
+}
+
+/// `asof verify` on a data directory finds nothing wrong.
+pub fn verify_clean(data: &Path) {
+    let out = asof(data, &["verify"]);
+    assert!(
+        out.status.success(),
+        "verify found problems:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
