@@ -87,6 +87,19 @@ fn ok(out: &std::process::Output) -> String {
 }
 
 /// The commit time of a snapshot, in unix seconds, from the API.
+/// Signs archive `debian` of `data` with a new key of `algo`, starts a server on it, and
+/// saves the public key the server hands out: (server, that key's file).
+fn signed_server(dir: &Path, data: &Path, uid: &str, algo: &str) -> (Server, PathBuf) {
+    let (secret, _) = Gpg::new(dir).generate(uid, algo, None);
+    let key_file = dir.join("key.asc");
+    std::fs::write(&key_file, secret).unwrap();
+    ok(&asof(data, &["archive", "signing", "debian", "--key", key_file.to_str().unwrap()]));
+    let server = Server::start(data);
+    let served = dir.join("asof-debian.asc");
+    std::fs::write(&served, server.get("/api/v1/archives/debian/-/signing-key").body).unwrap();
+    (server, served)
+}
+
 fn committed_at(server: &Server, id: &str) -> i64 {
     let j = server.get(&format!("/api/v1/archives/debian/-/snapshots/{id}")).json();
     chrono::DateTime::parse_from_rfc3339(j["committed_at"].as_str().unwrap()).unwrap().timestamp()
@@ -203,14 +216,7 @@ fn apt_uses_a_re_signed_archive_with_the_served_key() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let id = publish(&data, "debian", &fixtures().join("apt/v1"));
-    let gpg = Gpg::new(tmp.path());
-    let (secret, _) = gpg.generate("asof apt test <a@asof.invalid>", "ed25519", None);
-    let key_file = tmp.path().join("key.asc");
-    std::fs::write(&key_file, secret).unwrap();
-    ok(&asof(&data, &["archive", "signing", "debian", "--key", key_file.to_str().unwrap()]));
-    let server = Server::start(&data);
-    let served = tmp.path().join("asof-debian.asc");
-    std::fs::write(&served, server.get("/api/v1/archives/debian/-/signing-key").body).unwrap();
+    let (server, served) = signed_server(tmp.path(), &data, "asof apt test <a@asof.invalid>", "ed25519");
 
     let root = tmp.path().join("apt");
     let line = format!("deb [signed-by={}] {} stable main", served.display(), server.url(&format!("/debian/{id}/")));
@@ -240,14 +246,7 @@ fn the_snapshots_field_of_the_live_source_leads_to_the_snapshot() {
     let data = tmp.path().join("data");
     let id1 = publish(&data, "debian", &fixtures().join("apt/v1"));
     publish(&data, "debian", &fixtures().join("apt/v2"));
-    let gpg = Gpg::new(tmp.path());
-    let (secret, _) = gpg.generate("asof live test <l@asof.invalid>", "rsa2048", None);
-    let key_file = tmp.path().join("key.asc");
-    std::fs::write(&key_file, secret).unwrap();
-    ok(&asof(&data, &["archive", "signing", "debian", "--key", key_file.to_str().unwrap()]));
-    let server = Server::start(&data);
-    let served = tmp.path().join("asof-debian.asc");
-    std::fs::write(&served, server.get("/api/v1/archives/debian/-/signing-key").body).unwrap();
+    let (server, served) = signed_server(tmp.path(), &data, "asof live test <l@asof.invalid>", "rsa2048");
     let source = |url: &str| format!("deb [signed-by={}] {url} stable main", served.display());
 
     let live = Apt::new(&tmp.path().join("live"), &source(&server.url("/debian/")), None);

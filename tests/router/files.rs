@@ -265,20 +265,11 @@ async fn percent_encoded_paths_name_the_same_file() {
 
 /// Waits (at most about a second) until the clock has passed `id`: an ID after the latest
 /// snapshot is only served once it is no longer in the future.
-fn wait_until_past(id: SnapshotId) {
-    while SnapshotId::now() <= id {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[tokio::test]
 async fn ids_after_the_latest_are_short_lived_until_sealed() {
     // One snapshot stamped at the current second, so that the next second is soon past.
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_local(tmp.path()).unwrap();
-    let id = publish(&store, "debian", &fixture("v1"));
-    let app_router = router(AppState::new(store.clone(), ServeOptions::default()));
-    let app = App { _tmp: tmp, store, router: app_router, id1: id, id2: id };
+    let app = App::one_fresh_snapshot();
+    let id = app.id1;
     let later = at(id.unix() + 1);
     wait_until_past(later);
     let r = app.get(&format!("/debian/{later}/{RELEASE}")).await;

@@ -47,6 +47,16 @@ pub struct App {
 pub const GAP: i64 = 10;
 
 impl App {
+    /// One snapshot stamped at the current second (`id1 == id2`), so that the next second
+    /// is soon past and can be asked for before it is final.
+    pub fn one_fresh_snapshot() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open_local(tmp.path()).unwrap();
+        let id = publish(&store, "debian", &fixture("v1"));
+        let router = router(AppState::new(store.clone(), ServeOptions::default()));
+        App { _tmp: tmp, store, router, id1: id, id2: id }
+    }
+
     pub fn start() -> Self {
         Self::with_options(ServeOptions::default())
     }
@@ -254,5 +264,12 @@ impl Resp {
         headers.extend_from_slice(extra);
         self.assert(status, &headers);
         assert_eq!(self.json(), body);
+    }
+}
+
+/// Sleeps until the clock is past `id`.
+pub fn wait_until_past(id: SnapshotId) {
+    while SnapshotId::now() <= id {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -201,15 +201,10 @@ async fn served_answers_survive_key_rotation_and_signing_off() {
 async fn answers_that_may_change_follow_the_setting() {
     // One snapshot stamped at the current second, so that the next second is soon past
     // and is answered, not final yet, from that snapshot.
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_local(tmp.path()).unwrap();
-    let id = publish(&store, "debian", &fixture("v1"));
-    let app_router = router(AppState::new(store.clone(), ServeOptions::default()));
-    let app = App { _tmp: tmp, store, router: app_router, id1: id, id2: id };
+    let app = App::one_fresh_snapshot();
+    let id = app.id1;
     let later = at(id.unix() + 1);
-    while SnapshotId::now() <= later {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until_past(later);
     let key = fixture_key();
     enable(&app, &key);
     let uri = format!("/debian/{later}/dists/stable/InRelease");
