@@ -95,12 +95,12 @@ fn index_changes(
     }
     let known = |hash| unmatched.get_mut(&Some(hash)).and_then(Vec::pop).is_some();
     let new = match read_current(store, key, index, known)? {
-        Some(Err(problem)) => {
-            changes.problems.push(problem);
+        Current::Unreadable { path, problem } => {
+            changes.problems.push((path, problem));
             return Ok(());
         }
-        Some(Ok(new)) => new,
-        None => Vec::new(),
+        Current::Read(new) => new,
+        Current::Gone => Vec::new(),
     };
     let left: Vec<i64> = unmatched.into_values().flatten().collect();
     let old = if left.is_empty() { Vec::new() } else { store.packages.packages_by_id(&left)? };
@@ -108,16 +108,25 @@ fn index_changes(
     Ok(())
 }
 
-/// The packages of `index` in snapshot `key` whose paragraphs `known` does not claim, read
-/// from its cheapest variant; `None` when the snapshot has no variant of it any more;
-/// `Some(Err)` when it cannot be read.
-#[allow(clippy::type_complexity)]
+/// What snapshot `key` has of one index.
+enum Current {
+    /// The packages of the paragraphs `known` did not claim.
+    Read(Vec<(ParagraphHash, Listed)>),
+    /// No variant of the index any more.
+    Gone,
+    Unreadable {
+        path: String,
+        problem: String,
+    },
+}
+
+/// Reads `index` in snapshot `key` from its cheapest variant.
 fn read_current(
     store: &Store,
     key: SnapshotKey,
     index: &IndexId,
     known: impl FnMut(ParagraphHash) -> bool,
-) -> Result<Option<Result<Vec<(ParagraphHash, Listed)>, (String, String)>>, IndexError> {
+) -> Result<Current, IndexError> {
     let base = match index.kind {
         super::parse::Kind::Binary => {
             format!("dists/{}/{}/binary-{}/Packages", index.suite, index.component, index.architecture)
@@ -131,12 +140,17 @@ fn read_current(
         let Some(blob) =
             store.blobs.open(&sha256).map_err(|source| IndexError::Blob { path: variant.clone(), source })?
         else {
-            return Ok(Some(Err((variant, format!("blob {sha256} is missing from the store")))));
+            return Ok(Current::Unreadable {
+                path: variant,
+                problem: format!("blob {sha256} is missing from the store"),
+            });
         };
-        let read = read_new_paragraphs(&variant, index.kind, blob.reader, known);
-        return Ok(Some(read.map_err(|e| (variant, e.to_string()))));
+        return Ok(match read_new_paragraphs(&variant, index.kind, blob.reader, known) {
+            Ok(new) => Current::Read(new),
+            Err(e) => Current::Unreadable { path: variant, problem: e.to_string() },
+        });
     }
-    Ok(None)
+    Ok(Current::Gone)
 }
 
 /// Pairs the parsed new paragraphs with the unmatched old rows: the same package (another
