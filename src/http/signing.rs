@@ -31,7 +31,19 @@ pub async fn variant(
     if query.is_some_and(|q| q.split('&').any(|p| p == "original" || p.starts_with("original="))) {
         return Ok(entry);
     }
-    let Some(base) = base_url(st, req)? else { return Ok(entry) };
+    // Only a signed archive, or a final answer that may have been recorded re-signed, needs
+    // the base URL; an unsigned archive never answers 400 for an odd Host (no file can have
+    // been recorded under an invalid base).
+    let archive = res.snapshot.archive.clone();
+    let signed = st.blocking(move |s| Ok(s.signing.signing_key(&archive)?.is_some())).await?;
+    if !signed && !res.is_final {
+        return Ok(entry);
+    }
+    let base = match base_url(st, req) {
+        Err(_) if !signed => return Ok(entry),
+        other => other?,
+    };
+    let Some(base) = base else { return Ok(entry) };
     let (snap, is_final, path) = (res.snapshot.clone(), res.is_final, entry.path.clone());
     let chosen = st.blocking(move |s| choose(s, &snap, is_final, &path, file, &base)).await?;
     Ok(match chosen {
@@ -86,7 +98,7 @@ pub async fn key(st: &AppState, archive: ArchiveName) -> Result<Response, ApiErr
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pgp-keys"));
     h.insert(header::CACHE_CONTROL, st.short_cache());
-    h.insert("x-asof-key-fingerprint", HeaderValue::from_str(&key.fingerprint).expect("hex"));
+    h.insert("x-asof-key-fingerprint", HeaderValue::from_str(&key.fingerprint).map_err(ApiError::internal)?);
     Ok(resp)
 }
 

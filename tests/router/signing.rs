@@ -254,3 +254,14 @@ async fn the_live_path_is_re_signed_and_by_hash_urls_are_not() {
     let r = app.get_with(&by_hash, &[HOST]).await;
     assert_eq!((r.status.as_u16(), r.body.to_vec()), (200, original));
 }
+
+/// An archive that was never signed serves its Release files whatever the Host header says:
+/// the Host only names the `Snapshots:` URL of re-signed files.
+#[tokio::test]
+async fn an_unsigned_archive_ignores_an_odd_host() {
+    let app = App::start();
+    let latest = format!("/debian/{}/{RELEASE}", app.id2);
+    let r = app.get_with(&latest, &[("host", "evil/x")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, bytes("v2", RELEASE));
+}
