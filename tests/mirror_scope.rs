@@ -451,6 +451,14 @@ fn files_missing_upstream_fail_the_run_unless_allowed_and_are_retried() {
         serde_json::from_slice(&asof(&data, &["snapshots", "ubuntu", "--json"]).stdout).unwrap();
     assert_eq!(list[0]["source"]["missing"], serde_json::json!([GONE_PLAIN, GONE_INDEX, GONE_POOL]));
 
+    // Still missing on the next run: retried, but the same tree makes no second snapshot.
+    wait_until_past(&id);
+    let again = mirror(&data, &upstream.url, &scoped_three_suites(&["--allow-missing", "--json"]));
+    assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stderr));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!((again["unchanged"].as_bool(), again["snapshot"].as_str()), (Some(true), Some(id.as_str())));
+    assert_eq!(snapshot_count(&data), 1);
+
     // Upstream has them again: the same Release is not "unchanged", the files are fetched.
     wait_until_past(&id);
     upstream.set_root(ubuntu());

@@ -395,9 +395,12 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
         "insecure_skip_signature": spec.insecure_skip_signature,
     });
     let (store2, archive) = (store.clone(), spec.archive.clone());
-    let snapshot = blocking(move || {
-        let opts = PublishOptions { progress: &NoProgress, source, always: true };
-        Ok(commit_manifest(&store2, &archive, manifest, &opts)?.0)
+    // Not `always`: a run whose upstream still lacks the same files finds the same tree and
+    // must not add an identical snapshot every time (unless asked to with --always).
+    let always = opts.always;
+    let (snapshot, unchanged) = blocking(move || {
+        let opts = PublishOptions { progress: &NoProgress, source, always };
+        Ok(commit_manifest(&store2, &archive, manifest, &opts)?)
     })
     .await?;
     Ok(MirrorReport {
@@ -405,7 +408,7 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
         reused_files: fetched.reused_files,
         reused_bytes: fetched.reused_bytes,
         missing,
-        ..report(&snapshot, false)
+        ..report(&snapshot, unchanged)
     })
 }
 
