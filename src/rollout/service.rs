@@ -241,6 +241,15 @@ fn check_change(rec: &ChannelRecord, spec: &ChannelSpec) -> Result<()> {
             rec.name, rec.spec.archive
         )));
     }
+    // Each rollout keeps one state per ring (what it serves, since when); a different
+    // number of rings would leave rings without one.
+    if spec.rings.len() != r.rings.len() {
+        return Err(ServiceError::Conflict(format!(
+            "channel '{}' has rolled out with {} rings; their number cannot change (create a new channel)",
+            rec.name,
+            r.rings.len()
+        )));
+    }
     if r.status.is_active() && !spec.same_rings(&rec.spec) {
         return Err(ServiceError::Conflict(format!(
             "channel '{}' has a {} rollout; its rings cannot change until it completes or is aborted",

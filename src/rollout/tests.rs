@@ -201,6 +201,32 @@ mod with_store {
     }
 
     #[test]
+    fn the_number_of_rings_is_fixed_once_a_channel_has_rolled_out() {
+        let (_tmp, store, ids) = setup();
+        let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+        let name: ChannelName = "prod".parse().unwrap();
+        let s = spec(Advance::Auto);
+        ch.put(&name, &s, "admin", T0).unwrap();
+        ch.start(&name, ids[1], "ci", T0 + 1).unwrap();
+        ch.abort(&name, "ci", T0 + 2).unwrap();
+        let mut two = s.clone();
+        two.rings.remove(1);
+        match ch.put(&name, &two, "admin", T0 + 3) {
+            Err(ServiceError::Conflict(m)) => assert_eq!(
+                m,
+                "channel 'prod' has rolled out with 3 rings; their number cannot change (create a new channel)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // The same number of rings with other soak times is a change like any other.
+        let mut slower = s.clone();
+        slower.rings[0].soak_secs = 60;
+        assert!(!ch.put(&name, &slower, "admin", T0 + 4).unwrap());
+        let view = ch.view(&name, T0 + 5).unwrap();
+        assert_eq!(view.spec.rings[0].soak_secs, 60);
+    }
+
+    #[test]
     fn a_rollout_is_stored_settled_and_audited() {
         let (_tmp, store, ids) = setup();
         let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
