@@ -114,6 +114,9 @@ impl SpecJson {
         }
         let mut rings: Vec<Ring> = Vec::with_capacity(self.rings.len());
         for r in &self.rings {
+            if rings.iter().any(|earlier| earlier.name == r.name) {
+                return Err(SpecError::DuplicateRing(r.name.clone()));
+            }
             rings.push(validate_ring(r, rings.last())?);
         }
         if rings.last().map(|r| r.basis_points) != Some(WHOLE) {
@@ -145,13 +148,8 @@ fn validate_ring(r: &RingJson, previous: Option<&Ring>) -> Result<Ring, SpecErro
         return Err(SpecError::Percent(r.name.clone()));
     }
     let basis_points = whole_bp as u32;
-    if let Some(p) = previous {
-        if p.name == r.name {
-            return Err(SpecError::DuplicateRing(r.name.clone()));
-        }
-        if basis_points <= p.basis_points {
-            return Err(SpecError::Percent(r.name.clone()));
-        }
+    if previous.is_some_and(|p| basis_points <= p.basis_points) {
+        return Err(SpecError::Percent(r.name.clone()));
     }
     if r.soak_secs > MAX_SOAK_SECS {
         return Err(SpecError::Soak(r.name.clone()));
@@ -215,6 +213,10 @@ mod tests {
         assert_eq!(spec(&[("a", 0.0, 0), ("b", 100.0, 0)]).validate(), Err(SpecError::Percent("a".into())));
         assert_eq!(spec(&[("a", 101.0, 0)]).validate(), Err(SpecError::Percent("a".into())));
         assert_eq!(spec(&[("a", 10.0, 0), ("a", 100.0, 0)]).validate(), Err(SpecError::DuplicateRing("a".into())));
+        assert_eq!(
+            spec(&[("a", 1.0, 0), ("b", 10.0, 0), ("a", 100.0, 0)]).validate(),
+            Err(SpecError::DuplicateRing("a".into()))
+        );
         assert_eq!(spec(&[("Canary", 100.0, 0)]).validate(), Err(SpecError::RingName("Canary".into())));
         assert_eq!(spec(&[("a", 100.0, MAX_SOAK_SECS + 1)]).validate(), Err(SpecError::Soak("a".into())));
         let mut bad_gate = spec(&[("a", 100.0, 0)]);
