@@ -118,7 +118,7 @@ pub async fn upload(
     }
     let p = principal.clone();
     let known = st
-        .blocking(move |s| Ok(if blob_access(s, &p).may_use(&digest)? { s.blobs.size(&digest)? } else { None }))
+        .blocking(move |s| Ok(if blob_access(s, &p).may_use(&digest)? { s.blobs.claim(&digest)? } else { None }))
         .await?;
     if let Some(size) = known {
         // The caller can read this blob already: nothing to send, nothing to hide. Bytes of

@@ -121,7 +121,8 @@ pub async fn dry_run(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> 
 
 async fn contains(store: &Store, sha256: Digest) -> Result<bool, MirrorError> {
     let blobs = store.blobs.clone();
-    blocking(move || blobs.contains(&sha256).map_err(|e| MirrorError::Store(e.to_string()))).await
+    // A dry run references nothing: look, do not claim (a claim postpones garbage collection).
+    blocking(move || blobs.size(&sha256).map(|s| s.is_some()).map_err(|e| MirrorError::Store(e.to_string()))).await
 }
 
 /// An index's bytes, from the store or from upstream into memory, checked against the
@@ -181,7 +182,7 @@ async fn split_pool(
     blocking(move || {
         let (mut new, mut stored) = (Vec::new(), Vec::new());
         for (sha, file) in by_digest {
-            if store.blobs.contains(&sha).map_err(|e| MirrorError::Store(e.to_string()))? {
+            if store.blobs.size(&sha).map_err(|e| MirrorError::Store(e.to_string()))?.is_some() {
                 stored.push(file);
             } else {
                 new.push(file);
