@@ -92,6 +92,16 @@ pub struct GcReport {
     pub recently_used: u64,
 }
 
+/// A grace period as given: zero is refused, because a publish's claim on a blob is
+/// honoured only while it is younger than the grace.
+pub fn checked_grace(grace: Duration) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        !grace.is_zero(),
+        "the gc grace period must be above zero: a zero grace would collect blobs that publishes in flight have just claimed"
+    );
+    Ok(grace)
+}
+
 /// Runs one collection; `Busy` when another process or task holds the lock.
 pub fn run(store: &Store, opts: GcOptions) -> Result<GcReport, GcError> {
     let lock_path = store.scratch.with_file_name("gc.lock");

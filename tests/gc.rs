@@ -70,6 +70,15 @@ fn gc_frees_exactly_what_is_unreferenced_past_the_grace_period() {
     let (_, old) = orphan(&data, &[7u8; 100], 2 * HOUR);
     let (_, young) = orphan(&data, &[8u8; 250], Duration::ZERO);
 
+    // A zero grace would not honour a publish's claim: refused before anything is done.
+    let zero = asof(&data, &["gc", "--grace", "0s"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&zero.stderr),
+        "error: the gc grace period must be above zero: a zero grace would collect blobs that publishes in flight have just claimed\n"
+    );
+    assert!(old.exists() && young.exists());
+
     // Found by the rescan, unreferenced since now: nothing is due yet.
     assert_eq!(gc_json(&data, &["--rescan", "--grace", "1h"]), report(false, 3600, 2, 0, (0, 0), 0, 0));
     assert_eq!(gc_json(&data, &["--rescan", "--grace", "1h"]), report(false, 3600, 0, 0, (0, 0), 0, 0));

@@ -637,7 +637,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Gc { dry_run, grace, rescan, json } => {
-            let grace = grace.map_or_else(|| config.gc.grace(), Ok)?;
+            let grace = crate::gc::checked_grace(grace.map_or_else(|| config.gc.grace(), Ok)?)?;
             let store = Store::open_local(&data)?;
             gc_command(&store, crate::gc::GcOptions { grace, dry_run, rescan }, json)
         }
@@ -689,7 +689,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             apply_connection_limits(&config.server, &mut options)?;
             options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
-            let gc = (config.gc.grace()?, config.gc.interval()?);
+            let gc = (crate::gc::checked_grace(config.gc.grace()?)?, config.gc.interval()?);
             crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
