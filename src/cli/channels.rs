@@ -91,7 +91,8 @@ pub enum ChannelCommand {
 }
 
 /// Who a local command acts as, in the audit history.
-fn actor() -> String {
+/// Who the audit history names for a change made from the command line.
+pub(super) fn actor() -> String {
     std::env::var("USER").map_or_else(|_| "cli".to_string(), |u| format!("cli:{u}"))
 }
 
@@ -114,7 +115,7 @@ fn ring(s: &str) -> anyhow::Result<RingJson> {
 }
 
 pub fn run(store: &Store, cmd: ChannelCommand) -> anyhow::Result<()> {
-    let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+    let ch = Channels::of(store);
     let now = now_ms();
     let (rec, json) = match cmd {
         ChannelCommand::Create { channel: c, archive, rings, max_failure_rate, min_reports, manual, sources, json } => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use super::channels::actor;
 use crate::catalog::SnapshotQuery;
 use crate::domain::{ArchiveName, SnapshotId};
 use crate::retention::{Keep, Policy};
@@ -44,10 +45,6 @@ impl PolicyArgs {
             keep_within_secs: self.keep_within.map(|d| d.as_secs()),
         }
     }
-}
-
-fn actor() -> String {
-    std::env::var("USER").map_or_else(|_| "cli".to_string(), |u| format!("cli:{u}"))
 }
 
 fn describe(p: &Policy) -> String {

@@ -72,7 +72,7 @@ async fn assigned(
     let (archive, channel, node) = (archive.clone(), channel.clone(), node.clone());
     st.blocking(move |s| {
         access::check_read(s, &metrics, &archive, creds.as_deref())?;
-        let ch = Channels { store: s.channels.as_ref(), catalog: s.catalog.as_ref() };
+        let ch = Channels::of(s);
         let missing = || ApiError::NotFound(format!("archive '{archive}' has no channel '{channel}'"));
         let rec = match ch.view(&channel, now_ms()) {
             Err(ServiceError::NoChannel(_)) => return Err(missing()),

@@ -34,10 +34,6 @@ pub fn routes() -> Router<AppState> {
         .route("/channels/{channel}/{action}", post(action))
 }
 
-fn channels(s: &Store) -> Channels<'_> {
-    Channels { store: s.channels.as_ref(), catalog: s.catalog.as_ref() }
-}
-
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
@@ -84,7 +80,7 @@ fn require_report(s: &Store, st: &AppState, channel: &ChannelName, creds: Option
 /// Blocking. The channel as it is now, if this caller may read it: a channel whose archive
 /// the caller may not read looks missing, unless the caller may change the channel.
 fn readable_view(s: &Store, st: &AppState, name: &ChannelName, creds: Option<&str>) -> Result<ChannelRecord, ApiError> {
-    let rec = channels(s).view(name, now_ms())?;
+    let rec = Channels::of(s).view(name, now_ms())?;
     if access::readable(s, &st.metrics, &rec.spec.archive, creds)? {
         return Ok(rec);
     }
@@ -94,7 +90,7 @@ fn readable_view(s: &Store, st: &AppState, name: &ChannelName, creds: Option<&st
 
 /// Blocking. `channel_json` with the current rollout's reports counted.
 fn answer(s: &Store, rec: &ChannelRecord) -> Result<Value, ApiError> {
-    let health = channels(s).health(rec)?;
+    let health = Channels::of(s).health(rec)?;
     Ok(channel_json(rec, &health))
 }
 
@@ -110,7 +106,7 @@ async fn list(State(st): State<AppState>, headers: HeaderMap) -> Result<Response
         .blocking(move |s| {
             let who = access::principal(s, &st2.metrics, creds.as_deref()).ok().flatten();
             let mut out = Vec::new();
-            for rec in channels(s).list(now_ms())? {
+            for rec in Channels::of(s).list(now_ms())? {
                 let visible = access::may_list(s, &rec.spec.archive, who.as_ref())?
                     || who.as_ref().is_some_and(|p| p.can_roll_out(&rec.name));
                 if visible {
@@ -158,7 +154,7 @@ async fn put(
             if !archive_ok {
                 return Err(ApiError::BadRequest(format!("archive: no archive named '{}'", spec.archive)));
             }
-            let ch = channels(s);
+            let ch = Channels::of(s);
             let created = ch.put(&name, &spec, &actor, now_ms())?;
             Ok((created, answer(s, &ch.view(&name, now_ms())?)?))
         })
@@ -184,7 +180,7 @@ async fn start(
     let actor = st.blocking(move |s| require_rollout(s, &st2, &n, creds.as_deref())).await?;
     let b: StartBody = super::body::read_json(&st, &headers, body).await?;
     let id: SnapshotId = b.snapshot.parse().map_err(|e| ApiError::BadRequest(format!("snapshot: {e}")))?;
-    let body = st.blocking(move |s| answer(s, &channels(s).start(&name, id, &actor, now_ms())?)).await?;
+    let body = st.blocking(move |s| answer(s, &Channels::of(s).start(&name, id, &actor, now_ms())?)).await?;
     Ok(no_store(body, StatusCode::CREATED))
 }
 
@@ -205,7 +201,7 @@ async fn action(
     let body = st
         .blocking(move |s| {
             let actor = require_rollout(s, &st2, &name, creds.as_deref())?;
-            let ch = channels(s);
+            let ch = Channels::of(s);
             let now = now_ms();
             let rec = match action.as_str() {
                 "pause" => ch.pause(&name, &actor, now),
@@ -248,7 +244,7 @@ async fn report(
     let failed = matches!(b.outcome, Outcome::Failure);
     let body = st
         .blocking(move |s| {
-            let rec = channels(s).report(&name, &node, failed, now_ms())?;
+            let rec = Channels::of(s).report(&name, &node, failed, now_ms())?;
             let ring = &rec.spec.rings[node_answer(&name, &rec, &node).ring].name;
             let mut v = answer(s, &rec)?;
             v["report"] = json!({ "node": node, "ring": ring, "outcome": if failed { "failure" } else { "success" } });
@@ -305,7 +301,7 @@ async fn history(
     let body = st
         .blocking(move |s| {
             readable_view(s, &st2, &name, creds.as_deref())?;
-            let events = channels(s).history(&name, now_ms())?;
+            let events = Channels::of(s).history(&name, now_ms())?;
             let events: Vec<Value> = events
                 .into_iter()
                 .map(|e| json!({ "at": rfc3339(e.at), "actor": e.actor, "action": e.action, "detail": e.detail }))
@@ -331,7 +327,7 @@ pub async fn refresh_metrics(st: &AppState) -> Result<(), ApiError> {
         let m = &st2.metrics;
         let mut labels = std::collections::HashMap::new();
         m.channel_snapshot.reset();
-        for rec in channels(s).list(now)? {
+        for rec in Channels::of(s).list(now)? {
             let label = channel_label(s, &rec)?;
             if let Some(r) = &rec.rollout {
                 for (i, ring) in rec.spec.rings.iter().enumerate() {

@@ -37,6 +37,13 @@ pub struct Channels<'a> {
     pub catalog: &'a dyn Catalog,
 }
 
+impl<'a> Channels<'a> {
+    /// The channels of a store, on its catalog.
+    pub fn of(store: &'a crate::store::Store) -> Self {
+        Self { store: store.channels.as_ref(), catalog: store.catalog.as_ref() }
+    }
+}
+
 /// What a node should use now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeAnswer {
@@ -263,7 +270,7 @@ fn check_change(rec: &ChannelRecord, spec: &ChannelSpec) -> Result<()> {
 /// The background job of `asof serve`: persists the rings time has started (answers do not
 /// wait for it: reads settle in memory; this writes the history and the stored state).
 pub fn persist_all(store: &crate::store::Store) {
-    let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+    let ch = Channels::of(store);
     if let Err(e) = ch.persist_due(super::now_ms()) {
         tracing::warn!(error = %e, "could not advance rollout rings");
     }

@@ -203,7 +203,7 @@ mod with_store {
     #[test]
     fn the_number_of_rings_is_fixed_once_a_channel_has_rolled_out() {
         let (_tmp, store, ids) = setup();
-        let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+        let ch = Channels::of(&store);
         let name: ChannelName = "prod".parse().unwrap();
         let s = spec(Advance::Auto);
         ch.put(&name, &s, "admin", T0).unwrap();
@@ -229,7 +229,7 @@ mod with_store {
     #[test]
     fn a_rollout_is_stored_settled_and_audited() {
         let (_tmp, store, ids) = setup();
-        let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+        let ch = Channels::of(&store);
         let name: ChannelName = "prod".parse().unwrap();
         let s = spec(Advance::Auto);
         assert!(ch.put(&name, &s, "admin", T0).unwrap());
@@ -276,7 +276,7 @@ mod with_store {
     #[test]
     fn failures_over_the_gate_pause_the_rollout_with_the_reason() {
         let (_tmp, store, ids) = setup();
-        let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+        let ch = Channels::of(&store);
         let name: ChannelName = "prod".parse().unwrap();
         let mut s = spec(Advance::Auto);
         s.rings[0].basis_points = 5000;
@@ -313,7 +313,7 @@ mod with_store {
     fn concurrent_writers_agree_on_one_outcome() {
         let (_tmp, store, ids) = setup();
         let name: ChannelName = "prod".parse().unwrap();
-        let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+        let ch = Channels::of(&store);
         ch.put(&name, &spec(Advance::Manual), "admin", T0).unwrap();
         ch.start(&name, ids[1], "ci", T0).unwrap();
         // A stale version writes nothing.
@@ -334,7 +334,7 @@ mod with_store {
                     let store = store.clone();
                     let name = name.clone();
                     scope.spawn(move || {
-                        let ch = Channels { store: store.channels.as_ref(), catalog: store.catalog.as_ref() };
+                        let ch = Channels::of(&store);
                         ch.pause(&name, &format!("op{i}"), T0 + 1).map(|_| ()).map_err(|e| e.to_string())
                     })
                 })

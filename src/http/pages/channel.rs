@@ -22,7 +22,7 @@ pub async fn channel(st: &AppState, archive: &ArchiveName, name: &str) -> Result
     let channel: ChannelName = name.parse().map_err(|_| missing())?;
     let found = st
         .blocking(move |s| {
-            let ch = Channels { store: s.channels.as_ref(), catalog: s.catalog.as_ref() };
+            let ch = Channels::of(s);
             match ch.view(&channel, now_ms()) {
                 Err(ServiceError::NoChannel(_)) => Ok(None),
                 Err(e) => Err(e.into()),
