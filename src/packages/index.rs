@@ -1,9 +1,10 @@
 //! Keeps an archive's package index up to date: snapshots are indexed in order, each in
 //! one transaction, by reading only the Packages/Sources indices that changed in it and
-//! parsing only their paragraphs that no live row came from (O(change) rows read and
-//! written). Runs
-//! after every commit and, for snapshots that predate the index or whose indexing was
-//! interrupted, as a background backfill under `asof serve`.
+//! parsing only their paragraphs that no live row came from. Rows written and rows read in
+//! full are O(change); each changed index still costs one read of its file and of its live
+//! (row id, digest) pairs from the covering index `packages_live`. Runs after every commit
+//! and, for snapshots that predate the index or whose indexing was interrupted, as a
+//! background backfill under `asof serve`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -81,8 +82,9 @@ fn index_one(store: &Store, archive_id: i64, seq: u64) -> Result<IndexChanges, I
 }
 
 /// Adds what one changed index changes. Only paragraphs whose digest is not among the live
-/// rows are parsed, and only the live rows left unmatched are read in full: O(change) rows
-/// read and written, plus one sequential read of the index.
+/// rows are parsed, and only the live rows left unmatched are read in full (one lookup by id
+/// each): O(change) rows read in full and written, plus one sequential read of the index
+/// file and of the index's live (id, digest) pairs.
 fn index_changes(
     store: &Store,
     key: SnapshotKey,
