@@ -71,6 +71,28 @@ pub fn for_each_paragraph<E: From<Deb822Error>>(
     }
 }
 
+/// The signed text of a clearsigned message (RFC 9580 §7), dash-escapes undone, ending in
+/// one line break as a Release file does; `None` if `msg` is not clearsigned.
+pub fn clearsigned_text(msg: &str) -> Option<String> {
+    let mut lines = msg.split_inclusive('\n');
+    lines.by_ref().find(|l| l.trim_end() == "-----BEGIN PGP SIGNED MESSAGE-----")?;
+    // Armor headers (`Hash: ...`) up to the first empty line.
+    lines.by_ref().find(|l| l.trim_end().is_empty())?;
+    let mut body = String::new();
+    for line in lines {
+        if line.trim_end() == "-----BEGIN PGP SIGNATURE-----" {
+            // The line break before the signature belongs to the framework, not the text;
+            // a Release file ends with one, so it is put back.
+            if !body.ends_with('\n') {
+                return None;
+            }
+            return Some(body);
+        }
+        body.push_str(line.strip_prefix("- ").unwrap_or(line));
+    }
+    None
+}
+
 /// Parses text holding exactly one paragraph (a Release file).
 pub fn single_paragraph(text: &str) -> Result<Paragraph, Deb822Error> {
     let mut first = None;

@@ -159,26 +159,6 @@ fn lock_archive(dir: &Path, archive: &ArchiveName) -> Result<std::fs::File, Mirr
     }
 }
 
-/// The body of a clearsigned message, for `--insecure-skip-signature` only.
-pub(super) fn clearsigned_body(text: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(text);
-    let mut out = String::new();
-    let mut lines = text.lines().skip_while(|l| !l.starts_with("-----BEGIN PGP SIGNED MESSAGE")).skip(1);
-    for l in lines.by_ref() {
-        if l.trim().is_empty() {
-            break;
-        }
-    }
-    for l in lines {
-        if l.starts_with("-----BEGIN PGP SIGNATURE") {
-            break;
-        }
-        out.push_str(l.strip_prefix("- ").unwrap_or(l));
-        out.push('\n');
-    }
-    out.into_bytes()
-}
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, MirrorError> + Send + 'static,
 ) -> Result<T, MirrorError> {

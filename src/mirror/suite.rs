@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::deb822::clearsigned_text;
 use super::fetch::Fetcher;
 use super::release::{IndexRef, IndexSelection, ReleaseError, parse_release};
 use super::scope::MirrorScope;
 use super::signature::{Keyring, SignatureError, Verified};
-use super::{MirrorError, MirrorSpec, clearsigned_body};
+use super::{MirrorError, MirrorSpec};
 use crate::domain::RelPath;
 
 const RELEASE_LIMIT: u64 = 64 * 1024 * 1024;
@@ -150,7 +151,11 @@ pub(super) async fn fetch_suite(
         Some(k) => choose(suite, &up, k).await?,
         None => Choice {
             signed: match (&up.inrelease, &up.release) {
-                (Some(inr), _) => clearsigned_body(inr),
+                (Some(inr), _) => {
+                    let text = String::from_utf8_lossy(inr);
+                    // Not clearsigned after all: read it as the Release text it then is.
+                    clearsigned_text(&text).map_or_else(|| inr.clone(), String::into_bytes)
+                }
                 (None, rel) => rel.clone().expect("InRelease or Release exists here"),
             },
             keep_inrelease: true,

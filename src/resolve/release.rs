@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::blob::BlobStore;
 use crate::domain::{Digest, RelPath};
-use crate::mirror::deb822::single_paragraph;
+use crate::mirror::deb822::{clearsigned_text, single_paragraph};
 
 /// Release files larger than this are not read (real ones are well under 1 MiB).
 const MAX_RELEASE_BYTES: u64 = 16 << 20;
@@ -73,7 +73,7 @@ impl ReleaseInfo {
     /// Parses a Release or InRelease (clearsigned) text; `None` if it is not deb822. Lines
     /// of a hash list that are not `<hex> <size> <path>` with a safe path are skipped.
     pub fn parse(text: &str) -> Option<Self> {
-        let body = clearsigned_body(text);
+        let body = clearsigned_text(text);
         let para = single_paragraph(body.as_deref().unwrap_or(text)).ok()?;
         let mut info = ReleaseInfo {
             valid_until: para.get("Valid-Until").and_then(parse_date),
@@ -114,23 +114,6 @@ impl ReleaseInfo {
         let i = *self.by_hash.get(&(algo, hex.to_ascii_lowercase().into_boxed_str()))?;
         Some((&self.paths[i], self.sha256.get(&i).copied()))
     }
-}
-
-/// The signed text of a clearsigned message (RFC 4880 §7), dash-escapes removed; `None`
-/// if `text` is not one.
-fn clearsigned_body(text: &str) -> Option<String> {
-    let rest = text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----")?;
-    // Armor headers (`Hash: SHA512`) end at the first empty line.
-    let (_, body) = rest.split_once("\n\n").or_else(|| rest.split_once("\r\n\r\n"))?;
-    let mut out = String::with_capacity(body.len());
-    for line in body.lines() {
-        if line.starts_with("-----BEGIN PGP SIGNATURE") {
-            break;
-        }
-        out.push_str(line.strip_prefix("- ").unwrap_or(line));
-        out.push('\n');
-    }
-    Some(out)
 }
 
 /// A Release date as apt reads it: RFC 1123 with `UTC`, `GMT`, `UT` or a numeric zone.

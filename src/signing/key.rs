@@ -158,7 +158,7 @@ mod tests {
         let key = fixture_key();
         let text = "Origin: x \nDescription: tab\t\n- dash\nSHA256:\n ab 1 f\n";
         let signed = String::from_utf8(key.clearsign(text, 1_704_067_200).unwrap()).unwrap();
-        assert_eq!(super::super::release::cleartext_body(&signed).unwrap(), text);
+        assert_eq!(crate::mirror::deb822::clearsigned_text(&signed).unwrap(), text);
         let (msg, _) = CleartextSignedMessage::from_string(&signed).unwrap();
         let public = SignedPublicKey::from_string(&key.public_armored).unwrap().0;
         let sig = msg.verify(&public).unwrap();

@@ -44,31 +44,10 @@ fn field_name(line: &str) -> Option<&str> {
     (!name.is_empty() && !name.contains([' ', '\t'])).then_some(name)
 }
 
-/// The signed text of a clearsigned message (RFC 9580 §7), dash-escapes undone, ending in
-/// one line break as a Release file does; `None` if `msg` is not clearsigned.
-pub fn cleartext_body(msg: &str) -> Option<String> {
-    let mut lines = msg.split_inclusive('\n');
-    lines.by_ref().find(|l| l.trim_end() == "-----BEGIN PGP SIGNED MESSAGE-----")?;
-    // Armor headers (`Hash: ...`) up to the first empty line.
-    lines.by_ref().find(|l| l.trim_end().is_empty())?;
-    let mut body = String::new();
-    for line in lines {
-        if line.trim_end() == "-----BEGIN PGP SIGNATURE-----" {
-            // The line break before the signature belongs to the framework, not the text;
-            // a Release file ends with one, so it is put back.
-            if !body.ends_with('\n') {
-                return None;
-            }
-            return Some(body);
-        }
-        body.push_str(line.strip_prefix("- ").unwrap_or(line));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mirror::deb822::clearsigned_text;
 
     const RELEASE: &str = "Origin: asof-test\nLabel: asof-test\nSuite: stable\nDate: Mon, 01 Jan 2024 00:00:00 UTC\n\
 Acquire-By-Hash: yes\nMD5Sum:\n 0123 1121 main/binary-amd64/Packages\nSHA256:\n abcd 1121 main/binary-amd64/Packages\n";
@@ -100,12 +79,12 @@ SHA256:\n abcd 1121 main/binary-amd64/Packages\n"
     }
 
     #[test]
-    fn cleartext_body_undoes_the_framework() {
+    fn clearsigned_text_undoes_the_framework() {
         let msg = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: x\n- -dashed\nSHA256:\n ab 1 f\n\
 -----BEGIN PGP SIGNATURE-----\n\nabc\n-----END PGP SIGNATURE-----\n";
-        assert_eq!(cleartext_body(msg).unwrap(), "Origin: x\n-dashed\nSHA256:\n ab 1 f\n");
-        assert_eq!(cleartext_body("Origin: x\n"), None);
-        assert_eq!(cleartext_body("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: x\n"), None);
+        assert_eq!(clearsigned_text(msg).unwrap(), "Origin: x\n-dashed\nSHA256:\n ab 1 f\n");
+        assert_eq!(clearsigned_text("Origin: x\n"), None);
+        assert_eq!(clearsigned_text("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: x\n"), None);
     }
 
     #[test]
@@ -115,7 +94,7 @@ SHA256:\n abcd 1121 main/binary-amd64/Packages\n"
             let dir = format!("{root}/fixtures/apt/{v}/dists/stable");
             let inrelease = std::fs::read_to_string(format!("{dir}/InRelease")).unwrap();
             let release = std::fs::read_to_string(format!("{dir}/Release")).unwrap();
-            assert_eq!(cleartext_body(&inrelease).unwrap(), release, "{v}");
+            assert_eq!(clearsigned_text(&inrelease).unwrap(), release, "{v}");
         }
     }
 }

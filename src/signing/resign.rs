@@ -4,12 +4,13 @@
 use std::io::Read;
 
 use super::key::ArchiveKey;
-use super::release::{cleartext_body, with_snapshots_field};
+use super::release::with_snapshots_field;
 use super::store::Recorded;
 use crate::catalog::Snapshot;
 use crate::domain::{Digest, RelPath};
 use crate::http::ApiError;
 use crate::manifest::Content;
+use crate::mirror::deb822::clearsigned_text;
 use crate::store::Store;
 
 /// The three files apt reads first, directly under `dists/<suite>/`.
@@ -95,7 +96,7 @@ fn resign(
     };
     let Some(original) = file_text(store, snap, &release_path)? else { return Ok(None) };
     let text = match file {
-        ReleaseFile::InRelease => match cleartext_body(&original) {
+        ReleaseFile::InRelease => match clearsigned_text(&original) {
             Some(t) => t,
             None => return Ok(None),
         },

@@ -4,7 +4,7 @@
 use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
 
 use super::*;
-use asof::signing::release::cleartext_body;
+use asof::mirror::deb822::clearsigned_text;
 use asof::signing::{ArchiveKey, StoredKey};
 
 const HOST: (&str, &str) = ("host", "asof.test");
@@ -62,7 +62,7 @@ fn public(key: &ArchiveKey) -> SignedPublicKey {
 #[track_caller]
 fn assert_clearsigned(inrelease: &[u8], text: &str, key: &ArchiveKey, at: i64) {
     let s = std::str::from_utf8(inrelease).unwrap();
-    assert_eq!(cleartext_body(s).unwrap(), text);
+    assert_eq!(clearsigned_text(s).unwrap(), text);
     let (msg, _) = CleartextSignedMessage::from_string(s).unwrap();
     let sig = msg.verify(&public(key)).unwrap();
     assert_eq!(i64::from(sig.created().unwrap().as_secs()), at);
