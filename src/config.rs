@@ -22,6 +22,90 @@ pub struct Config {
     /// Garbage collection of unreferenced blobs (`asof gc`, scheduled by `asof serve`).
     #[serde(default)]
     pub gc: GcConfig,
+    /// Retention: the schedule of `asof serve`, and policies declared per archive.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How often `asof serve` applies every archive's policy, e.g. "1h" (default); "off"
+    /// disables it.
+    pub interval: Option<String>,
+    /// `[retention.archives.NAME]`: a policy per archive, written to the catalog when
+    /// `asof serve` or `asof retention` starts (it replaces one set by `asof archive retention`).
+    #[serde(default)]
+    pub archives: std::collections::BTreeMap<String, PolicyConfig>,
+}
+
+/// One archive's policy in the config file; the keys of `asof archive retention`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub keep_last: Option<u32>,
+    pub daily: Option<u32>,
+    pub weekly: Option<u32>,
+    #[serde(default)]
+    pub monthly: bool,
+    /// e.g. "36h".
+    pub keep_within: Option<String>,
+}
+
+impl RetentionConfig {
+    /// `None` when scheduled retention is off.
+    pub fn interval(&self) -> anyhow::Result<Option<std::time::Duration>> {
+        schedule_interval(self.interval.as_deref(), "retention", 3600)
+    }
+
+    /// The declared policies, checked.
+    pub fn policies(&self) -> anyhow::Result<Vec<(crate::domain::ArchiveName, crate::retention::Policy)>> {
+        self.archives
+            .iter()
+            .map(|(name, p)| {
+                let archive = name.parse().with_context(|| format!("[retention.archives.{name}]"))?;
+                let keep_within_secs = p
+                    .keep_within
+                    .as_deref()
+                    .map(|t| {
+                        humantime::parse_duration(t)
+                            .with_context(|| format!("[retention.archives.{name}] keep_within {t:?}"))
+                    })
+                    .transpose()?
+                    .map(|d| d.as_secs());
+                let policy = crate::retention::Policy {
+                    keep_last: p.keep_last,
+                    daily: p.daily,
+                    weekly: p.weekly,
+                    monthly: p.monthly,
+                    keep_within_secs,
+                };
+                if [p.keep_last, p.daily, p.weekly].contains(&Some(0)) {
+                    anyhow::bail!("[retention.archives.{name}] keep_last, daily and weekly must be at least 1");
+                }
+                if policy.is_off() {
+                    anyhow::bail!("[retention.archives.{name}] has no rule; remove the section to keep every snapshot");
+                }
+                Ok((archive, policy))
+            })
+            .collect()
+    }
+}
+
+/// An `interval` key of a scheduled job: a duration, or "off"; absent means the default.
+fn schedule_interval(
+    value: Option<&str>,
+    section: &str,
+    default_secs: u64,
+) -> anyhow::Result<Option<std::time::Duration>> {
+    match value {
+        Some("off") => Ok(None),
+        None => Ok(Some(std::time::Duration::from_secs(default_secs))),
+        Some(i) => match humantime::parse_duration(i).with_context(|| format!("[{section}] interval {i:?}"))? {
+            d if d.is_zero() => anyhow::bail!("[{section}] interval must be positive, or \"off\""),
+            d => Ok(Some(d)),
+        },
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,14 +127,7 @@ impl GcConfig {
 
     /// `None` when scheduled collection is off.
     pub fn interval(&self) -> anyhow::Result<Option<std::time::Duration>> {
-        match self.interval.as_deref() {
-            Some("off") => Ok(None),
-            None => Ok(Some(std::time::Duration::from_secs(3600))),
-            Some(i) => match humantime::parse_duration(i).with_context(|| format!("[gc] interval {i:?}"))? {
-                d if d.is_zero() => anyhow::bail!("[gc] interval must be positive, or \"off\""),
-                d => Ok(Some(d)),
-            },
-        }
+        schedule_interval(self.interval.as_deref(), "gc", 3600)
     }
 }
 

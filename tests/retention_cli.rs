@@ -83,7 +83,11 @@ fn policies_pins_and_channels_decide_what_a_plan_keeps() {
             ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]
         )
     );
-    assert_eq!(err, "deb: keep last 2; keeps 5 of 6 snapshot(s), deletes 1\n");
+    assert_eq!(
+        err,
+        "deb: keep last 2; keeps 5 of 6 snapshot(s), deletes 1 (1 entry rows, 0 package rows; \
+         1 blob(s), 9 bytes no longer referenced, freed by gc after its grace)\n"
+    );
 
     // Bad input: clear errors, nothing changed.
     assert_eq!(run(&data, &["pin", "deb", &ids[1], "--remove"]).2, format!("error: deb/{} is not pinned\n", ids[1]));
@@ -101,4 +105,98 @@ fn policies_pins_and_channels_decide_what_a_plan_keeps() {
         run(&data, &["archive", "retention", "deb", "--off"]),
         (0, String::new(), "retention of deb: off (every snapshot is kept)\n".into())
     );
+}
+
+#[test]
+fn apply_deletes_what_the_plan_lets_go_and_the_deleted_ids_answer_410() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("shared"), "in every snapshot").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        std::fs::write(tree.join("f"), format!("version {i}")).unwrap();
+        ids.push(publish(&data, "deb", &tree));
+    }
+    assert_eq!(
+        run(&data, &["retention", "apply", "deb"]),
+        (0, String::new(), "deb: no retention policy; every snapshot is kept\n".into())
+    );
+    run(&data, &["archive", "retention", "deb", "--keep-last", "1"]);
+    run(&data, &["pin", "deb", &ids[2], "--reason", "audit"]);
+    let (code, out, err) = run(&data, &["retention", "apply", "deb", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("deb {} would be deleted\ndeb {} would be deleted\n", ids[1], ids[3]));
+    let freed = "(2 entry rows, 0 package rows; 2 blob(s), 18 bytes no longer referenced, freed by gc after its grace)";
+    assert_eq!(err, format!("deb: would delete 2 snapshot(s) {freed}\ndeb: keep last 1\n"));
+    assert_eq!(run(&data, &["snapshots", "deb"]).1.lines().count(), 5, "a dry run deletes nothing");
+
+    let (code, out, err) = run(&data, &["retention", "apply", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!([{
+            "archive": "deb", "dry_run": false, "deleted": [ids[1], ids[3]], "kept": [],
+            "reclaim": {"snapshots": 2, "entry_rows": 2, "package_rows": 0, "blobs": 2, "bytes": 18},
+        }])
+    );
+    let listed: Vec<String> =
+        run(&data, &["snapshots", "deb"]).1.lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    assert_eq!(listed, [ids[0].clone(), ids[2].clone(), ids[4].clone()]);
+    verify_clean(&data);
+
+    let server = Server::start(&data);
+    let gone = server.get(&format!("/deb/{}/f", ids[1]));
+    assert_eq!(gone.status, 410);
+    assert!(
+        gone.text().starts_with(&format!(
+            "{{\"error\":\"snapshot {} of 'deb' was deleted by its retention policy at ",
+            ids[1]
+        )),
+        "{}",
+        gone.text()
+    );
+    assert!(
+        gone.text().ends_with(&format!("; the snapshot before it is {}\",\"status\":410}}", ids[0])),
+        "{}",
+        gone.text()
+    );
+    // Kept snapshots serve their own bytes; the one after a deleted one still knows when
+    // `shared` last changed (the first snapshot) and `f` (itself).
+    let kept = server.get(&format!("/deb/{}/f", ids[2]));
+    assert_eq!((kept.status, kept.text()), (200, "version 2".to_string()));
+    let listing = server.get("/api/v1/archives/deb/-/snapshots?order=asc");
+    assert_eq!(listing.status, 200);
+    let json = listing.json();
+    let listed: Vec<&str> = json["snapshots"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [ids[0].as_str(), ids[2].as_str(), ids[4].as_str()]);
+}
+
+#[test]
+fn serve_applies_the_policies_of_its_config_file_on_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        std::fs::write(tree.join("f"), format!("version {i}")).unwrap();
+        ids.push(publish(&data, "deb", &tree));
+    }
+    let config = tmp.path().join("asof.toml");
+    std::fs::write(&config, "[retention]\ninterval = \"1s\"\n[retention.archives.deb]\nkeep_last = 1\n").unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.get(&format!("/deb/{}/f", ids[2])).status != 410 {
+        assert!(std::time::Instant::now() < deadline, "the schedule did not apply the policy");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let r = server.get(&format!("/deb/{id}/f"));
+        let expect = if i == 1 || i == 2 { 410 } else { 200 };
+        assert_eq!(r.status, expect, "{id}: {}", r.text());
+    }
+    assert_eq!(run(&data, &["archive", "retention", "deb"]).1, "keep last 1\n");
 }

@@ -139,6 +139,20 @@ pub struct ReadView {
     pub first: Option<SnapshotId>,
     /// No snapshot will ever be stamped at or before this (see schema/0003_seal.sql).
     pub sealed_until: i64,
+    /// Set when the requested ID is exactly that of a snapshot retention deleted.
+    pub deleted: Option<DeletedSnapshot>,
+    /// The archive has a retention policy, or had snapshots deleted by one: an ID between
+    /// snapshots may come to name an older one (docs/api.md, "Deleted snapshots"). Only
+    /// looked up for such IDs; false otherwise.
+    pub retention: bool,
+}
+
+/// The tombstone of a snapshot that retention deleted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeletedSnapshot {
+    pub id: SnapshotId,
+    /// Unix seconds.
+    pub deleted_at: i64,
 }
 
 /// An archive that references a blob, and whether that archive is private.

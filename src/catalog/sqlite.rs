@@ -22,7 +22,8 @@ macro_rules! snapshot_columns {
 }
 macro_rules! entry_columns {
     () => {
-        "e.path, e.kind, e.size, e.sha256, e.target, s.id"
+        // An entry started by a snapshot that retention deleted still says when it changed.
+        "e.path, e.kind, e.size, e.sha256, e.target, COALESCE(s.id, d.id)"
     };
 }
 const SNAPSHOT_COLUMNS: &str = snapshot_columns!();
@@ -63,6 +64,27 @@ impl SqliteCatalog {
     pub(super) fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
     }
+}
+
+/// Whether `at` is exactly a deleted snapshot, and whether the archive is under retention.
+fn deletion_state(
+    conn: &rusqlite::Connection,
+    archive_id: i64,
+    at: SnapshotId,
+) -> Result<(Option<DeletedSnapshot>, bool)> {
+    let deleted = conn
+        .prepare_cached("SELECT deleted_at FROM deleted_snapshots WHERE archive_id = ?1 AND id = ?2")?
+        .query_row(params![archive_id, at.unix()], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|deleted_at| DeletedSnapshot { id: at, deleted_at });
+    let retention = deleted.is_some()
+        || conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM retention_policies WHERE archive_id = ?1) \
+                 OR EXISTS (SELECT 1 FROM deleted_snapshots WHERE archive_id = ?1)",
+            )?
+            .query_row([archive_id], |r| r.get::<_, bool>(0))?;
+    Ok((deleted, retention))
 }
 
 fn bad(msg: impl Into<String>) -> CatalogError {
@@ -231,8 +253,16 @@ impl Catalog for SqliteCatalog {
             let mut stmt = tx.prepare_cached("SELECT 1 FROM archives WHERE name = ?1")?;
             stmt.exists([archive.as_str()])?
         };
+        // Only an ID that is not itself a kept snapshot can name a deleted one, or come to
+        // name an older snapshot when retention deletes its floor.
+        let (deleted, retention) = match (&latest, &floor) {
+            (Some(l), f) if f.as_ref().is_none_or(|f| f.id != at) && at != l.id => {
+                deletion_state(&tx, l.key.archive_id, at)?
+            }
+            _ => (None, false),
+        };
         tx.finish()?;
-        Ok(ReadView { archive_exists, latest, floor, first, sealed_until })
+        Ok(ReadView { archive_exists, latest, floor, first, sealed_until, deleted, retention })
     }
 
     fn seal(&self, until: i64) -> Result<i64> {
@@ -250,14 +280,18 @@ impl Catalog for SqliteCatalog {
 
     fn neighbours(&self, key: SnapshotKey) -> Result<(Option<SnapshotId>, Option<SnapshotId>)> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached("SELECT id FROM snapshots WHERE archive_id = ?1 AND seq = ?2")?;
-        let mut id_at = |seq: i64| -> Result<Option<SnapshotId>> {
-            stmt.query_row(params![key.archive_id, seq], |r| r.get::<_, i64>(0))
+        // Sequence numbers have gaps where retention deleted snapshots.
+        let id = |sql: &str| -> Result<Option<SnapshotId>> {
+            conn.prepare_cached(sql)?
+                .query_row(params![key.archive_id, key.seq as i64], |r| r.get::<_, i64>(0))
                 .optional()?
                 .map(|v| SnapshotId::from_unix(v).map_err(|e| bad(e.to_string())))
                 .transpose()
         };
-        Ok((id_at(key.seq as i64 - 1)?, id_at(key.seq as i64 + 1)?))
+        Ok((
+            id("SELECT id FROM snapshots WHERE archive_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT 1")?,
+            id("SELECT id FROM snapshots WHERE archive_id = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT 1")?,
+        ))
     }
 
     fn entry(&self, at: SnapshotKey, path: &RelPath) -> Result<Option<Entry>> {
@@ -265,7 +299,8 @@ impl Catalog for SqliteCatalog {
         let mut stmt = conn.prepare_cached(concat!(
             "SELECT ",
             entry_columns!(),
-            " FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+            " FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+             LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
              WHERE e.archive_id = ?1 AND e.path = ?2 AND e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3) \
              ORDER BY e.first_seq DESC LIMIT 1"
         ))?;
@@ -275,7 +310,8 @@ impl Catalog for SqliteCatalog {
     fn children(&self, at: SnapshotKey, dir: &str) -> Result<Vec<Entry>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+            "SELECT {ENTRY_COLUMNS} FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+             LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
              WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND {VISIBLE_AT} ORDER BY e.path"
         ))?;
         let rows = collect(stmt.query_map(params![at.archive_id, parent_hash(dir), at.seq as i64], entry_from_row)?)?;
@@ -285,7 +321,8 @@ impl Catalog for SqliteCatalog {
     fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest) -> Result<Option<Entry>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+            "SELECT {ENTRY_COLUMNS} FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+             LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
              WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND {VISIBLE_AT} AND e.sha256 = ?4 ORDER BY e.path"
         ))?;
         let rows = stmt.query_map(
@@ -298,7 +335,8 @@ impl Catalog for SqliteCatalog {
     fn for_each_entry(&self, at: SnapshotKey, f: &mut dyn FnMut(Entry) -> Result<()>) -> Result<()> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+            "SELECT {ENTRY_COLUMNS} FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+             LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
              WHERE e.archive_id = ?1 AND e.first_seq <= ?2 AND (e.last_seq IS NULL OR e.last_seq > ?2) ORDER BY e.path"
         ))?;
         let mut rows = stmt.query(params![at.archive_id, at.seq as i64])?;

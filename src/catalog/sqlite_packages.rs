@@ -6,7 +6,7 @@ use super::{Result, SqliteCatalog};
 use crate::domain::{ArchiveName, Digest};
 use crate::packages::parse::{IndexId, Kind, Listed, ParagraphHash, pool_filename};
 use crate::packages::store::{
-    ChangedRow, IndexChanges, IndexProgress, NewPackage, PackageRow, PackageStore, StoredColumns,
+    ChangedRow, IndexChanges, IndexProgress, NewPackage, PackageRow, PackageStore, StoredColumns, Toward,
 };
 
 // Package columns joined with their index (`p` packages, `i` package_indices).
@@ -256,9 +256,12 @@ impl PackageStore for SqliteCatalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn snapshot_id(&self, archive_id: i64, seq: u64) -> Result<Option<crate::domain::SnapshotId>> {
+    fn snapshot_id(&self, archive_id: i64, seq: u64, toward: Toward) -> Result<Option<crate::domain::SnapshotId>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached("SELECT id FROM snapshots WHERE archive_id = ?1 AND seq = ?2")?;
+        let mut stmt = conn.prepare_cached(match toward {
+            Toward::Later => "SELECT id FROM snapshots WHERE archive_id = ?1 AND seq >= ?2 ORDER BY seq ASC LIMIT 1",
+            Toward::Earlier => "SELECT id FROM snapshots WHERE archive_id = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+        })?;
         let id: Option<i64> = stmt.query_row(params![archive_id, seq as i64], |r| r.get(0)).optional()?;
         id.map(|v| crate::domain::SnapshotId::from_unix(v).map_err(|e| super::CatalogError::Corrupt(e.to_string())))
             .transpose()

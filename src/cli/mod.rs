@@ -235,6 +235,17 @@ pub enum RetentionCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete the snapshots ARCHIVE's policy lets go (every archive with a policy if none
+    /// is named): their manifests and metadata; blobs nothing references any more are
+    /// left to gc. Never the first or the latest snapshot, nor a pinned one.
+    Apply {
+        archive: Option<String>,
+        /// Print what would be deleted and freed; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -633,7 +644,15 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Retention(RetentionCommand::Plan { archive, at, json }) => {
             let archive = parse_archive(&archive)?;
             let store = Store::open_local(&data)?;
+            retention::declare(&store, &config.retention)?;
             retention::plan(&store, &archive, at.as_deref(), json)?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Retention(RetentionCommand::Apply { archive, dry_run, json }) => {
+            let archive = archive.as_deref().map(parse_archive).transpose()?;
+            let store = Store::open_local(&data)?;
+            retention::declare(&store, &config.retention)?;
+            retention::apply(&store, archive.as_ref(), dry_run, json)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Gc { dry_run, grace, rescan, json } => {
@@ -690,10 +709,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
             let gc = (crate::gc::checked_grace(config.gc.grace()?)?, config.gc.interval()?);
+            let retention_interval = config.retention.interval()?;
             crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
+            retention::declare(&store, &config.retention)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(serve(store, data, listen, demo, options, mirrors, gc))?;
+            rt.block_on(serve(store, data, listen, demo, options, mirrors, gc, retention_interval))?;
             // A blocking read stuck on a dead disk must not hold the exit past the drain.
             rt.shutdown_timeout(Duration::from_secs(5));
             Ok(std::process::ExitCode::SUCCESS)
@@ -764,6 +785,7 @@ async fn serve(
     options: ServeOptions,
     mirrors: Vec<crate::mirror::schedule::ScheduledMirror>,
     (gc_grace, gc_interval): (Duration, Option<Duration>),
+    retention_interval: Option<Duration>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let shutdown = crate::http::shutdown_signal().context("installing signal handlers")?;
@@ -813,6 +835,9 @@ async fn serve(
     );
     if let Some(interval) = gc_interval {
         crate::gc::schedule(store.clone(), gc_grace, interval);
+    }
+    if let Some(interval) = retention_interval {
+        crate::background::every("retention", interval, store.clone(), crate::retention::apply::apply_all);
     }
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");

@@ -1,13 +1,11 @@
-//! `asof archive retention`, `asof pin` and `asof retention plan`: an archive's retention
-//! policy and pins, and which snapshots the policy keeps.
+//! `asof archive retention`, `asof pin`, `asof retention plan` and `asof retention apply`:
+//! an archive's retention policy and pins, which snapshots the policy keeps, and applying it.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use super::channels::actor;
-use crate::catalog::SnapshotQuery;
 use crate::domain::{ArchiveName, SnapshotId};
 use crate::retention::{Keep, Policy};
 use crate::store::Store;
@@ -88,6 +86,22 @@ pub fn policy(store: &Store, archive: &ArchiveName, args: &PolicyArgs) -> anyhow
     Ok(())
 }
 
+/// Writes the policies the config file declares (`[retention.archives.NAME]`) to the
+/// catalog, so that every command and the schedule see the same ones.
+pub fn declare(store: &Store, config: &crate::config::RetentionConfig) -> anyhow::Result<()> {
+    for (archive, policy) in config.policies()? {
+        if store.retention.policy(&archive)?.as_ref() == Some(&policy) {
+            continue;
+        }
+        if !store.retention.set_policy(&archive, Some(&policy), "config", chrono::Utc::now().timestamp())? {
+            tracing::warn!(%archive, "the config declares a retention policy for an archive that does not exist yet");
+            continue;
+        }
+        tracing::info!(%archive, policy = %describe(&policy), "retention policy from the config file");
+    }
+    Ok(())
+}
+
 /// The snapshot an ID names, by floor, as every reader resolves it.
 fn resolve(store: &Store, archive: &ArchiveName, id: &str) -> anyhow::Result<SnapshotId> {
     let at: SnapshotId = id.parse().with_context(|| format!("snapshot ID {id:?}"))?;
@@ -118,51 +132,102 @@ pub fn pin(store: &Store, archive: &ArchiveName, id: &str, reason: Option<&str>)
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct PlanLine {
-    id: SnapshotId,
-    keep: Option<Keep>,
-}
-
 pub fn plan(store: &Store, archive: &ArchiveName, at: Option<&str>, json: bool) -> anyhow::Result<()> {
-    if store.catalog.archive(archive)?.is_none() {
-        bail!("no archive named '{archive}'");
-    }
     let now = match at {
         Some(a) => a.parse::<SnapshotId>().with_context(|| format!("--at {a:?}"))?.unix(),
         None => chrono::Utc::now().timestamp(),
     };
-    let policy = store.retention.policy(archive)?.unwrap_or_default();
-    let mut pins: HashMap<i64, String> = HashMap::new();
-    for p in store.retention.pins(archive)? {
-        pins.entry(p.id.unix()).and_modify(|r| *r = format!("{r}; {}", p.reason)).or_insert(p.reason);
-    }
-    let snapshots = store.catalog.snapshots(archive, &SnapshotQuery::default())?;
-    let ids: Vec<i64> = snapshots.iter().map(|s| s.id.unix()).collect();
-    let verdicts = crate::retention::evaluate(&ids, &policy, &pins, now);
-    let lines: Vec<PlanLine> = snapshots.iter().zip(verdicts).map(|(s, keep)| PlanLine { id: s.id, keep }).collect();
-    let deleted = lines.iter().filter(|l| l.keep.is_none()).count();
+    let Some(plan) = crate::retention::plan(store, archive, now)? else { bail!("no archive named '{archive}'") };
+    let deleted = plan.doomed().len();
+    let kept = plan.snapshots.len() - deleted;
     if json {
         let out = serde_json::json!({
-            "archive": archive.as_str(), "policy": policy, "snapshots": lines,
-            "kept": lines.len() - deleted, "deleted": deleted,
+            "archive": archive.as_str(), "policy": plan.policy, "snapshots": plan.snapshots,
+            "kept": kept, "deleted": deleted, "reclaim": plan.reclaim,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        for l in &lines {
-            match &l.keep {
-                None => println!("{} delete", l.id),
-                Some(k) => println!("{} keep ({})", l.id, keep_text(k)),
-            }
+        return Ok(());
+    }
+    for l in &plan.snapshots {
+        match &l.keep {
+            None => println!("{} delete", l.id),
+            Some(k) => println!("{} keep ({})", l.id, keep_text(k)),
         }
-        eprintln!(
-            "{archive}: {}; keeps {} of {} snapshot(s), deletes {deleted}",
-            describe(&policy),
-            lines.len() - deleted,
-            lines.len()
-        );
+    }
+    eprintln!(
+        "{archive}: {}; keeps {kept} of {} snapshot(s), deletes {deleted}{}",
+        describe(&plan.policy),
+        plan.snapshots.len(),
+        reclaim_text(&plan.reclaim)
+    );
+    Ok(())
+}
+
+/// `asof retention apply`: one archive, or every archive that has a policy.
+pub fn apply(store: &Store, archive: Option<&ArchiveName>, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    let archives = match archive {
+        Some(a) if store.catalog.archive(a)?.is_none() => bail!("no archive named '{a}'"),
+        Some(a) => vec![a.clone()],
+        None => store.catalog.archives()?.into_iter().map(|a| a.name).collect(),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let mut reports = Vec::new();
+    for a in &archives {
+        let Some(policy) = store.retention.policy(a)?.filter(|p| !p.is_off()) else {
+            if archive.is_some() {
+                eprintln!("{a}: no retention policy; every snapshot is kept");
+            }
+            continue;
+        };
+        let report = if dry_run { dry_run_one(store, a, now, json)? } else { apply_one(store, a, now, json)? };
+        if !json {
+            eprintln!("{a}: {}", describe(&policy));
+        }
+        reports.push(report);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(())
+}
+
+fn dry_run_one(store: &Store, archive: &ArchiveName, now: i64, json: bool) -> anyhow::Result<serde_json::Value> {
+    let plan = crate::retention::plan(store, archive, now)?.context("the archive vanished")?;
+    let doomed = plan.doomed();
+    if !json {
+        for id in &doomed {
+            println!("{archive} {id} would be deleted");
+        }
+        eprintln!("{archive}: would delete {} snapshot(s){}", doomed.len(), reclaim_text(&plan.reclaim));
+    }
+    Ok(serde_json::json!({ "archive": archive.as_str(), "dry_run": true, "deleted": doomed, "reclaim": plan.reclaim }))
+}
+
+fn apply_one(store: &Store, archive: &ArchiveName, now: i64, json: bool) -> anyhow::Result<serde_json::Value> {
+    let applied = crate::retention::apply(store, archive, now, &actor())?.context("the archive vanished")?;
+    if !json {
+        for id in &applied.deleted {
+            println!("{archive} {id} deleted");
+        }
+        for (id, why) in &applied.kept {
+            eprintln!("{archive} {id} kept: {why}");
+        }
+        eprintln!("{archive}: deleted {} snapshot(s){}", applied.deleted.len(), reclaim_text(&applied.reclaim));
+    }
+    let kept: Vec<_> = applied.kept.iter().map(|(id, why)| serde_json::json!({ "id": id, "reason": why })).collect();
+    Ok(serde_json::json!({
+        "archive": archive.as_str(), "dry_run": false, "deleted": applied.deleted, "kept": kept, "reclaim": applied.reclaim,
+    }))
+}
+
+fn reclaim_text(r: &crate::retention::Reclaim) -> String {
+    if r.snapshots == 0 {
+        return String::new();
+    }
+    format!(
+        " ({} entry rows, {} package rows; {} blob(s), {} bytes no longer referenced, freed by gc after its grace)",
+        r.entry_rows, r.package_rows, r.blobs, r.bytes
+    )
 }
 
 fn keep_text(k: &Keep) -> String {

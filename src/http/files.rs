@@ -31,6 +31,7 @@ impl From<TimeError> for ApiError {
     fn from(e: TimeError) -> Self {
         match e {
             TimeError::Catalog(c) => ApiError::internal(c),
+            deleted @ TimeError::Deleted { .. } => ApiError::Gone(deleted.to_string()),
             other => ApiError::NotFound(other.to_string()),
         }
     }

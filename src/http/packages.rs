@@ -171,7 +171,7 @@ pub async fn first(st: &AppState, archive: ArchiveName, name: &str, uri: &Uri) -
     let found = st
         .blocking(move |s| {
             let Some((seq, row)) = query::first_satisfying(s, archive_id, &n, &c, &filter)? else { return Ok(None) };
-            let id = query::SeqIds::new(s, archive_id).id(seq)?;
+            let id = query::SeqIds::new(s, archive_id).id(seq, crate::packages::store::Toward::Later)?;
             Ok(Some((id, row)))
         })
         .await?;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::parse::{IndexId, Kind};
-use super::store::{ChangedRow, PackageRow};
+use super::store::{ChangedRow, PackageRow, Toward};
 use super::version::{Constraint, DebVersion};
 use crate::catalog::CatalogError;
 use crate::domain::SnapshotId;
@@ -199,8 +199,8 @@ pub fn history(store: &Store, archive_id: i64, mut rows: Vec<PackageRow>) -> Res
     rows.into_iter()
         .map(|r| {
             Ok(VersionRecord {
-                first_seen: ids.id(r.first_seq)?,
-                last_seen: r.last_seq.map(|l| ids.id(l - 1)).transpose()?,
+                first_seen: ids.id(r.first_seq, Toward::Later)?,
+                last_seen: r.last_seq.map(|l| ids.id(l - 1, Toward::Earlier)).transpose()?,
                 name: r.listed.name,
                 version: r.listed.version,
                 architecture: r.index.architecture,
@@ -239,7 +239,7 @@ pub fn first_satisfying(
 pub struct SeqIds<'a> {
     store: &'a Store,
     archive_id: i64,
-    known: HashMap<u64, SnapshotId>,
+    known: HashMap<(u64, Toward), SnapshotId>,
 }
 
 impl<'a> SeqIds<'a> {
@@ -247,14 +247,15 @@ impl<'a> SeqIds<'a> {
         Self { store, archive_id, known: HashMap::new() }
     }
 
-    pub fn id(&mut self, seq: u64) -> Result<SnapshotId, CatalogError> {
-        if let Some(id) = self.known.get(&seq) {
+    /// The ID of snapshot `seq`, or of the kept one `toward` it if retention deleted it.
+    pub fn id(&mut self, seq: u64, toward: Toward) -> Result<SnapshotId, CatalogError> {
+        if let Some(id) = self.known.get(&(seq, toward)) {
             return Ok(*id);
         }
-        let Some(id) = self.store.packages.snapshot_id(self.archive_id, seq)? else {
+        let Some(id) = self.store.packages.snapshot_id(self.archive_id, seq, toward)? else {
             return Err(CatalogError::Corrupt(format!("no snapshot #{seq} in archive {}", self.archive_id)));
         };
-        self.known.insert(seq, id);
+        self.known.insert((seq, toward), id);
         Ok(id)
     }
 }

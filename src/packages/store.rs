@@ -5,6 +5,15 @@ use super::parse::{IndexId, Kind, Listed, ParagraphHash};
 use crate::catalog::CatalogError;
 use crate::domain::ArchiveName;
 
+/// Which kept snapshot stands for a deleted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Toward {
+    /// The first kept snapshot at or after it (where a row is first seen).
+    Later,
+    /// The last kept snapshot at or before it (where a row is last seen).
+    Earlier,
+}
+
 /// One package row: what one index listed, from snapshot `first_seq` up to, not
 /// including, `last_seq` (`None` while it is in the latest snapshot).
 #[derive(Debug, Clone)]
@@ -125,8 +134,15 @@ pub trait PackageStore: Send + Sync + 'static {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, CatalogError>;
-    /// The ID of snapshot `seq` of an archive.
-    fn snapshot_id(&self, archive_id: i64, seq: u64) -> Result<Option<crate::domain::SnapshotId>, CatalogError>;
+    /// The ID of snapshot `seq` of an archive or, if retention deleted it, of the kept
+    /// snapshot nearest to it in the direction `toward` (rows keep the sequence numbers
+    /// of deleted snapshots: a row first seen in one was first served by the next kept).
+    fn snapshot_id(
+        &self,
+        archive_id: i64,
+        seq: u64,
+        toward: Toward,
+    ) -> Result<Option<crate::domain::SnapshotId>, CatalogError>;
     /// Problems recorded while indexing snapshot `seq`.
     fn index_problems(&self, archive_id: i64, seq: u64) -> Result<Vec<(String, String)>, CatalogError>;
 }

@@ -6,6 +6,10 @@
 //! below the seal read in the same transaction; until then it is served with a short
 //! max-age. Neither rule depends on the reader's or a publisher's clock; the clock only
 //! decides when an ID is "in the future" (404).
+//!
+//! Retention is the exception (docs/api.md, "Deleted snapshots"): the exact ID of a deleted
+//! snapshot answers 410, and in an archive under retention an ID between snapshots is never
+//! final, because the snapshot it floors to may be deleted later.
 
 use crate::catalog::{Catalog, CatalogError, Snapshot};
 use crate::domain::{ArchiveName, SnapshotId};
@@ -31,8 +35,17 @@ pub enum TimeError {
     BeforeFirst { archive: ArchiveName, requested: SnapshotId, first: SnapshotId },
     #[error("{requested} is in the future (now is {now}); the latest snapshot of '{archive}' is {latest}")]
     Future { archive: ArchiveName, requested: SnapshotId, now: SnapshotId, latest: SnapshotId },
+    #[error("{}", deleted_message(archive, *requested, *deleted_at, *floor))]
+    Deleted { archive: ArchiveName, requested: SnapshotId, deleted_at: i64, floor: Option<SnapshotId> },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+}
+
+fn deleted_message(archive: &ArchiveName, requested: SnapshotId, deleted_at: i64, floor: Option<SnapshotId>) -> String {
+    let when =
+        chrono::DateTime::from_timestamp(deleted_at, 0).map_or_else(|| deleted_at.to_string(), |t| t.to_rfc3339());
+    let before = floor.map_or_else(String::new, |f| format!("; the snapshot before it is {f}"));
+    format!("snapshot {requested} of '{archive}' was deleted by its retention policy at {when}{before}")
 }
 
 pub fn resolve_id(
@@ -52,12 +65,23 @@ pub fn resolve_id(
     if requested > latest.id && requested > now {
         return Err(TimeError::Future { archive: archive.clone(), requested, now, latest: latest.id });
     }
+    if let Some(d) = view.deleted {
+        let floor = view.floor.map(|f| f.id);
+        return Err(TimeError::Deleted { archive: archive.clone(), requested, deleted_at: d.deleted_at, floor });
+    }
+    // Under retention an ID between snapshots can come to name an older one (its floor may
+    // be deleted), so only exact IDs are final there: they serve their bytes or 410, never
+    // other bytes.
+    let exact = |s: &Snapshot| s.id == requested;
     if requested >= latest.id {
-        let is_final = requested == latest.id || requested.unix() <= view.sealed_until;
+        let is_final = exact(&latest) || (requested.unix() <= view.sealed_until && !view.retention);
         return Ok(Resolution { requested, snapshot: latest, is_final, live: false });
     }
     match view.floor {
-        Some(snapshot) => Ok(Resolution { requested, snapshot, is_final: true, live: false }),
+        Some(snapshot) => {
+            let is_final = exact(&snapshot) || !view.retention;
+            Ok(Resolution { requested, snapshot, is_final, live: false })
+        }
         None => {
             Err(TimeError::BeforeFirst { archive: archive.clone(), requested, first: view.first.unwrap_or(latest.id) })
         }
