@@ -312,7 +312,9 @@ fn first_latency(s: &Shape) {
         assert_eq!(p.indexed_seq, latest.key.seq);
         let hit = query::first_satisfying(&store, p.archive_id, &name, &constraint, &DiffFilter::default()).unwrap();
         if let Some((seq, _)) = hit {
-            std::hint::black_box(SeqIds::new(&store, p.archive_id).id(seq).unwrap());
+            std::hint::black_box(
+                SeqIds::new(&store, p.archive_id).id(seq, asof::packages::store::Toward::Later).unwrap(),
+            );
             found += 1;
         }
         lat.push(t.elapsed());

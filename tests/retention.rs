@@ -149,6 +149,8 @@ fn a_daily_and_weekly_policy_keeps_exactly_the_expected_snapshots_and_apt_follow
     assert_eq!((r.status, r.text()), (200, index(&before).to_string()));
     assert_eq!(r.header("x-asof-snapshot"), before.to_string());
     assert_eq!(r.header("cache-control"), "public, max-age=10");
+    let r = server.get(&format!("/api/v1/archives/deb/-/resolve/{between}"));
+    assert_eq!((r.status, r.json()["final"].as_bool(), r.json()["exact"].as_bool()), (200, Some(false), Some(false)));
 
     // apt: from a kept ID, and from the in-between ID (the kept snapshot's packages).
     let keyring = fixtures().join("keys/test-signing.gpg");

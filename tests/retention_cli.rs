@@ -169,6 +169,15 @@ fn apply_deletes_what_the_plan_lets_go_and_the_deleted_ids_answer_410() {
     assert_eq!((kept.status, kept.text()), (200, "version 2".to_string()));
     let listing = server.get("/api/v1/archives/deb/-/snapshots?order=asc");
     assert_eq!(listing.status, 200);
+    assert_eq!(server.get(&format!("/api/v1/archives/deb/-/snapshots/{}", ids[1])).status, 410);
+    assert_eq!(server.get(&format!("/api/v1/archives/deb/-/resolve/{}", ids[3])).status, 410);
+    // Under retention an exact ID is still final; a snapshot's page, which links its
+    // neighbours, is short-cached.
+    let r = server.get(&format!("/api/v1/archives/deb/-/resolve/{}", ids[2]));
+    assert_eq!((r.status, r.json()["final"].as_bool()), (200, Some(true)));
+    assert_eq!(r.header("cache-control"), "public, max-age=31536000, immutable");
+    let page = server.request("GET", &format!("/deb/{}/", ids[2]), &[("accept", "text/html")]);
+    assert_eq!((page.status, page.header("cache-control")), (200, "public, max-age=10"));
     let json = listing.json();
     let listed: Vec<&str> = json["snapshots"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(listed, [ids[0].as_str(), ids[2].as_str(), ids[4].as_str()]);

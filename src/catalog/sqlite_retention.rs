@@ -171,6 +171,17 @@ impl RetentionStore for SqliteCatalog {
         Ok(Deletion::Deleted(reclaim))
     }
 
+    fn under_retention(&self, archive: &ArchiveName) -> Result<bool> {
+        let conn = self.conn()?;
+        let Some(id) = archive_id(&conn, archive)? else { return Ok(false) };
+        Ok(conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM retention_policies WHERE archive_id = ?1) \
+                 OR EXISTS (SELECT 1 FROM deleted_snapshots WHERE archive_id = ?1)",
+            )?
+            .query_row([id], |r| r.get(0))?)
+    }
+
     fn deleted_snapshots(&self, archive: &ArchiveName) -> Result<Vec<DeletedSnapshot>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(

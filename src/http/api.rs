@@ -260,9 +260,14 @@ async fn archive_action(
             let cache = st.releases.clone();
             let snap = st
                 .blocking(move |s| {
-                    let found = s.catalog.resolve(&name, id)?.filter(|s| s.id == id);
-                    let snap =
-                        found.ok_or_else(|| ApiError::NotFound(format!("archive '{name}' has no snapshot {id}")))?;
+                    let missing = || ApiError::NotFound(format!("archive '{name}' has no snapshot {id}"));
+                    let found = match crate::resolve::resolve_id(s.catalog.as_ref(), &name, id, SnapshotId::now()) {
+                        Ok(res) => Some(res.snapshot).filter(|s| s.id == id),
+                        Err(gone @ crate::resolve::TimeError::Deleted { .. }) => return Err(gone.into()),
+                        Err(crate::resolve::TimeError::Catalog(e)) => return Err(e.into()),
+                        Err(_) => None,
+                    };
+                    let snap = found.ok_or_else(missing)?;
                     let (previous, next) = s.catalog.neighbours(snap.key)?;
                     let releases = Some(releases_json(s, &cache, snap.key)?);
                     Ok(SnapshotJson { previous, next, releases, ..SnapshotJson::from(&snap) })

@@ -180,15 +180,18 @@ pub async fn snapshot_dir(
             .into_response()
     } else {
         let (key, cache, top) = (res.snapshot.key, st.releases.clone(), dir.is_none());
-        let (neighbours, releases) = st
+        let archive = res.snapshot.archive.clone();
+        let (neighbours, releases, retention) = st
             .blocking(move |s| {
                 // The top of a snapshot shows its suites' Release files and their Valid-Until.
                 let releases = if top { super::api::releases_json(s, &cache, key)? } else { Vec::new() };
-                Ok((s.catalog.neighbours(key)?, releases))
+                Ok((s.catalog.neighbours(key)?, releases, s.retention.under_retention(&archive)?))
             })
             .await?;
-        // "Not expired" turns into "expired" with time: until then the page can change.
-        awaits_next = neighbours.1.is_none() || releases.iter().any(|r| r.valid_until.is_some() && !r.expired);
+        // "Not expired" turns into "expired" with time, and retention may delete a
+        // neighbour: until then the page can change.
+        awaits_next =
+            neighbours.1.is_none() || retention || releases.iter().any(|r| r.valid_until.is_some() && !r.expired);
         pages::respond(pages::listing::snapshot_dir(res, dir.as_ref(), &children, neighbours, &releases))
     };
     for (k, v) in snapshot_headers(st, res) {

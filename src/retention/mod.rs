@@ -88,6 +88,9 @@ pub trait RetentionStore: Send + Sync + 'static {
         actor: &str,
         now: i64,
     ) -> Result<Deletion, CatalogError>;
+    /// Whether the archive has a policy or had snapshots deleted: then the pages that link
+    /// a snapshot's neighbours can change (two index probes).
+    fn under_retention(&self, archive: &ArchiveName) -> Result<bool, CatalogError>;
     /// Tombstones of the archive's deleted snapshots, oldest first.
     fn deleted_snapshots(&self, archive: &ArchiveName) -> Result<Vec<DeletedSnapshot>, CatalogError>;
 }
