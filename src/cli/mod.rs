@@ -714,7 +714,8 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = Store::open_local(&data)?;
             retention::declare(&store, &config.retention)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(serve(store, data, listen, demo, options, mirrors, gc, retention_interval))?;
+            let jobs = ScheduledJobs { mirrors, gc, retention: retention_interval };
+            rt.block_on(serve(store, data, listen, demo, options, jobs))?;
             // A blocking read stuck on a dead disk must not hold the exit past the drain.
             rt.shutdown_timeout(Duration::from_secs(5));
             Ok(std::process::ExitCode::SUCCESS)
@@ -777,16 +778,24 @@ fn apply_connection_limits(server: &crate::config::ServerConfig, options: &mut S
     server.rate_limits.apply(&mut options.rate_limits)
 }
 
+/// The jobs `asof serve` runs on a schedule, from the config file.
+struct ScheduledJobs {
+    mirrors: Vec<crate::mirror::schedule::ScheduledMirror>,
+    /// Grace and interval (`None`: off) of garbage collection.
+    gc: (Duration, Option<Duration>),
+    /// Interval of retention (`None`: off).
+    retention: Option<Duration>,
+}
+
 async fn serve(
     store: Store,
     data: PathBuf,
     listen: SocketAddr,
     demo: bool,
     options: ServeOptions,
-    mirrors: Vec<crate::mirror::schedule::ScheduledMirror>,
-    (gc_grace, gc_interval): (Duration, Option<Duration>),
-    retention_interval: Option<Duration>,
+    jobs: ScheduledJobs,
 ) -> anyhow::Result<()> {
+    let ScheduledJobs { mirrors, gc: (gc_grace, gc_interval), retention: retention_interval } = jobs;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let shutdown = crate::http::shutdown_signal().context("installing signal handlers")?;
     let addr = listener.local_addr()?;
