@@ -154,11 +154,11 @@ fn a_daily_and_weekly_policy_keeps_exactly_the_expected_snapshots_and_apt_follow
 
     // apt: from a kept ID, and from the in-between ID (the kept snapshot's packages).
     let keyring = fixtures().join("keys/test-signing.gpg");
-    let hello = |i: usize| if i % 2 == 0 { "hello-asof_1.0-1_all.deb" } else { "hello-asof_1.1-1_all.deb" };
+    let hello = |i: usize| if i.is_multiple_of(2) { "hello-asof_1.0-1_all.deb" } else { "hello-asof_1.1-1_all.deb" };
     for (n, (at, expect)) in [(k, index(&k)), (between, index(&before))].into_iter().enumerate() {
         let line = format!("deb [signed-by={}] http://{}/deb/{at}/ stable main", keyring.display(), server.addr);
         let got = apt_download(&tmp.path().join(format!("apt{n}")), &line, &["hello-asof"]);
-        let v = if expect % 2 == 0 { "v1" } else { "v2" };
+        let v = if expect.is_multiple_of(2) { "v1" } else { "v2" };
         let want =
             std::fs::read(fixtures().join("apt").join(v).join("pool/main/h/hello-asof").join(hello(expect))).unwrap();
         assert_eq!(got.len(), 1);
