@@ -152,10 +152,14 @@ fn a_daily_and_weekly_policy_keeps_exactly_the_expected_snapshots_and_apt_follow
     let r = server.get(&format!("/api/v1/archives/deb/-/resolve/{between}"));
     assert_eq!((r.status, r.json()["final"].as_bool(), r.json()["exact"].as_bool()), (200, Some(false), Some(false)));
 
-    // apt: from a kept ID, and from the in-between ID (the kept snapshot's packages).
+    // apt: from every kept ID, and from IDs between snapshots: just after a kept one, and
+    // just after a deleted one (both get the packages of the kept snapshot before them).
     let keyring = fixtures().join("keys/test-signing.gpg");
     let hello = |i: usize| if i.is_multiple_of(2) { "hello-asof_1.0-1_all.deb" } else { "hello-asof_1.1-1_all.deb" };
-    for (n, (at, expect)) in [(k, index(&k)), (between, index(&before))].into_iter().enumerate() {
+    let after_kept = SnapshotId::from_unix(k.unix() + 60).unwrap();
+    let mut cases: Vec<(SnapshotId, usize)> = kept.iter().map(|id| (*id, index(id))).collect();
+    cases.extend([(after_kept, index(&k)), (between, index(&before))]);
+    for (n, (at, expect)) in cases.into_iter().enumerate() {
         let line = format!("deb [signed-by={}] http://{}/deb/{at}/ stable main", keyring.display(), server.addr);
         let got = apt_download(&tmp.path().join(format!("apt{n}")), &line, &["hello-asof"]);
         let v = if expect.is_multiple_of(2) { "v1" } else { "v2" };
