@@ -13,7 +13,7 @@ use crate::domain::{Digest, RelPath};
 use crate::mirror::deb822::{clearsigned_text, single_paragraph};
 
 /// Release files larger than this are not read (real ones are well under 1 MiB).
-const MAX_RELEASE_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_RELEASE_BYTES: u64 = 16 << 20;
 /// Memory the cache of parsed Release files may hold, roughly.
 const CACHE_BYTES: u64 = 64 << 20;
 
@@ -129,16 +129,18 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
 #[derive(Clone)]
 struct ByWeight;
 
-impl quick_cache::Weighter<Digest, Arc<ReleaseInfo>> for ByWeight {
-    fn weight(&self, _: &Digest, val: &Arc<ReleaseInfo>) -> u64 {
-        val.weight.max(1)
+impl quick_cache::Weighter<Digest, Option<Arc<ReleaseInfo>>> for ByWeight {
+    fn weight(&self, _: &Digest, val: &Option<Arc<ReleaseInfo>>) -> u64 {
+        val.as_ref().map_or(1, |v| v.weight.max(1))
     }
 }
 
 /// Parsed Release files by the SHA-256 of their bytes, bounded in memory. Shared by all
 /// requests of a server.
 pub struct ReleaseCache {
-    cache: quick_cache::sync::Cache<Digest, Arc<ReleaseInfo>, ByWeight>,
+    /// `None` remembers bytes that are not a Release (a file named like one that is not),
+    /// so that they are not read again on every request.
+    cache: quick_cache::sync::Cache<Digest, Option<Arc<ReleaseInfo>>, ByWeight>,
 }
 
 impl Default for ReleaseCache {
@@ -155,18 +157,19 @@ impl ReleaseCache {
             return Ok(None);
         }
         if let Some(found) = self.cache.get(sha256) {
-            return Ok(Some(found));
+            return Ok(found);
         }
         let Some(blob) = blobs.open(sha256)? else {
             return Err(std::io::Error::other(format!("blob {sha256} is missing from the store")));
         };
         let mut text = String::new();
-        if blob.reader.take(MAX_RELEASE_BYTES).read_to_string(&mut text).is_err() {
-            return Ok(None);
-        }
-        let Some(info) = ReleaseInfo::parse(&text).map(Arc::new) else { return Ok(None) };
+        let info = match blob.reader.take(MAX_RELEASE_BYTES).read_to_string(&mut text) {
+            Ok(_) => ReleaseInfo::parse(&text).map(Arc::new),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => None,
+            Err(e) => return Err(e),
+        };
         self.cache.insert(*sha256, info.clone());
-        Ok(Some(info))
+        Ok(info)
     }
 }
 
@@ -236,6 +239,25 @@ mod tests {
             assert!(info.lookup(HashAlgo::Sha1, md5).is_none(), "a hash is only found under its own list");
             assert_eq!(info.valid_until, None);
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_a_release_are_remembered_and_not_read_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = crate::blob::local::LocalBlobStore::open(tmp.path()).unwrap();
+        let bytes = b"not a Release file, only named like one\n";
+        let digest = Digest::of(bytes);
+        blobs.put(&mut &bytes[..], Some(&digest), None).unwrap();
+        let cache = ReleaseCache::default();
+        assert!(cache.get(&blobs, &digest, bytes.len() as u64).unwrap().is_none());
+        // Gone from the store: a second look would fail if it read the blob again.
+        blobs.remove(&digest).unwrap();
+        assert!(cache.get(&blobs, &digest, bytes.len() as u64).unwrap().is_none());
+        let other = Digest::of(b"never stored");
+        assert_eq!(
+            cache.get(&blobs, &other, 5).unwrap_err().to_string(),
+            format!("blob {other} is missing from the store")
+        );
     }
 
     #[test]

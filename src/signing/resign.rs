@@ -117,7 +117,11 @@ fn resign(
 /// The text of a regular file of the snapshot (`None`: absent, not a file, not UTF-8).
 fn file_text(store: &Store, snap: &Snapshot, path: &RelPath) -> Result<Option<String>, ApiError> {
     let Some(entry) = store.catalog.entry(snap.key, path)? else { return Ok(None) };
-    let Content::File { sha256, .. } = entry.content else { return Ok(None) };
+    let Content::File { sha256, size } = entry.content else { return Ok(None) };
+    // Anything larger is no Release file apt would read either: served as published.
+    if size > crate::resolve::release::MAX_RELEASE_BYTES {
+        return Ok(None);
+    }
     let bytes = read_blob(store, &sha256)?;
     Ok(String::from_utf8(bytes).ok())
 }
