@@ -549,6 +549,21 @@ fn indices_are_fetched_by_hash_when_the_release_offers_it() {
         by_hash.push((format!("{dir}/{name}"), hashed, bytes));
     }
     let upstream = Upstream::start(tree);
+    // A dry run reads the indices where a run would: by hash, not the stale plain names.
+    let plan = mirror_ok(&tmp.path().join("dry"), &upstream.url, &["--dry-run"]);
+    let pool: Vec<&str> = plan["pool_files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        pool,
+        [
+            "pool/main/a/asof-tzdata/asof-tzdata_2025b-0+deb12u1_all.deb",
+            "pool/main/h/hello-asof/hello-asof_1.0-1_all.deb"
+        ]
+    );
+    for (plain, hashed, _) in &by_hash {
+        assert_eq!(upstream.requested(plain), 0, "{plain}");
+        assert!(upstream.requested(hashed) >= 1, "{hashed}");
+    }
+    upstream.reset_counts();
     let report = mirror_ok(&data, &upstream.url, &[]);
     assert_eq!(report["files"], 8);
     let server = Server::start(&data);

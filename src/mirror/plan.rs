@@ -46,6 +46,8 @@ struct Variant {
     sha256: Digest,
     stored: bool,
     upstream: bool,
+    /// Where upstream has it (by-hash or the plain name), when it does.
+    url: String,
 }
 
 fn total(files: &[PlannedFile]) -> u64 {
@@ -59,17 +61,25 @@ pub async fn dry_run(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> 
         .iter()
         .flat_map(|s| s.release_files.iter().map(|(p, b)| PlannedFile { path: p.clone(), size: b.len() as u64 }))
         .collect();
-    let jobs: Vec<(RelPath, u64, Digest)> = suites
+    let jobs: Vec<(RelPath, Option<String>, u64, Digest)> = suites
         .iter()
-        .flat_map(|s| s.indices.iter().map(move |idx| (s.index_path(idx), idx.size, idx.sha256)))
+        .flat_map(|s| s.indices.iter().map(move |idx| (s.index_path(idx), s.by_hash_path(idx), idx.size, idx.sha256)))
         .collect();
     let variants: Vec<Result<Variant, MirrorError>> =
-        futures::stream::iter(jobs.into_iter().map(|(path, size, sha256)| {
-            let (fetcher, store, url) = (fetcher.clone(), store.clone(), format!("{upstream}{path}"));
+        futures::stream::iter(jobs.into_iter().map(|(path, by_hash, size, sha256)| {
+            let (fetcher, store, upstream) = (fetcher.clone(), store.clone(), upstream.clone());
             async move {
                 let stored = contains(&store, sha256).await?;
-                let upstream = stored || fetcher.exists(&url).await?;
-                Ok(Variant { path, size, sha256, stored, upstream })
+                // As a run does: the by-hash name first when the Release offers it, then the plain one.
+                let mut url = None;
+                for candidate in by_hash.iter().chain(std::iter::once(&path.as_str().to_string())) {
+                    let candidate = format!("{upstream}{candidate}");
+                    if stored || fetcher.exists(&candidate).await? {
+                        url = Some(candidate);
+                        break;
+                    }
+                }
+                Ok(Variant { path, size, sha256, stored, upstream: url.is_some(), url: url.unwrap_or_default() })
             }
         }))
         .buffer_unordered(opts.jobs.max(1))
@@ -94,7 +104,7 @@ pub async fn dry_run(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> 
         if let Some(kind) = IndexKind::of(base) {
             let best = best_variant(base, vs.iter().filter(|v| v.upstream).map(|v| &v.path))?;
             let v = vs.iter().find(|v| v.path == best).expect("the best variant is one of them");
-            let bytes = index_bytes(store, &fetcher, &format!("{upstream}{}", v.path), v).await?;
+            let bytes = index_bytes(store, &fetcher, &v.url, v).await?;
             pool = read_index(kind, v.path.clone(), bytes, pool).await?;
         }
     }
