@@ -209,3 +209,36 @@ fn serve_applies_the_policies_of_its_config_file_on_schedule() {
     }
     assert_eq!(run(&data, &["archive", "retention", "deb"]).1, "keep last 1\n");
 }
+
+#[test]
+fn apply_runs_beside_publishes_and_leaves_every_kept_snapshot_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("pool")).unwrap();
+    std::fs::write(tree.join("f"), "version 0").unwrap();
+    publish(&data, "deb", &tree);
+    run(&data, &["archive", "retention", "deb", "--keep-last", "2"]);
+    let publisher = {
+        let (data, tree) = (data.clone(), tree.clone());
+        std::thread::spawn(move || {
+            for i in 1..=12 {
+                std::fs::write(tree.join("f"), format!("version {i}")).unwrap();
+                std::fs::write(tree.join("pool").join(format!("p{i}")), format!("package {i}")).unwrap();
+                publish(&data, "deb", &tree);
+            }
+        })
+    };
+    let mut deleted = 0;
+    while !publisher.is_finished() {
+        let (code, out, err) = run(&data, &["retention", "apply", "deb"]);
+        assert_eq!(code, 0, "{err}");
+        deleted += out.lines().count();
+    }
+    publisher.join().unwrap();
+    deleted += run(&data, &["retention", "apply", "deb"]).1.lines().count();
+    // The first, and the last two: everything else went, whichever apply took it.
+    assert_eq!(run(&data, &["snapshots", "deb"]).1.lines().count(), 3);
+    assert_eq!(deleted, 10);
+    verify_clean(&data);
+}
