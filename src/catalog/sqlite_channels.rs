@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{CatalogError, Result, SqliteCatalog};
 use crate::domain::{ChannelName, NodeName, SnapshotId};
+use crate::rollout::gate::RingHealth;
 use crate::rollout::spec::SpecJson;
+use crate::rollout::store::RingCount;
 use crate::rollout::{ChannelRecord, ChannelStore, ChannelWrite, Event, RingState, Rollout, Status};
 
 fn bad(msg: impl Into<String>) -> CatalogError {
@@ -185,27 +187,66 @@ impl ChannelStore for SqliteCatalog {
         Ok(true)
     }
 
-    fn record_report(&self, rollout_id: i64, node: &NodeName, failed: bool, at: i64) -> Result<()> {
-        self.conn()?.execute(
+    fn record_report(&self, rings: &RingCount, node: &NodeName, failed: bool, at: i64) -> Result<Vec<RingHealth>> {
+        let mut conn = self.conn()?;
+        // IMMEDIATE: reports of one rollout are counted one after the other.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut health = match stored_health(&tx, rings)? {
+            Some(h) => h,
+            None => {
+                let h = rings.count(&reports_since(&tx, rings.rollout_id, rings.since)?);
+                tx.execute("DELETE FROM rollout_ring_health WHERE rollout_id = ?1", [rings.rollout_id])?;
+                for (ring, c) in h.iter().enumerate() {
+                    tx.prepare_cached(
+                        "INSERT INTO rollout_ring_health (rollout_id, ring, since, reports, failures) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![rings.rollout_id, ring as i64, rings.since, c.reports, c.failures])?;
+                }
+                h
+            }
+        };
+        let previous: Option<(bool, i64)> = tx
+            .prepare_cached("SELECT failed, at FROM rollout_reports WHERE rollout_id = ?1 AND node = ?2")?
+            .query_row(params![rings.rollout_id, node.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        tx.prepare_cached(
             "INSERT INTO rollout_reports (rollout_id, node, failed, at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (rollout_id, node) DO UPDATE SET failed = excluded.failed, at = excluded.at",
-            params![rollout_id, node.as_str(), failed, at],
-        )?;
-        Ok(())
+        )?
+        .execute(params![rings.rollout_id, node.as_str(), failed, at])?;
+        let ring = (rings.ring_of)(node);
+        let h = &mut health[ring];
+        match previous {
+            // Already counted since `since`: only its outcome may change.
+            Some((was_failed, when)) if when >= rings.since => {
+                h.failures = h.failures + u32::from(failed) - u32::from(was_failed);
+            }
+            _ => {
+                h.reports += 1;
+                h.failures += u32::from(failed);
+            }
+        }
+        tx.prepare_cached(
+            "UPDATE rollout_ring_health SET reports = ?3, failures = ?4 WHERE rollout_id = ?1 AND ring = ?2",
+        )?
+        .execute(params![rings.rollout_id, ring as i64, h.reports, h.failures])?;
+        tx.commit()?;
+        Ok(health)
+    }
+
+    fn ring_health(&self, rings: &RingCount) -> Result<Vec<RingHealth>> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let health = match stored_health(&tx, rings)? {
+            Some(h) => h,
+            None => rings.count(&reports_since(&tx, rings.rollout_id, rings.since)?),
+        };
+        tx.finish()?;
+        Ok(health)
     }
 
     fn reports(&self, rollout_id: i64, since: i64) -> Result<Vec<(NodeName, bool)>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT node, failed FROM rollout_reports WHERE rollout_id = ?1 AND at >= ?2 ORDER BY node",
-        )?;
-        let rows =
-            stmt.query_map(params![rollout_id, since], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
-        rows.map(|r| {
-            let (node, failed) = r?;
-            Ok((node.parse().map_err(|e| bad(format!("report node {node:?}: {e}")))?, failed))
-        })
-        .collect()
+        reports_since(&*self.conn()?, rollout_id, since)
     }
 
     fn history(&self, name: &ChannelName) -> Result<Vec<Event>> {
@@ -255,4 +296,31 @@ fn write_rollout(tx: &rusqlite::Transaction, channel_id: i64, r: &Rollout) -> Re
         )?;
     }
     Ok(None)
+}
+
+fn reports_since(conn: &rusqlite::Connection, rollout_id: i64, since: i64) -> Result<Vec<(NodeName, bool)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT node, failed FROM rollout_reports WHERE rollout_id = ?1 AND at >= ?2 ORDER BY node")?;
+    let rows = stmt.query_map(params![rollout_id, since], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
+    rows.map(|r| {
+        let (node, failed) = r?;
+        Ok((node.parse().map_err(|e| bad(format!("report node {node:?}: {e}")))?, failed))
+    })
+    .collect()
+}
+
+/// The counters of every ring, if they count from `rings.since` (else they are stale).
+fn stored_health(conn: &rusqlite::Connection, rings: &RingCount) -> Result<Option<Vec<RingHealth>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ring, since, reports, failures FROM rollout_ring_health WHERE rollout_id = ?1 ORDER BY ring",
+    )?;
+    let rows = stmt.query_map([rings.rollout_id], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, u32>(2)?, r.get::<_, u32>(3)?))
+    })?;
+    let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
+    let current = rows.len() == rings.rings
+        && rows.iter().enumerate().all(|(i, (ring, since, _, _))| *ring == i as i64 && *since == rings.since);
+    Ok(current.then(|| {
+        rows.iter().map(|(_, _, reports, failures)| RingHealth { reports: *reports, failures: *failures }).collect()
+    }))
 }

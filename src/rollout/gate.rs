@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::assign::ring_of;
 use super::spec::ChannelSpec;
+use super::store::RingCount;
 use crate::domain::{ChannelName, NodeName};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -18,13 +19,8 @@ pub struct RingHealth {
 
 /// Reports counted per ring; `latest` holds each node's latest outcome (true: failed).
 pub fn health(channel: &ChannelName, spec: &ChannelSpec, latest: &[(NodeName, bool)]) -> Vec<RingHealth> {
-    let mut out = vec![RingHealth::default(); spec.rings.len()];
-    for (node, failed) in latest {
-        let h = &mut out[ring_of(channel, node, &spec.rings)];
-        h.reports += 1;
-        h.failures += u32::from(*failed);
-    }
-    out
+    let ring_of = |node: &NodeName| ring_of(channel, node, &spec.rings);
+    RingCount { rollout_id: 0, since: 0, rings: spec.rings.len(), ring_of: &ring_of }.count(latest)
 }
 
 /// Why the gate trips, if it does: the first ring over the threshold.

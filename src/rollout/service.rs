@@ -5,7 +5,7 @@
 use super::gate::{self, RingHealth};
 use super::machine::{self, Event, Rollout, RolloutError, SYSTEM};
 use super::spec::{ChannelSpec, SpecError};
-use super::store::{ChannelRecord, ChannelStore, ChannelWrite};
+use super::store::{ChannelRecord, ChannelStore, ChannelWrite, RingCount};
 use super::{Millis, assign};
 use crate::catalog::{Catalog, CatalogError};
 use crate::domain::{ChannelName, NodeName, SnapshotId};
@@ -177,11 +177,14 @@ impl Channels<'_> {
     pub fn report(&self, name: &ChannelName, node: &NodeName, failed: bool, now: Millis) -> Result<ChannelRecord> {
         let rec = self.view(name, now)?;
         let Some(r) = &rec.rollout else { return Err(RolloutError::NoRollout.into()) };
-        self.store.record_report(r.id, node, failed, now)?;
+        let ring_of = |n: &NodeName| assign::ring_of(&rec.name, n, &rec.spec.rings);
+        let count = RingCount { rollout_id: r.id, since: r.resumed_at, rings: rec.spec.rings.len(), ring_of: &ring_of };
+        let mut health = self.store.record_report(&count, node, failed, now)?;
         if r.status != machine::Status::Running {
             return Ok(rec);
         }
-        let Some(reason) = gate::tripped(&rec.spec, &self.health(&rec)?) else { return Ok(rec) };
+        only_started(&mut health, r);
+        let Some(reason) = gate::tripped(&rec.spec, &health) else { return Ok(rec) };
         let rollout_id = r.id;
         self.mutate(name, now, |s, r| {
             // Only the rollout the reports were about, and only once.
@@ -195,14 +198,10 @@ impl Channels<'_> {
     /// Per ring, the reports on the current rollout since it started or last resumed.
     pub fn health(&self, rec: &ChannelRecord) -> Result<Vec<RingHealth>> {
         let Some(r) = &rec.rollout else { return Ok(vec![RingHealth::default(); rec.spec.rings.len()]) };
-        let latest = self.store.reports(r.id, r.resumed_at)?;
-        let mut health = gate::health(&rec.name, &rec.spec, &latest);
-        // A ring not yet on the target reports on the old ID: not this rollout's health.
-        for (h, ring) in health.iter_mut().zip(&r.rings) {
-            if ring.started_at.is_none() {
-                *h = RingHealth::default();
-            }
-        }
+        let ring_of = |n: &NodeName| assign::ring_of(&rec.name, n, &rec.spec.rings);
+        let count = RingCount { rollout_id: r.id, since: r.resumed_at, rings: rec.spec.rings.len(), ring_of: &ring_of };
+        let mut health = self.store.ring_health(&count)?;
+        only_started(&mut health, r);
         Ok(health)
     }
 
@@ -231,6 +230,15 @@ impl Channels<'_> {
     pub fn history(&self, name: &ChannelName, now: Millis) -> Result<Vec<Event>> {
         self.persist(self.load(name)?, now)?;
         Ok(self.store.history(name)?)
+    }
+}
+
+/// A ring not yet on the target reports on the old ID: not this rollout's health.
+fn only_started(health: &mut [RingHealth], r: &Rollout) {
+    for (h, ring) in health.iter_mut().zip(&r.rings) {
+        if ring.started_at.is_none() {
+            *h = RingHealth::default();
+        }
     }
 }
 

@@ -310,6 +310,47 @@ mod with_store {
     }
 
     #[test]
+    fn per_ring_counters_agree_with_a_recount_of_every_report() {
+        let (_tmp, store, ids) = setup();
+        let ch = Channels::of(&store);
+        let name: ChannelName = "prod".parse().unwrap();
+        let mut s = spec(Advance::Auto);
+        s.gate = Gate { max_failure_rate: 1.0, min_reports: 1 };
+        ch.put(&name, &s, "admin", T0).unwrap();
+        ch.start(&name, ids[1], "ci", T0).unwrap();
+        let nodes: Vec<NodeName> = (0..40).map(|i| format!("n{i}").parse().unwrap()).collect();
+        let recount = |at: Millis| {
+            let rec = ch.view(&name, at).unwrap();
+            let r = rec.rollout.clone().unwrap();
+            let ring_of = |n: &NodeName| assign::ring_of(&name, n, &rec.spec.rings);
+            let count = store::RingCount { rollout_id: r.id, since: r.resumed_at, rings: 3, ring_of: &ring_of };
+            (
+                store.channels.ring_health(&count).unwrap(),
+                count.count(&store.channels.reports(r.id, r.resumed_at).unwrap()),
+            )
+        };
+        let mut t = T0 + 1;
+        // Reports, repeated reports that change their outcome, a pause and a resume (which
+        // starts counting afresh), then more reports: the counters always match a recount.
+        for round in 0..3 {
+            for (i, n) in nodes.iter().enumerate() {
+                ch.report(&name, n, (i + round) % 3 == 0, t).unwrap();
+                t += 1;
+                let (counted, recounted) = recount(t);
+                assert_eq!(counted, recounted, "round {round}, node {n}");
+            }
+            if round == 1 {
+                ch.pause(&name, "ops", t).unwrap();
+                ch.resume(&name, "ops", t + 1).unwrap();
+                t += 2;
+                assert_eq!(recount(t).0, vec![gate::RingHealth::default(); 3]);
+            }
+        }
+        let (counted, _) = recount(t);
+        assert_eq!(counted.iter().map(|h| h.reports).sum::<u32>(), 40);
+    }
+
+    #[test]
     fn concurrent_writers_agree_on_one_outcome() {
         let (_tmp, store, ids) = setup();
         let name: ChannelName = "prod".parse().unwrap();
