@@ -33,9 +33,14 @@ pub async fn channel(st: &AppState, archive: &ArchiveName, name: &str) -> Result
     let Some((health, rec)) = found.filter(|(_, r)| r.spec.archive == *archive) else { return Err(missing()) };
     let mut changes = Vec::new();
     if let Some(r) = &rec.rollout {
+        // Rings mostly share their `from`: one diff per distinct one.
+        let mut by_from: std::collections::HashMap<SnapshotId, Option<usize>> = std::collections::HashMap::new();
         for ring in &r.rings {
             changes.push(match ring.from {
-                Some(from) if from != r.target => package_changes(st, archive, from, r.target).await,
+                Some(from) if from != r.target => match by_from.get(&from) {
+                    Some(n) => *n,
+                    None => *by_from.entry(from).or_insert(package_changes(st, archive, from, r.target).await),
+                },
                 _ => None,
             });
         }
