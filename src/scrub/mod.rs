@@ -1,0 +1,275 @@
+//! Scrub: re-hashes a rotating share of the referenced blobs (`asof verify --sample`, and
+//! daily under `serve`), quarantines the ones found corrupt or missing, flags the
+//! snapshots that use them, and fetches a mirrored archive's bytes again from upstream.
+//!
+//! Rotation: a run covers the next slice of the SHA-256 space after a persisted cursor,
+//! as wide as its share. Digests are uniform, so a P% slice holds about P% of the blobs,
+//! and 100/P consecutive runs cover the space once: every referenced blob, whenever it
+//! was added, is verified within 100/P runs. A run reads only the blobs of its slice.
+
+pub mod catalog;
+pub mod config;
+mod recover;
+mod share;
+pub mod web;
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use catalog::{Damage, ProblemKind, Quarantined, ScrubCatalog, Selection};
+pub use share::{Share, parse_since};
+
+use crate::catalog::CatalogError;
+use crate::domain::Digest;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Digests read per catalog query.
+const BATCH: u32 = 500;
+/// Seconds a client is told to wait for a quarantined file: the next scheduled run may
+/// bring its bytes back from upstream, an operator may restore them sooner.
+pub const RETRY_AFTER_SECS: u64 = 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScrubError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("blob store: {0}")]
+    Blob(#[from] io::Error),
+    #[error("another scrub is running (lock {0} is held); nothing done")]
+    Busy(String),
+}
+
+/// What a run verifies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScrubOptions {
+    /// The share of the hash space to cover, continuing the rotation; `None`: every
+    /// referenced blob, and the rotation stays where it is.
+    pub share: Option<Share>,
+    /// Skip blobs verified at or after this Unix time.
+    pub not_since: Option<i64>,
+    /// Hash at most this many bytes per second.
+    pub max_bytes_per_sec: Option<u64>,
+}
+
+/// A quarantine lifted by a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restored {
+    pub sha256: Digest,
+    /// Where the good bytes came from: an upstream URL, or "the blob store" when they
+    /// were put back by other means (a mirror run, an upload, an operator).
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScrubReport {
+    /// The share of the blobs this run covered, in percent (none: all of them).
+    pub share_percent: Option<f64>,
+    pub blobs_verified: u64,
+    pub bytes_verified: u64,
+    /// Blobs found corrupt or missing by this run, now quarantined.
+    pub found: Vec<Quarantined>,
+    pub restored: Vec<Restored>,
+    /// Every blob still quarantined after the run.
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// One run: the slice, then the quarantined blobs (good bytes back? upstream?). `Busy`
+/// when another run holds the lock.
+pub async fn run(store: Store, opts: ScrubOptions, metrics: Option<Arc<Metrics>>) -> Result<ScrubReport, ScrubError> {
+    let s = store.clone();
+    let m = metrics.clone();
+    let (lock, mut report) = blocking(move || {
+        let lock = lock(&s.scratch.with_file_name("scrub.lock"))?;
+        Ok((lock, sweep(&s, opts, m.as_deref())?))
+    })
+    .await?;
+    for q in blocking({
+        let s = store.clone();
+        move || Ok(s.scrub.scrub_quarantined()?)
+    })
+    .await?
+    {
+        if let Some(r) = recover::recover(&store, &q).await? {
+            if let Some(m) = &metrics {
+                m.scrub_restored.inc();
+            }
+            report.restored.push(r);
+        }
+    }
+    let s = store.clone();
+    report.quarantined = blocking(move || Ok(s.scrub.scrub_quarantined()?)).await?;
+    if let Some(m) = &metrics {
+        m.scrub_quarantined.set(report.quarantined.len() as i64);
+        m.scrub_last_run.set(chrono::Utc::now().timestamp() as f64);
+    }
+    drop(lock);
+    Ok(report)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ScrubError> + Send + 'static,
+) -> Result<T, ScrubError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ScrubError::Blob(io::Error::other(e)))?
+}
+
+/// The file lock that makes one run at a time; the kernel drops it when a holder dies.
+fn lock(path: &Path) -> Result<File, ScrubError> {
+    let f = File::options().create(true).truncate(false).write(true).open(path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ScrubError::Busy(path.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Hashes the chosen blobs, quarantines the bad ones, records the good ones, and moves
+/// the rotation on. Blocking.
+fn sweep(store: &Store, opts: ScrubOptions, metrics: Option<&Metrics>) -> Result<ScrubReport, ScrubError> {
+    let mut report = ScrubReport { share_percent: opts.share.map(Share::percent), ..Default::default() };
+    let (ranges, next) = match opts.share {
+        Some(share) => {
+            let (ranges, next) = share.slice(store.scrub.scrub_cursor()?);
+            (ranges, Some(next))
+        }
+        None => (vec![(0, None)], None),
+    };
+    let mut hasher = Pacer::new(opts.max_bytes_per_sec);
+    let now = chrono::Utc::now().timestamp();
+    for (from, to) in ranges {
+        let mut after: Option<Digest> = None;
+        loop {
+            let sel = Selection { from, to, after: after.as_ref(), not_since: opts.not_since };
+            let page = store.scrub.scrub_referenced(sel, BATCH)?;
+            let Some(last) = page.last() else { break };
+            after = Some(*last);
+            let mut good = Vec::with_capacity(page.len());
+            for digest in page {
+                match check(store, &digest, &mut hasher, &mut report, metrics)? {
+                    None => good.push(digest),
+                    Some(found) => {
+                        if let Some(m) = metrics {
+                            m.scrub_problems.with_label_values(&[found.kind.as_str()]).inc();
+                        }
+                        report.found.push(found);
+                    }
+                }
+            }
+            store.scrub.scrub_mark_verified(&good, now)?;
+        }
+    }
+    if let Some(next) = next {
+        store.scrub.scrub_set_cursor(next)?;
+    }
+    Ok(report)
+}
+
+/// Verifies one blob; the quarantine it was put in when bad (`None`: good, or no longer
+/// referenced, or quarantined already).
+fn check(
+    store: &Store,
+    digest: &Digest,
+    pacer: &mut Pacer,
+    report: &mut ScrubReport,
+    metrics: Option<&Metrics>,
+) -> Result<Option<Quarantined>, ScrubError> {
+    let Some(mut blob) = store.blobs.open(digest)? else {
+        let location = store.blobs.describe(digest);
+        return quarantine(store, digest, ProblemKind::Missing, &mut || {
+            Ok(format!("no bytes in the blob store (expected at {location})"))
+        });
+    };
+    let mut count = |n: usize| {
+        report.bytes_verified += n as u64;
+        if let Some(m) = metrics {
+            m.scrub_verified_bytes.inc_by(n as u64);
+        }
+        pacer.pace(n);
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let hashed = crate::verify::hash_reader(&mut blob.reader, &mut buf, &mut count);
+    drop(blob);
+    report.blobs_verified += 1;
+    if let Some(m) = metrics {
+        m.scrub_verified_blobs.inc();
+    }
+    let found = match hashed {
+        Ok(actual) if actual == *digest => return Ok(None),
+        Ok(actual) => format!("content hashes to {actual}"),
+        Err(e) => format!("unreadable: {e}"),
+    };
+    quarantine(store, digest, ProblemKind::Corrupt, &mut || {
+        Ok(match store.blobs.quarantine(digest)? {
+            Some(to) => format!("{found}; the bytes were moved to {to}"),
+            None => format!("{found}; then the bytes were gone"),
+        })
+    })
+}
+
+fn quarantine(
+    store: &Store,
+    digest: &Digest,
+    kind: ProblemKind,
+    set_aside: &mut dyn FnMut() -> io::Result<String>,
+) -> Result<Option<Quarantined>, ScrubError> {
+    if store.scrub.scrub_find(digest)?.is_some() {
+        return Ok(None);
+    }
+    let found_at = chrono::Utc::now().timestamp();
+    if !store.scrub.scrub_quarantine(digest, kind, found_at, set_aside)? {
+        return Ok(None);
+    }
+    tracing::error!(sha256 = %digest, kind = kind.as_str(), "scrub quarantined a blob");
+    Ok(store.scrub.scrub_find(digest)?)
+}
+
+/// Keeps hashing under a byte rate by sleeping the (blocking) thread when ahead.
+struct Pacer {
+    rate: Option<u64>,
+    start: Instant,
+    bytes: u64,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Self {
+        Self { rate, start: Instant::now(), bytes: 0 }
+    }
+
+    fn pace(&mut self, n: usize) {
+        let Some(rate) = self.rate else { return };
+        self.bytes += n as u64;
+        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        if let Some(ahead) = due.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+    }
+}
+
+/// Scrubs every `interval` under `serve` (the first time one interval after start); a
+/// run that finds another one working skips its turn.
+pub fn schedule(store: Store, opts: ScrubOptions, interval: Duration, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match run(store.clone(), opts, Some(metrics.clone())).await {
+                Ok(r) => tracing::info!(
+                    blobs = r.blobs_verified,
+                    bytes = r.bytes_verified,
+                    found = r.found.len(),
+                    restored = r.restored.len(),
+                    quarantined = r.quarantined.len(),
+                    "scrub"
+                ),
+                Err(ScrubError::Busy(lock)) => tracing::info!(%lock, "scrub skipped: another one is running"),
+                Err(e) => tracing::warn!(error = %e, "scrub failed; retrying at the next tick"),
+            }
+        }
+    });
+}
