@@ -28,7 +28,13 @@ pub enum Problem {
     SnapshotDigest { archive: String, snapshot: String, expected: Digest, actual: Digest },
     /// A blob a scrub found corrupt or missing and quarantined (`scrub`), still without
     /// good bytes.
-    Quarantined { digest: Digest, kind: crate::scrub::ProblemKind, found_at: i64, detail: String, refetch: Option<String> },
+    Quarantined {
+        digest: Digest,
+        kind: crate::scrub::ProblemKind,
+        found_at: i64,
+        detail: String,
+        refetch: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Problem {

@@ -159,7 +159,10 @@ impl ScrubCatalog for SqliteCatalog {
 
     fn scrub_note_refetch(&self, digest: &Digest, note: &str) -> Result<()> {
         let conn = self.conn()?;
-        conn.execute("UPDATE scrub_quarantine SET refetch = ?2 WHERE sha256 = ?1", params![&digest.as_bytes()[..], note])?;
+        conn.execute(
+            "UPDATE scrub_quarantine SET refetch = ?2 WHERE sha256 = ?1",
+            params![&digest.as_bytes()[..], note],
+        )?;
         Ok(())
     }
 

@@ -33,7 +33,10 @@ impl ScrubConfig {
         let share = self.share.as_deref().unwrap_or(DEFAULT_SHARE);
         let share: Share = share.parse().map_err(|e: String| anyhow::anyhow!("[scrub] share: {e}"))?;
         anyhow::ensure!(self.max_bytes_per_sec != Some(0), "[scrub] max_bytes_per_sec must be at least 1");
-        Ok(Some((ScrubOptions { share: Some(share), not_since: None, max_bytes_per_sec: self.max_bytes_per_sec }, interval)))
+        Ok(Some((
+            ScrubOptions { share: Some(share), not_since: None, max_bytes_per_sec: self.max_bytes_per_sec },
+            interval,
+        )))
     }
 }
 
@@ -49,7 +52,8 @@ mod tests {
     fn defaults_are_five_percent_daily_and_bad_values_are_refused() {
         let (opts, every) = parse("").unwrap().unwrap();
         assert_eq!((opts.share.unwrap().percent(), every, opts.max_bytes_per_sec), (5.0, DEFAULT_INTERVAL, None));
-        let (opts, every) = parse("[scrub]\ninterval = \"2s\"\nshare = \"50\"\nmax_bytes_per_sec = 1000\n").unwrap().unwrap();
+        let (opts, every) =
+            parse("[scrub]\ninterval = \"2s\"\nshare = \"50\"\nmax_bytes_per_sec = 1000\n").unwrap().unwrap();
         assert_eq!((opts.share.unwrap().percent(), every.as_secs(), opts.max_bytes_per_sec), (50.0, 2, Some(1000)));
         assert!(parse("[scrub]\ninterval = \"off\"\n").unwrap().is_none());
         assert_eq!(

@@ -151,8 +151,9 @@ fn sweep(store: &Store, opts: ScrubOptions, metrics: Option<&Metrics>) -> Result
             let mut good = Vec::with_capacity(page.len());
             for digest in page {
                 match check(store, &digest, &mut hasher, &mut report, metrics)? {
-                    None => good.push(digest),
-                    Some(found) => {
+                    Verdict::Good => good.push(digest),
+                    Verdict::Known => {}
+                    Verdict::Found(found) => {
                         if let Some(m) = metrics {
                             m.scrub_problems.with_label_values(&[found.kind.as_str()]).inc();
                         }
@@ -169,15 +170,24 @@ fn sweep(store: &Store, opts: ScrubOptions, metrics: Option<&Metrics>) -> Result
     Ok(report)
 }
 
-/// Verifies one blob; the quarantine it was put in when bad (`None`: good, or no longer
-/// referenced, or quarantined already).
+/// What became of one blob of a slice.
+enum Verdict {
+    /// It hashes to its name.
+    Good,
+    /// Bad, and quarantined already (or no longer referenced): nothing new.
+    Known,
+    /// Bad, and quarantined now.
+    Found(Quarantined),
+}
+
+/// Verifies one blob, quarantining it when bad.
 fn check(
     store: &Store,
     digest: &Digest,
     pacer: &mut Pacer,
     report: &mut ScrubReport,
     metrics: Option<&Metrics>,
-) -> Result<Option<Quarantined>, ScrubError> {
+) -> Result<Verdict, ScrubError> {
     let Some(mut blob) = store.blobs.open(digest)? else {
         let location = store.blobs.describe(digest);
         return quarantine(store, digest, ProblemKind::Missing, &mut || {
@@ -199,7 +209,7 @@ fn check(
         m.scrub_verified_blobs.inc();
     }
     let found = match hashed {
-        Ok(actual) if actual == *digest => return Ok(None),
+        Ok(actual) if actual == *digest => return Ok(Verdict::Good),
         Ok(actual) => format!("content hashes to {actual}"),
         Err(e) => format!("unreadable: {e}"),
     };
@@ -216,16 +226,16 @@ fn quarantine(
     digest: &Digest,
     kind: ProblemKind,
     set_aside: &mut dyn FnMut() -> io::Result<String>,
-) -> Result<Option<Quarantined>, ScrubError> {
+) -> Result<Verdict, ScrubError> {
     if store.scrub.scrub_find(digest)?.is_some() {
-        return Ok(None);
+        return Ok(Verdict::Known);
     }
     let found_at = chrono::Utc::now().timestamp();
     if !store.scrub.scrub_quarantine(digest, kind, found_at, set_aside)? {
-        return Ok(None);
+        return Ok(Verdict::Known);
     }
     tracing::error!(sha256 = %digest, kind = kind.as_str(), "scrub quarantined a blob");
-    Ok(store.scrub.scrub_find(digest)?)
+    Ok(store.scrub.scrub_find(digest)?.map_or(Verdict::Known, Verdict::Found))
 }
 
 /// Keeps hashing under a byte rate by sleeping the (blocking) thread when ahead.

@@ -27,7 +27,9 @@ pub(super) async fn recover(store: &Store, q: &Quarantined) -> Result<Option<Res
         match fetcher.fetch_blob(store, &url, q.size, digest).await {
             Ok(Some(_)) => return lift(store, digest, url).await.map(Some),
             Ok(None) => notes.push(format!("{url}: not found")),
-            Err(FetchError::Checksum { actual, .. }) => notes.push(format!("{url}: different bytes (SHA-256 {actual})")),
+            Err(FetchError::Checksum { actual, .. }) => {
+                notes.push(format!("{url}: different bytes (SHA-256 {actual})"))
+            }
             Err(FetchError::Size { actual, .. }) => notes.push(format!("{url}: different bytes ({actual} bytes)")),
             Err(e) => {
                 unsure = true;
@@ -88,7 +90,8 @@ fn upstream_urls(store: &Store, digest: &Digest) -> Result<Vec<String>, crate::c
 }
 
 fn fetcher(store: &Store) -> Result<Fetcher, ScrubError> {
-    let mut f = Fetcher::new(store.scratch.join("scrub-partial")).map_err(|e| ScrubError::Blob(std::io::Error::other(e)))?;
+    let mut f =
+        Fetcher::new(store.scratch.join("scrub-partial")).map_err(|e| ScrubError::Blob(std::io::Error::other(e)))?;
     // A scrub waits for no flaky upstream: the next run asks again.
     f.retries = 2;
     f.backoff = std::time::Duration::from_millis(200);
