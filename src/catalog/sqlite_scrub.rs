@@ -17,11 +17,14 @@ fn kind_of(s: &str) -> Result<ProblemKind> {
 
 const QUARANTINE_COLUMNS: &str = "sha256, kind, found_at, size, detail, refetch";
 
-fn quarantined_from_row(r: &rusqlite::Row) -> rusqlite::Result<(Vec<u8>, String, i64, i64, String, Option<String>)> {
+/// A `scrub_quarantine` row as read: sha256, kind, found_at, size, detail, refetch.
+type QuarantineRow = (Vec<u8>, String, i64, i64, String, Option<String>);
+
+fn quarantined_from_row(r: &rusqlite::Row) -> rusqlite::Result<QuarantineRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
 
-fn quarantined(row: (Vec<u8>, String, i64, i64, String, Option<String>)) -> Result<Quarantined> {
+fn quarantined(row: QuarantineRow) -> Result<Quarantined> {
     let (sha, kind, found_at, size, detail, refetch) = row;
     Ok(Quarantined { sha256: digest_of(sha)?, kind: kind_of(&kind)?, found_at, size: size as u64, detail, refetch })
 }

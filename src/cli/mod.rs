@@ -696,12 +696,14 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             apply_connection_limits(&config.server, &mut options)?;
             options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
-            let gc = (crate::gc::checked_grace(config.gc.grace()?)?, config.gc.interval()?);
-            let scrub = config.scrub.schedule()?;
+            let jobs = Jobs {
+                gc: (crate::gc::checked_grace(config.gc.grace()?)?, config.gc.interval()?),
+                scrub: config.scrub.schedule()?,
+            };
             crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(serve(store, data, listen, demo, options, mirrors, gc, scrub))?;
+            rt.block_on(serve(store, data, listen, demo, options, mirrors, jobs))?;
             // A blocking read stuck on a dead disk must not hold the exit past the drain.
             rt.shutdown_timeout(Duration::from_secs(5));
             Ok(std::process::ExitCode::SUCCESS)
@@ -764,6 +766,13 @@ fn apply_connection_limits(server: &crate::config::ServerConfig, options: &mut S
     server.rate_limits.apply(&mut options.rate_limits)
 }
 
+/// The lifecycle jobs `serve` schedules: gc (grace, interval or off) and scrub (off, or
+/// what each run verifies and how often).
+struct Jobs {
+    gc: (Duration, Option<Duration>),
+    scrub: Option<(crate::scrub::ScrubOptions, Duration)>,
+}
+
 async fn serve(
     store: Store,
     data: PathBuf,
@@ -771,8 +780,7 @@ async fn serve(
     demo: bool,
     options: ServeOptions,
     mirrors: Vec<crate::mirror::schedule::ScheduledMirror>,
-    (gc_grace, gc_interval): (Duration, Option<Duration>),
-    scrub: Option<(crate::scrub::ScrubOptions, Duration)>,
+    Jobs { gc: (gc_grace, gc_interval), scrub }: Jobs,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let shutdown = crate::http::shutdown_signal().context("installing signal handlers")?;
