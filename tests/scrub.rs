@@ -329,3 +329,36 @@ fn a_corrupt_mirrored_blob_is_fetched_again_from_upstream_or_stays_quarantined_w
     assert_eq!((code, &report["restored"][0]["from"]), (Some(0), &json!(url)), "{report}");
     assert_eq!(std::fs::read(blob_path(&data, &d)).unwrap(), original);
 }
+
+#[test]
+fn a_missing_blob_is_quarantined_as_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, id, _) = damaged_store(tmp.path());
+    let a = Digest::of(b"alpha\n");
+    std::fs::remove_file(blob_path(&data, &a)).unwrap();
+    let (code, report) = verify_json(&data, &["--sample", "100%"]);
+    assert_eq!(code, Some(1), "{report}");
+    let kinds: Vec<(&str, &str)> = report["quarantined"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["sha256"].as_str().unwrap(), q["kind"].as_str().unwrap()))
+        .collect();
+    let (a_hex, b_hex) = (a.hex(), Digest::of(b"bravo\n").hex());
+    let mut expected = vec![(a_hex.as_str(), "missing"), (b_hex.as_str(), "corrupt")];
+    expected.sort();
+    assert_eq!(kinds, expected);
+    let missing = report["quarantined"].as_array().unwrap().iter().find(|q| q["kind"] == "missing").unwrap();
+    assert_eq!(
+        missing["detail"],
+        format!("no bytes in the blob store (expected at {})", blob_path(&data, &a).display())
+    );
+    let server = Server::start(&data);
+    let r = server.get(&format!("/demo/{id}/a.txt"));
+    assert_eq!(r.status, 503);
+    let message = format!(
+        "this file cannot be served: its stored bytes (sha256 {a_hex}) were found missing on {} and are quarantined until good bytes are restored",
+        rfc3339(missing["found_at"].as_i64().unwrap())
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap(), json!({"error": message, "status": 503}));
+}

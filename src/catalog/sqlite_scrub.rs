@@ -169,6 +169,13 @@ impl ScrubCatalog for SqliteCatalog {
         Ok(())
     }
 
+    fn scrub_is_referenced(&self, digest: &Digest) -> Result<bool> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM blob_archives WHERE sha256 = ?1 AND rows > 0)")?;
+        Ok(stmt.query_row([&digest.as_bytes()[..]], |r| r.get(0))?)
+    }
+
     fn scrub_sources(&self, digest: &Digest) -> Result<Vec<DamageSource>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(

@@ -102,6 +102,8 @@ pub trait ScrubCatalog: Send + Sync + 'static {
     /// Good bytes are back: forgets the quarantine and the damage.
     fn scrub_lift(&self, digest: &Digest) -> Result<(), CatalogError>;
     fn scrub_note_refetch(&self, digest: &Digest, note: &str) -> Result<(), CatalogError>;
+    /// Whether any snapshot still names `digest`.
+    fn scrub_is_referenced(&self, digest: &Digest) -> Result<bool, CatalogError>;
     fn scrub_sources(&self, digest: &Digest) -> Result<Vec<DamageSource>, CatalogError>;
     /// The damage in an archive (empty for nearly every archive: one index probe).
     fn scrub_damage(&self, archive: &ArchiveName) -> Result<Vec<Damage>, CatalogError>;

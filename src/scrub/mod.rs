@@ -62,7 +62,8 @@ pub struct ScrubOptions {
 pub struct Restored {
     pub sha256: Digest,
     /// Where the good bytes came from: an upstream URL, or "the blob store" when they
-    /// were put back by other means (a mirror run, an upload, an operator).
+    /// were put back by other means (a mirror run, an upload, an operator); or "no
+    /// snapshot references it any more" (retention removed its snapshots).
     pub from: String,
 }
 
@@ -96,7 +97,7 @@ pub async fn run(store: Store, opts: ScrubOptions, metrics: Option<Arc<Metrics>>
     .await?
     {
         if let Some(r) = recover::recover(&store, &q).await? {
-            if let Some(m) = &metrics {
+            if let Some(m) = metrics.as_ref().filter(|_| r.from != recover::NO_LONGER_REFERENCED) {
                 m.scrub_restored.inc();
             }
             report.restored.push(r);

@@ -7,10 +7,19 @@ use crate::domain::Digest;
 use crate::mirror::fetch::{FetchError, Fetcher};
 use crate::store::Store;
 
+/// The `from` of a quarantine lifted because no snapshot needs the blob any more.
+pub const NO_LONGER_REFERENCED: &str = "no snapshot references it any more";
+
 /// Lifts the quarantine when good bytes are back or could be fetched; else records why
 /// not (for a mirrored blob) and leaves it quarantined.
 pub(super) async fn recover(store: &Store, q: &Quarantined) -> Result<Option<Restored>, ScrubError> {
     let digest = q.sha256;
+    let s = store.clone();
+    if !blocking(move || Ok(s.scrub.scrub_is_referenced(&digest)?)).await? {
+        // Its snapshots are gone (retention): nothing is damaged any more. The bad bytes
+        // stay in the quarantine area all the same.
+        return lift(store, digest, NO_LONGER_REFERENCED.into()).await.map(Some);
+    }
     let s = store.clone();
     if blocking(move || stored_intact(&s, &digest)).await? {
         return lift(store, digest, "the blob store".into()).await.map(Some);
