@@ -328,6 +328,40 @@ fn a_corrupt_mirrored_blob_is_fetched_again_from_upstream_or_stays_quarantined_w
     let (code, report) = verify_json(&data, &["--sample", "5%"]);
     assert_eq!((code, &report["restored"][0]["from"]), (Some(0), &json!(url)), "{report}");
     assert_eq!(std::fs::read(blob_path(&data, &d)).unwrap(), original);
+
+    // An index whose name upstream has moved on is still found by its hash.
+    let index = "dists/stable/main/binary-amd64/Packages";
+    let bytes = std::fs::read(up.join(index)).unwrap();
+    let p = Digest::of(&bytes);
+    corrupt(&data, &p, b"Package: nonsense\n");
+    std::fs::write(up.join(index), b"Package: newer\n").unwrap();
+    let by_hash = up.join("dists/stable/main/binary-amd64/by-hash/SHA256");
+    std::fs::create_dir_all(&by_hash).unwrap();
+    std::fs::write(by_hash.join(p.hex()), &bytes).unwrap();
+    let (code, report) = verify_json(&data, &["--sample", "100%"]);
+    let from = format!("{}dists/stable/main/binary-amd64/by-hash/SHA256/{}", upstream.url, p.hex());
+    assert_eq!((code, &report["restored"]), (Some(0), &json!([{"sha256": p.hex(), "from": from}])), "{report}");
+    let server = Server::start(&data);
+    let r = server.get(&format!("/debian/{id}/{index}"));
+    assert_eq!((r.status, r.body == bytes), (200, true));
+}
+
+#[test]
+fn hashing_keeps_to_the_byte_rate_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_tree(&tmp.path().join("t"), &[("big".into(), vec![7u8; 3000])]);
+    publish(&data, "demo", &tmp.path().join("t"));
+    let start = Instant::now();
+    let (code, report) = verify_json(&data, &["--sample", "100%", "--max-bytes-per-sec", "2000"]);
+    assert_eq!((code, report["bytes_verified"].as_u64()), (Some(0), Some(3000)));
+    // 3000 bytes at 2000 per second: at least 1.5 s.
+    assert!(start.elapsed() >= Duration::from_millis(1500), "{:?}", start.elapsed());
+    let out = asof(&data, &["verify", "--sample", "5%", "--max-bytes-per-sec", "0"]);
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).trim_end()),
+        (Some(2), "error: --max-bytes-per-sec must be at least 1")
+    );
 }
 
 #[test]

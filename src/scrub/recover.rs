@@ -29,10 +29,17 @@ pub(super) async fn recover(store: &Store, q: &Quarantined) -> Result<Option<Res
     if urls.is_empty() {
         return Ok(None);
     }
-    let fetcher = fetcher(store)?;
+    let partial = store.scratch.join("scrub-partial");
+    let fetcher = fetcher(partial.clone())?;
     let mut notes = Vec::new();
     let mut unsure = false;
     for url in urls {
+        // The fetcher resumes a partial download of the digest: never from another URL's
+        // bytes. Runs hold the scrub lock, so the directory is this run's alone.
+        match tokio::fs::remove_dir_all(&partial).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         match fetcher.fetch_blob(store, &url, q.size, digest).await {
             Ok(Some(_)) => return lift(store, digest, url).await.map(Some),
             Ok(None) => notes.push(format!("{url}: not found")),
@@ -98,9 +105,8 @@ fn upstream_urls(store: &Store, digest: &Digest) -> Result<Vec<String>, crate::c
     Ok(urls)
 }
 
-fn fetcher(store: &Store) -> Result<Fetcher, ScrubError> {
-    let mut f =
-        Fetcher::new(store.scratch.join("scrub-partial")).map_err(|e| ScrubError::Blob(std::io::Error::other(e)))?;
+fn fetcher(partial: std::path::PathBuf) -> Result<Fetcher, ScrubError> {
+    let mut f = Fetcher::new(partial).map_err(|e| ScrubError::Blob(std::io::Error::other(e)))?;
     // A scrub waits for no flaky upstream: the next run asks again.
     f.retries = 2;
     f.backoff = std::time::Duration::from_millis(200);
