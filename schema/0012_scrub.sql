@@ -5,7 +5,9 @@
 -- a share of P% per run verifies every referenced blob within 100/P runs.
 CREATE TABLE scrub_cursor (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
-    position BLOB    NOT NULL               -- 8 bytes: where the next slice starts
+    position BLOB    NOT NULL,              -- 8 bytes: where the next slice starts
+    moved_at INTEGER NOT NULL               -- unix seconds of the run that left it there:
+                                            -- `serve` schedules the next one from it
 );
 
 -- When each blob last hashed to its name (`asof verify --since`).

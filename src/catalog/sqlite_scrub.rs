@@ -30,23 +30,22 @@ fn quarantined(row: QuarantineRow) -> Result<Quarantined> {
 }
 
 impl ScrubCatalog for SqliteCatalog {
-    fn scrub_cursor(&self) -> Result<u64> {
+    fn scrub_cursor(&self) -> Result<(u64, Option<i64>)> {
         let conn = self.conn()?;
-        let pos: Option<Vec<u8>> =
-            conn.query_row("SELECT position FROM scrub_cursor WHERE id = 1", [], |r| r.get(0)).optional()?;
-        match pos {
-            None => Ok(0),
-            Some(b) => Ok(u64::from_be_bytes(
-                b.try_into().map_err(|_| CatalogError::Corrupt("scrub cursor is not 8 bytes".into()))?,
-            )),
-        }
+        let row: Option<(Vec<u8>, i64)> = conn
+            .query_row("SELECT position, moved_at FROM scrub_cursor WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((pos, at)) = row else { return Ok((0, None)) };
+        let pos = pos.try_into().map_err(|_| CatalogError::Corrupt("scrub cursor is not 8 bytes".into()))?;
+        Ok((u64::from_be_bytes(pos), Some(at)))
     }
 
-    fn scrub_set_cursor(&self, position: u64) -> Result<()> {
+    fn scrub_set_cursor(&self, position: u64, at: i64) -> Result<()> {
         let conn = self.conn()?;
         conn.execute(
-            "INSERT INTO scrub_cursor (id, position) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET position = ?1",
-            [&position.to_be_bytes()[..]],
+            "INSERT INTO scrub_cursor (id, position, moved_at) VALUES (1, ?1, ?2) \
+             ON CONFLICT (id) DO UPDATE SET position = ?1, moved_at = ?2",
+            params![&position.to_be_bytes()[..], at],
         )?;
         Ok(())
     }

@@ -79,9 +79,10 @@ pub struct Selection<'a> {
 }
 
 pub trait ScrubCatalog: Send + Sync + 'static {
-    /// Where the next slice starts (0 at first).
-    fn scrub_cursor(&self) -> Result<u64, CatalogError>;
-    fn scrub_set_cursor(&self, position: u64) -> Result<(), CatalogError>;
+    /// Where the next slice starts (0 at first), and when a run moved it there (none:
+    /// never).
+    fn scrub_cursor(&self) -> Result<(u64, Option<i64>), CatalogError>;
+    fn scrub_set_cursor(&self, position: u64, at: i64) -> Result<(), CatalogError>;
     /// Referenced digests of the selection, in order, at most `limit`.
     fn scrub_referenced(&self, sel: Selection<'_>, limit: u32) -> Result<Vec<Digest>, CatalogError>;
     /// Records that these blobs hashed to their names at `at` (one transaction).

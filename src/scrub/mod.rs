@@ -135,7 +135,7 @@ fn sweep(store: &Store, opts: ScrubOptions, metrics: Option<&Metrics>) -> Result
     let mut report = ScrubReport { share_percent: opts.share.map(Share::percent), ..Default::default() };
     let (ranges, next) = match opts.share {
         Some(share) => {
-            let (ranges, next) = share.slice(store.scrub.scrub_cursor()?);
+            let (ranges, next) = share.slice(store.scrub.scrub_cursor()?.0);
             (ranges, Some(next))
         }
         None => (vec![(0, None)], None),
@@ -166,7 +166,7 @@ fn sweep(store: &Store, opts: ScrubOptions, metrics: Option<&Metrics>) -> Result
         }
     }
     if let Some(next) = next {
-        store.scrub.scrub_set_cursor(next)?;
+        store.scrub.scrub_set_cursor(next, chrono::Utc::now().timestamp())?;
     }
     Ok(report)
 }
@@ -189,11 +189,17 @@ fn check(
     report: &mut ScrubReport,
     metrics: Option<&Metrics>,
 ) -> Result<Verdict, ScrubError> {
-    let Some(mut blob) = store.blobs.open(digest)? else {
-        let location = store.blobs.describe(digest);
-        return quarantine(store, digest, ProblemKind::Missing, &mut || {
-            Ok(format!("no bytes in the blob store (expected at {location})"))
-        });
+    let mut blob = match store.blobs.open(digest) {
+        Ok(Some(blob)) => blob,
+        Ok(None) => {
+            let location = store.blobs.describe(digest);
+            return quarantine(store, digest, ProblemKind::Missing, &mut || {
+                Ok(format!("no bytes in the blob store (expected at {location})"))
+            });
+        }
+        // Unopenable bytes are bad bytes: a run that stopped here would stop every run
+        // after it at the same blob, and the rotation with it.
+        Err(e) => return set_aside(store, digest, format!("unreadable: {e}")),
     };
     let mut count = |n: usize| {
         report.bytes_verified += n as u64;
@@ -214,6 +220,11 @@ fn check(
         Ok(actual) => format!("content hashes to {actual}"),
         Err(e) => format!("unreadable: {e}"),
     };
+    set_aside(store, digest, found)
+}
+
+/// Quarantines a corrupt blob, moving its bytes aside.
+fn set_aside(store: &Store, digest: &Digest, found: String) -> Result<Verdict, ScrubError> {
     quarantine(store, digest, ProblemKind::Corrupt, &mut || {
         Ok(match store.blobs.quarantine(digest)? {
             Some(to) => format!("{found}; the bytes were moved to {to}"),
@@ -261,11 +272,36 @@ impl Pacer {
     }
 }
 
-/// Scrubs every `interval` under `serve` (the first time one interval after start); a
-/// run that finds another one working skips its turn.
+/// How long after start the first scheduled run comes when no run ever moved the
+/// rotation (at most): soon, but not in the rush of a start.
+const FIRST_RUN: Duration = Duration::from_secs(300);
+
+/// When the next run is due, from the last run that moved the rotation (by `serve` or
+/// `asof verify --sample`): restarts do not put it off.
+fn first_run(last: Option<i64>, interval: Duration, now: i64) -> Duration {
+    match last {
+        None => interval.min(FIRST_RUN),
+        Some(at) => {
+            let due = at.saturating_add(interval.as_secs().try_into().unwrap_or(i64::MAX));
+            Duration::from_secs(due.saturating_sub(now).max(0) as u64).min(interval)
+        }
+    }
+}
+
+/// Scrubs every `interval` under `serve`, the first time when the last run (persisted)
+/// says the next is due; a run that finds another one working skips its turn.
 pub fn schedule(store: Store, opts: ScrubOptions, interval: Duration, metrics: Arc<Metrics>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let s = store.clone();
+        let last = match blocking(move || Ok(s.scrub.scrub_cursor()?)).await {
+            Ok((_, last)) => last,
+            Err(e) => {
+                tracing::warn!(error = %e, "scrub: cannot read when the last run was; the first run is one interval away");
+                Some(chrono::Utc::now().timestamp())
+            }
+        };
+        let start = tokio::time::Instant::now() + first_run(last, interval, chrono::Utc::now().timestamp());
+        let mut tick = tokio::time::interval_at(start, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -283,4 +319,21 @@ pub fn schedule(store: Store, opts: ScrubOptions, interval: Duration, metrics: A
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_scheduled_run_follows_the_last_one_across_restarts() {
+        let day = Duration::from_secs(86400);
+        assert_eq!(first_run(None, day, 1000), FIRST_RUN);
+        assert_eq!(first_run(None, Duration::from_secs(2), 1000), Duration::from_secs(2));
+        // The last run 20 h ago: the next one in 4 h, not a day after this start.
+        assert_eq!(first_run(Some(1000), day, 1000 + 20 * 3600), Duration::from_secs(4 * 3600));
+        assert_eq!(first_run(Some(1000), day, 1000 + 30 * 3600), Duration::ZERO, "overdue: at once");
+        // A clock set back never puts it further off than one interval.
+        assert_eq!(first_run(Some(1000 + 50 * 3600), day, 1000), day);
+    }
 }
