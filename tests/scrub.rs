@@ -396,3 +396,19 @@ fn a_missing_blob_is_quarantined_as_missing() {
     );
     assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap(), json!({"error": message, "status": 503}));
 }
+
+#[test]
+fn a_quarantined_blob_no_snapshot_references_any_more_is_forgotten_and_its_bytes_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _, b) = damaged_store(tmp.path());
+    assert_eq!(verify_json(&data, &["--sample", "100%"]).0, Some(1));
+    // As when retention deletes the only snapshot that held it (its reference count).
+    let db = rusqlite::Connection::open(data.join("asof.db")).unwrap();
+    db.execute("UPDATE blob_archives SET rows = 0 WHERE sha256 = ?1", [&b.as_bytes()[..]]).unwrap();
+    let (code, report) = verify_json(&data, &["--sample", "100%"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["restored"], json!([{"sha256": b.hex(), "from": "no snapshot references it any more"}]));
+    assert_eq!((report["blobs_verified"].as_u64(), &report["quarantined"]), (Some(1), &json!([])));
+    let aside: Vec<_> = std::fs::read_dir(data.join("blobs/quarantine")).unwrap().collect();
+    assert_eq!(aside.len(), 1, "the bad bytes stay for the operator");
+}
