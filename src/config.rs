@@ -22,6 +22,9 @@ pub struct Config {
     /// Garbage collection of unreferenced blobs (`asof gc`, scheduled by `asof serve`).
     #[serde(default)]
     pub gc: GcConfig,
+    /// Scrubbing: re-hashing a rotating share of the blobs (scheduled by `asof serve`).
+    #[serde(default)]
+    pub scrub: crate::scrub::config::ScrubConfig,
     /// Retention: the schedule of `asof serve`, and policies declared per archive.
     #[serde(default)]
     pub retention: RetentionConfig,

@@ -26,6 +26,7 @@ pub mod push;
 pub mod resolve;
 pub mod retention;
 pub mod rollout;
+pub mod scrub;
 pub mod signing;
 pub mod store;
 pub mod verify;

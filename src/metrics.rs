@@ -3,7 +3,8 @@
 
 use crate::domain::{ArchiveName, Digest};
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -24,6 +25,14 @@ pub struct Metrics {
     pub channel_snapshot: GaugeVec,
     pub channel_nodes: IntGaugeVec,
     pub channel_nodes_seen: crate::rollout::seen::SeenNodes,
+    /// Scrub (`scrub`): blobs and bytes re-hashed, problems found by kind, quarantine
+    /// lifts, blobs quarantined now, and when the last run ended.
+    pub scrub_verified_blobs: IntCounter,
+    pub scrub_verified_bytes: IntCounter,
+    pub scrub_problems: IntCounterVec,
+    pub scrub_restored: IntCounter,
+    pub scrub_quarantined: IntGauge,
+    pub scrub_last_run: Gauge,
 }
 
 impl Metrics {
@@ -92,8 +101,15 @@ impl Metrics {
             &["channel", "ring"],
         )
         .expect("valid metric");
+        let scrub = ScrubMetrics::new();
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(scrub.verified_blobs.clone()),
+            Box::new(scrub.verified_bytes.clone()),
+            Box::new(scrub.problems.clone()),
+            Box::new(scrub.restored.clone()),
+            Box::new(scrub.quarantined.clone()),
+            Box::new(scrub.last_run.clone()),
             Box::new(channel_snapshot.clone()),
             Box::new(channel_nodes.clone()),
             Box::new(bytes_served.clone()),
@@ -125,6 +141,12 @@ impl Metrics {
             channel_snapshot,
             channel_nodes,
             channel_nodes_seen: Default::default(),
+            scrub_verified_blobs: scrub.verified_blobs,
+            scrub_verified_bytes: scrub.verified_bytes,
+            scrub_problems: scrub.problems,
+            scrub_restored: scrub.restored,
+            scrub_quarantined: scrub.quarantined,
+            scrub_last_run: scrub.last_run,
         }
     }
 
@@ -132,6 +154,45 @@ impl Metrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
         String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+}
+
+struct ScrubMetrics {
+    verified_blobs: IntCounter,
+    verified_bytes: IntCounter,
+    problems: IntCounterVec,
+    restored: IntCounter,
+    quarantined: IntGauge,
+    last_run: Gauge,
+}
+
+impl ScrubMetrics {
+    fn new() -> Self {
+        let problems = IntCounterVec::new(
+            Opts::new("scrub_problems_total", "Blobs a scrub found bad and quarantined, by kind (corrupt, missing)"),
+            &["kind"],
+        )
+        .expect("valid metric");
+        // Both kinds exist from the start, so that an alert on them sees a zero first.
+        for kind in ["corrupt", "missing"] {
+            problems.with_label_values(&[kind]);
+        }
+        Self {
+            verified_blobs: IntCounter::new("scrub_verified_blobs_total", "Blobs re-hashed by scrub runs")
+                .expect("valid metric"),
+            verified_bytes: IntCounter::new("scrub_verified_bytes_total", "Bytes re-hashed by scrub runs")
+                .expect("valid metric"),
+            problems,
+            restored: IntCounter::new(
+                "scrub_restored_blobs_total",
+                "Quarantined blobs whose good bytes came back (from upstream, or put back)",
+            )
+            .expect("valid metric"),
+            quarantined: IntGauge::new("scrub_quarantined_blobs", "Blobs quarantined after the last scrub run")
+                .expect("valid metric"),
+            last_run: Gauge::new("scrub_last_run_timestamp_seconds", "Unix time the last scrub run ended")
+                .expect("valid metric"),
+        }
     }
 }
 

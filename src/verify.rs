@@ -10,6 +10,7 @@ use crate::catalog::{CatalogError, SnapshotQuery};
 use crate::domain::Digest;
 use crate::domain::digest::Hasher;
 use crate::manifest::content_digest;
+use crate::scrub::Quarantined;
 use crate::store::Store;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -25,6 +26,15 @@ pub enum Problem {
     SizeMismatch { digest: Digest, expected: u64, actual: u64 },
     /// A snapshot whose manifest no longer hashes to its recorded digest.
     SnapshotDigest { archive: String, snapshot: String, expected: Digest, actual: Digest },
+    /// A blob a scrub found corrupt or missing and quarantined (`scrub`), still without
+    /// good bytes.
+    Quarantined {
+        digest: Digest,
+        kind: crate::scrub::ProblemKind,
+        found_at: i64,
+        detail: String,
+        refetch: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -45,6 +55,14 @@ impl std::fmt::Display for Problem {
             Problem::SnapshotDigest { archive, snapshot, expected, actual } => {
                 write!(f, "snapshot {archive}/{snapshot}: manifest hashes to {actual}, recorded digest is {expected}")
             }
+            Problem::Quarantined { digest, kind, found_at, detail, refetch } => {
+                let when = chrono::DateTime::from_timestamp(*found_at, 0).unwrap_or_default();
+                write!(f, "quarantined blob {digest}: {} since {when}: {detail}", kind.as_str())?;
+                match refetch {
+                    Some(r) => write!(f, "; upstream: {r}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -58,39 +76,60 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
+/// The SHA-256 of everything `r` gives, read through `buf`; `read` is told each chunk's
+/// length (for byte counts and pacing).
+pub fn hash_reader(r: &mut dyn Read, buf: &mut [u8], read: &mut dyn FnMut(usize)) -> std::io::Result<Digest> {
+    let mut h = Hasher::new();
+    loop {
+        match r.read(buf) {
+            Ok(0) => return Ok(h.finish()),
+            Ok(n) => {
+                h.update(&buf[..n]);
+                read(n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Blobs recorded as verified per catalog transaction.
+const MARK_BATCH: usize = 1000;
+
 pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut stored: HashMap<Digest, u64> = HashMap::new();
     let mut buf = vec![0u8; 256 * 1024];
+    // Good blobs are recorded as verified now (for `asof verify --since`), in batches.
+    let (mut verified, now) = (Vec::new(), chrono::Utc::now().timestamp());
     store.blobs.for_each(&mut |digest| {
         report.blobs_checked += 1;
         let location = store.blobs.describe(&digest);
         let Some(mut blob) = store.blobs.open(&digest)? else {
             return Ok(());
         };
-        let mut h = Hasher::new();
-        loop {
-            match blob.reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    h.update(&buf[..n]);
-                    report.bytes_hashed += n as u64;
-                }
-                Err(e) => {
-                    report.problems.push(Problem::UnreadableBlob { digest, error: e.to_string(), location });
-                    // Present but unreadable: reported once, not also as missing.
-                    stored.insert(digest, blob.len);
-                    return Ok(());
-                }
+        let actual = match hash_reader(&mut blob.reader, &mut buf, &mut |n| report.bytes_hashed += n as u64) {
+            Ok(actual) => actual,
+            Err(e) => {
+                report.problems.push(Problem::UnreadableBlob { digest, error: e.to_string(), location });
+                // Present but unreadable: reported once, not also as missing.
+                stored.insert(digest, blob.len);
+                return Ok(());
             }
-        }
-        let actual = h.finish();
+        };
         if actual != digest {
             report.problems.push(Problem::CorruptBlob { digest, actual, location });
+        } else {
+            verified.push(digest);
+            if verified.len() >= MARK_BATCH {
+                store.scrub.scrub_mark_verified(&std::mem::take(&mut verified), now).map_err(std::io::Error::other)?;
+            }
         }
         stored.insert(digest, blob.len);
         Ok(())
     })?;
+
+    store.scrub.scrub_mark_verified(&verified, now)?;
 
     // Which snapshot first uses each blob, to say where a missing blob hurts.
     let mut missing: HashMap<Digest, u64> = HashMap::new();
@@ -139,6 +178,13 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
                 }
             }
         }
+    }
+    // A quarantined blob is reported as such (what was found, where its bytes went),
+    // not also as missing.
+    for q in store.scrub.scrub_quarantined()? {
+        missing.remove(&q.sha256);
+        let Quarantined { sha256: digest, kind, found_at, detail, refetch, .. } = q;
+        report.problems.push(Problem::Quarantined { digest, kind, found_at, detail, refetch });
     }
     let mut missing: Vec<_> = missing.into_iter().collect();
     missing.sort();

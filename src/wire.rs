@@ -30,6 +30,21 @@ pub struct SnapshotJson {
     /// snapshot: `snapshots/<ID>` and `latest`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub releases: Option<Vec<ReleaseJson>>,
+    /// Files of this snapshot whose blobs a scrub found corrupt or missing and quarantined
+    /// (absent when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub damaged: Vec<DamagedJson>,
+}
+
+/// A file of a snapshot that cannot be served: its blob is quarantined (`scrub`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DamagedJson {
+    pub path: String,
+    /// The blob's SHA-256, in hex.
+    pub sha256: String,
+    /// "corrupt" (the bytes do not hash to it) or "missing".
+    pub problem: String,
+    pub found_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// One suite's Release file in a snapshot, and whether apt would still accept it.
@@ -75,6 +90,7 @@ impl From<&Snapshot> for SnapshotJson {
             previous: None,
             next: None,
             releases: None,
+            damaged: Vec::new(),
         }
     }
 }

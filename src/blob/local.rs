@@ -31,6 +31,7 @@ impl LocalBlobStore {
         fs::create_dir_all(root.join("sha256"))?;
         fs::create_dir_all(root.join("tmp"))?;
         fs::create_dir_all(root.join("gc"))?;
+        fs::create_dir_all(root.join("quarantine"))?;
         fsync_dir(&root)?;
         if let Some(parent) = root.parent() {
             fsync_dir(parent)?;
@@ -227,6 +228,19 @@ impl BlobStore for LocalBlobStore {
 
     fn describe(&self, digest: &Digest) -> String {
         self.path_of(digest).display().to_string()
+    }
+
+    fn quarantine(&self, digest: &Digest) -> io::Result<Option<String>> {
+        // Named by digest and time: a blob quarantined twice keeps both sets of bytes.
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let dir = self.root().join("quarantine");
+        let dest = dir.join(format!("{}.{nanos}", digest.hex()));
+        match fs::rename(self.path_of(digest), &dest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            r => r?,
+        }
+        fsync_dir(&dir)?;
+        Ok(Some(dest.display().to_string()))
     }
 }
 

@@ -106,4 +106,9 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Human-readable location of a blob for operator messages (never sent to clients).
     fn describe(&self, digest: &Digest) -> String;
+
+    /// Scrub: moves a blob's bytes, found not to hash to its name, atomically into the
+    /// store's quarantine area, where nothing deletes them. Returns where they went (for
+    /// operators), or `None` when the blob is absent.
+    fn quarantine(&self, digest: &Digest) -> io::Result<Option<String>>;
 }

@@ -8,6 +8,7 @@ mod sqlite_channels;
 mod sqlite_gc;
 mod sqlite_packages;
 mod sqlite_retention;
+mod sqlite_scrub;
 mod sqlite_signing;
 
 use serde::Serialize;

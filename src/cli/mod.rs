@@ -5,6 +5,7 @@ mod mirror_report;
 mod packages;
 mod progress;
 mod retention;
+mod scrub;
 mod signing;
 
 use std::io::IsTerminal;
@@ -163,10 +164,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong.
+    /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong or a blob
+    /// is quarantined. With --sample or --since: scrub a share of the blobs instead.
     Verify {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        scrub: scrub::ScrubArgs,
     },
 }
 
@@ -660,8 +664,11 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = Store::open_local(&data)?;
             gc_command(&store, crate::gc::GcOptions { grace, dry_run, rescan }, json)
         }
-        Command::Verify { json } => {
+        Command::Verify { json, scrub } => {
             let store = Store::open_local(&data)?;
+            if scrub.is_scrub() {
+                return scrub::scrub(store, &scrub, json);
+            }
             let report = crate::verify::verify(&store)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -708,13 +715,16 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             apply_connection_limits(&config.server, &mut options)?;
             options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;
-            let gc = (crate::gc::checked_grace(config.gc.grace()?)?, config.gc.interval()?);
-            let retention_interval = config.retention.interval()?;
+            let jobs = ScheduledJobs {
+                mirrors,
+                gc: (crate::gc::checked_grace(config.gc.grace()?)?, config.gc.interval()?),
+                retention: config.retention.interval()?,
+                scrub: config.scrub.schedule()?,
+            };
             crate::http::raise_nofile_limit();
             let store = Store::open_local(&data)?;
             retention::declare(&store, &config.retention)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let jobs = ScheduledJobs { mirrors, gc, retention: retention_interval };
             rt.block_on(serve(store, data, listen, demo, options, jobs))?;
             // A blocking read stuck on a dead disk must not hold the exit past the drain.
             rt.shutdown_timeout(Duration::from_secs(5));
@@ -785,6 +795,8 @@ struct ScheduledJobs {
     gc: (Duration, Option<Duration>),
     /// Interval of retention (`None`: off).
     retention: Option<Duration>,
+    /// What each scrub verifies and how often (`None`: off).
+    scrub: Option<(crate::scrub::ScrubOptions, Duration)>,
 }
 
 async fn serve(
@@ -795,7 +807,7 @@ async fn serve(
     options: ServeOptions,
     jobs: ScheduledJobs,
 ) -> anyhow::Result<()> {
-    let ScheduledJobs { mirrors, gc: (gc_grace, gc_interval), retention: retention_interval } = jobs;
+    let ScheduledJobs { mirrors, gc: (gc_grace, gc_interval), retention: retention_interval, scrub } = jobs;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
     let shutdown = crate::http::shutdown_signal().context("installing signal handlers")?;
     let addr = listener.local_addr()?;
@@ -847,6 +859,9 @@ async fn serve(
     }
     if let Some(interval) = retention_interval {
         crate::background::every("retention", interval, store.clone(), crate::retention::apply::apply_all);
+    }
+    if let Some((opts, interval)) = scrub {
+        crate::scrub::schedule(store.clone(), opts, interval, metrics.clone());
     }
     if !mirrors.is_empty() {
         tracing::info!(count = mirrors.len(), "scheduling mirrors");

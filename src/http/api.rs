@@ -167,12 +167,12 @@ pub async fn archive_snapshots_page(
         limit: limit + 1,
     };
     let name = archive.clone();
-    let mut snaps = st
+    let (mut snaps, damage) = st
         .blocking(move |s| {
             if s.catalog.archive(&name)?.is_none() {
                 return Err(ApiError::NotFound(format!("no archive named '{name}'")));
             }
-            Ok(s.catalog.snapshots(&name, &q)?)
+            Ok((s.catalog.snapshots(&name, &q)?, s.scrub.scrub_damage(&name)?))
         })
         .await?;
     let more = snaps.len() > limit as usize;
@@ -180,7 +180,7 @@ pub async fn archive_snapshots_page(
     Ok(SnapshotListJson {
         archive: archive.to_string(),
         next_cursor: if more { snaps.last().map(|s| s.id) } else { None },
-        snapshots: snaps.iter().map(SnapshotJson::from).collect(),
+        snapshots: snaps.iter().map(|s| crate::scrub::web::flagged(s, &damage)).collect(),
     })
 }
 
@@ -270,7 +270,8 @@ async fn archive_action(
                     let snap = found.ok_or_else(missing)?;
                     let (previous, next) = s.catalog.neighbours(snap.key)?;
                     let releases = Some(releases_json(s, &cache, snap.key)?);
-                    Ok(SnapshotJson { previous, next, releases, ..SnapshotJson::from(&snap) })
+                    let damage = s.scrub.scrub_damage(&name)?;
+                    Ok(SnapshotJson { previous, next, releases, ..crate::scrub::web::flagged(&snap, &damage) })
                 })
                 .await?;
             // An exact snapshot never changes, but its `next` link can appear later.
@@ -304,7 +305,8 @@ async fn archive_action(
                     })?;
                     let (previous, _) = s.catalog.neighbours(latest.key)?;
                     let releases = Some(releases_json(s, &cache, latest.key)?);
-                    Ok(SnapshotJson { previous, releases, ..SnapshotJson::from(&latest) })
+                    let damage = s.scrub.scrub_damage(&name)?;
+                    Ok(SnapshotJson { previous, releases, ..crate::scrub::web::flagged(&latest, &damage) })
                 })
                 .await?;
             Ok(short(&st, Json(snap).into_response()))

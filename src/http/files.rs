@@ -174,6 +174,7 @@ async fn file_response(
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if method == Method::HEAD {
+        st.blocking(move |s| crate::scrub::web::head_check(s, &sha256)).await?;
         return Ok(with_headers(status, headers, Body::empty()));
     }
     let body = match open_at(st, sha256, start, len).await? {
@@ -195,6 +196,10 @@ enum Opened {
 async fn open_at(st: &AppState, digest: Digest, start: u64, len: u64) -> Result<Opened, ApiError> {
     st.blocking(move |s| {
         let Some(mut blob) = s.blobs.open(&digest)? else {
+            // A quarantined blob (found bad by a scrub) answers 503 with when and why.
+            if let Some(e) = crate::scrub::web::unavailable(s, &digest)? {
+                return Err(e);
+            }
             // The manifest names a blob the store lacks: that is our fault, not the client's.
             return Err(ApiError::internal(anyhow::anyhow!("blob {digest} is missing from the store")));
         };

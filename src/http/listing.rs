@@ -123,7 +123,8 @@ async fn snapshot_list(
                     after: before,
                     ..Default::default()
                 };
-                Ok(s.catalog.snapshots(&name, &q)?.iter().map(SnapshotJson::from).collect())
+                let damage = s.scrub.scrub_damage(&name)?;
+                Ok(s.catalog.snapshots(&name, &q)?.iter().map(|s| crate::scrub::web::flagged(s, &damage)).collect())
             })
             .await?;
         let before_page = (all.len() > HTML_PAGE as usize).then(|| all.pop().map(|s| s.id)).flatten();
@@ -179,20 +180,24 @@ pub async fn snapshot_dir(
         Json(DirJson { archive, requested: res.requested, snapshot: res.snapshot.id, path: dir_str, entries })
             .into_response()
     } else {
-        let (key, cache, top) = (res.snapshot.key, st.releases.clone(), dir.is_none());
-        let archive = res.snapshot.archive.clone();
-        let (neighbours, releases, retention) = st
+        let (key, cache, top, name) = (res.snapshot.key, st.releases.clone(), dir.is_none(), archive.clone());
+        let (neighbours, releases, damaged, retention) = st
             .blocking(move |s| {
                 // The top of a snapshot shows its suites' Release files and their Valid-Until.
                 let releases = if top { super::api::releases_json(s, &cache, key)? } else { Vec::new() };
-                Ok((s.catalog.neighbours(key)?, releases, s.retention.under_retention(&archive)?))
+                let damaged = crate::scrub::web::damaged(&s.scrub.scrub_damage(&name)?, key.seq);
+                let retention = s.retention.under_retention(&name)?;
+                Ok((s.catalog.neighbours(key)?, releases, damaged, retention))
             })
             .await?;
-        // "Not expired" turns into "expired" with time, and retention may delete a
-        // neighbour: until then the page can change.
-        awaits_next =
-            neighbours.1.is_none() || retention || releases.iter().any(|r| r.valid_until.is_some() && !r.expired);
-        pages::respond(pages::listing::snapshot_dir(res, dir.as_ref(), &children, neighbours, &releases))
+        // "Not expired" turns into "expired" with time, a damaged snapshot is mended, and
+        // retention may delete a neighbour: until then the page can change.
+        awaits_next = neighbours.1.is_none()
+            || retention
+            || releases.iter().any(|r| r.valid_until.is_some() && !r.expired)
+            || !damaged.is_empty();
+        let warning = crate::scrub::web::warning(&damaged);
+        pages::respond(pages::listing::snapshot_dir(res, dir.as_ref(), &children, neighbours, &releases, warning))
     };
     for (k, v) in snapshot_headers(st, res) {
         if let Some(k) = k {

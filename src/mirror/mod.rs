@@ -3,7 +3,7 @@
 //! every byte against the signed checksums, and commits one snapshot, or nothing at all.
 
 pub mod deb822;
-mod fetch;
+pub mod fetch;
 pub mod index;
 mod plan;
 pub mod release;

@@ -45,7 +45,11 @@ pub fn snapshot_list(
             _ => months.push((m, vec![i])),
         }
     }
+    let damaged = snapshots.iter().filter(|s| !s.damaged.is_empty()).count();
     let body = html! {
+        @if damaged > 0 {
+            p.error.damaged { strong { "Damaged snapshots: " } (damaged) " snapshot(s) on this page have files whose stored bytes failed verification and are quarantined (marked below)." }
+        }
         (search_form(archive, None, ""))
         (compare_form(archive, snapshots.get(1).map(|s| s.id), snapshots.first().map(|s| s.id)))
         @for (month, rows) in &months {
@@ -55,7 +59,7 @@ pub fn snapshot_list(
                 @for &i in rows {
                     @let s = &snapshots[i];
                     tr {
-                        td { a href=(snapshot_href(archive, s.id)) { (s.id) } }
+                        td { a href=(snapshot_href(archive, s.id)) { (s.id) } (crate::scrub::web::mark(s)) }
                         td { (s.files) }
                         td { (s.bytes) }
                         td {
@@ -84,6 +88,7 @@ pub fn snapshot_dir(
     children: &[Entry],
     neighbours: (Option<SnapshotId>, Option<SnapshotId>),
     releases: &[ReleaseJson],
+    warning: Markup,
 ) -> Markup {
     let archive = &res.snapshot.archive;
     // The live listing links the live path, so that following it stays on the latest.
@@ -97,6 +102,7 @@ pub fn snapshot_dir(
             }
             @if let Some(n) = next { a rel="next" href=(snapshot_href(archive, n)) { "next snapshot " (n) " →" } }
         }
+        (warning)
         @if dir.is_none() { (search_form(archive, Some(res.requested), "")) }
         @if res.live {
             p { "The latest snapshot of " (archive.as_str()) ": " a href=(snapshot_href(archive, res.snapshot.id)) { (res.snapshot.id) } "." }
