@@ -28,5 +28,6 @@ pub mod retention;
 pub mod rollout;
 pub mod signing;
 pub mod store;
+pub mod takedown;
 pub mod verify;
 pub mod wire;

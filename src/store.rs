@@ -26,6 +26,8 @@ pub struct Store {
     pub retention: Arc<dyn crate::retention::RetentionStore>,
     /// Garbage-collection candidates (`gc`).
     pub gc: Arc<dyn crate::gc::GcCatalog>,
+    /// Takedowns in force and their audit log (`takedown`).
+    pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -61,6 +63,7 @@ impl Store {
             signing: catalog.clone(),
             gc: catalog.clone(),
             retention: catalog.clone(),
+            takedowns: catalog.clone(),
             channels: catalog,
             last_use: Default::default(),
             scratch,
