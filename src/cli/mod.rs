@@ -6,6 +6,7 @@ mod packages;
 mod progress;
 mod retention;
 mod signing;
+mod takedown;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -163,6 +164,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hide a file from every snapshot that holds it (410 or 451 with a reason): ARCHIVE
+    /// PATH, or --sha256 DIGEST in every archive; --undo ID, --list.
+    Takedown(takedown::TakedownArgs),
     /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong.
     Verify {
         #[arg(long)]
@@ -641,6 +645,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = Store::open_local(&data)?;
             gc_command(&store, crate::gc::GcOptions { grace, dry_run, rescan }, json)
         }
+        Command::Takedown(args) => takedown::run(&Store::open_local(&data)?, args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Verify { json } => {
             let store = Store::open_local(&data)?;
             let report = crate::verify::verify(&store)?;
@@ -650,13 +655,17 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 for p in &report.problems {
                     println!("{p}");
                 }
+                for t in &report.taken_down {
+                    println!("{t}");
+                }
                 eprintln!(
-                    "verified {} blobs ({} bytes), {} snapshots, {} entries: {} problem(s)",
+                    "verified {} blobs ({} bytes), {} snapshots, {} entries: {} problem(s), {} blob(s) taken down",
                     report.blobs_checked,
                     report.bytes_hashed,
                     report.snapshots_checked,
                     report.entries_checked,
-                    report.problems.len()
+                    report.problems.len(),
+                    report.taken_down.len()
                 );
             }
             Ok(if report.problems.is_empty() {
