@@ -645,7 +645,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = Store::open_local(&data)?;
             gc_command(&store, crate::gc::GcOptions { grace, dry_run, rescan }, json)
         }
-        Command::Takedown(args) => takedown::run(&Store::open_local(&data)?, args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Takedown(args) => {
+            takedown::run(&Store::open_local(&data)?, args).map(|()| std::process::ExitCode::SUCCESS)
+        }
         Command::Verify { json } => {
             let store = Store::open_local(&data)?;
             let report = crate::verify::verify(&store)?;

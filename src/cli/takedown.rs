@@ -103,7 +103,12 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
         };
         println!("{:>4}  {state:<6}  {}  {}  reason: {}", t.id, t.status.code(), target_text(t), t.reason);
         for e in &t.log {
-            println!("      {} {} by {}", e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), e.action.as_str(), e.actor);
+            println!(
+                "      {} {} by {}",
+                e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                e.action.as_str(),
+                e.actor
+            );
         }
     }
     Ok(())

@@ -22,11 +22,8 @@ pub fn screen(
     let Content::File { sha256, .. } = &entry.content else {
         return Ok(Ok(found));
     };
-    let paths: &[&str] = if *requested == entry.path {
-        &[requested.as_str()]
-    } else {
-        &[requested.as_str(), entry.path.as_str()]
-    };
+    let paths: &[&str] =
+        if *requested == entry.path { &[requested.as_str()] } else { &[requested.as_str(), entry.path.as_str()] };
     Ok(match store.hit(at.archive_id, paths, sha256)? {
         Some(hit) => Err(hit),
         None => Ok(found),
