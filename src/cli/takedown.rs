@@ -75,7 +75,6 @@ fn target(args: &TakedownArgs) -> anyhow::Result<Target> {
             let hex = d.strip_prefix("sha256:").unwrap_or(d);
             Ok(Target::Sha256(hex.parse::<Digest>().with_context(|| format!("invalid --sha256 '{d}'"))?))
         }
-        (Some(_), None, None) => bail!("name the file to take down: ARCHIVE PATH (or --sha256 DIGEST)"),
         _ => bail!("name the file to take down: ARCHIVE PATH, or --sha256 DIGEST for its bytes in every archive"),
     }
 }
