@@ -170,7 +170,7 @@ pub trait TakedownStore: Send + Sync + 'static {
     /// Whether any takedown is in force (listings skip their probes when none is).
     fn any_active(&self) -> Result<bool, CatalogError>;
     /// The takedown in force hiding a file of archive `archive_id` (a catalog key) that
-    /// is reached by any of `paths` or has content `sha256`; path takedowns first.
+    /// is reached by one of `paths` (one or two) or has content `sha256`; path takedowns first.
     fn hit(&self, archive_id: i64, paths: &[&str], sha256: &Digest) -> Result<Option<Hit>, CatalogError>;
     /// Every distinct file content `path` ever had in `archive`; `None`: no such archive.
     fn contents(&self, archive: &ArchiveName, path: &RelPath) -> Result<Option<Vec<Digest>>, CatalogError>;
