@@ -139,6 +139,15 @@ pub async fn html_errors(req: axum::extract::Request, next: axum::middleware::Ne
     Response::from_parts(parts, axum::body::Body::from(page))
 }
 
+/// The error body of a taken-down file: the common fields, then the takedown's own.
+#[derive(serde::Serialize)]
+struct TakenDownJson<'a> {
+    error: String,
+    status: u16,
+    reason: &'a str,
+    takedown: i64,
+}
+
 const DISK_FULL: &str = "the server has no space left to store this; nothing was stored";
 
 impl From<crate::catalog::CatalogError> for ApiError {
@@ -179,7 +188,7 @@ impl IntoResponse for ApiError {
         let mut resp = match &self {
             // The reason and the takedown's number, for clients that show them on their own.
             ApiError::TakenDown { reason, takedown, .. } => {
-                let body = serde_json::json!({"error": body.error, "status": body.status, "reason": reason, "takedown": takedown});
+                let body = TakenDownJson { error: body.error, status: body.status, reason, takedown: *takedown };
                 (status, Json(body)).into_response()
             }
             _ => (status, Json(body)).into_response(),

@@ -46,6 +46,15 @@ async fn a_path_takedown_answers_410_at_every_id_live_and_by_hash_and_undo_resto
         assert_taken_down(&app.get(&format!("/debian/{id}/{PACKAGES_XZ}")).await, 410, PACKAGES_XZ, 1);
     }
     assert_taken_down(&app.get(&format!("/debian/{PACKAGES_XZ}")).await, 410, PACKAGES_XZ, 1);
+    // The body byte for byte, and a client holding the old ETag is not told "not modified".
+    let etag = format!("\"{}\"", sha256_hex(&bytes("v1", PACKAGES_XZ)));
+    let r = app.get_with(&format!("/debian/{id1}/{PACKAGES_XZ}"), &[("if-none-match", &etag)]).await;
+    let body = format!(
+        "{{\"error\":\"{PACKAGES_XZ} is taken down: {REASON}\",\"status\":410,\"reason\":\"{REASON}\",\"takedown\":1}}"
+    );
+    assert_eq!((r.status.as_u16(), r.text()), (410, body));
+    let head = app.call("HEAD", &format!("/debian/{id1}/{PACKAGES_XZ}"), &[], Body::empty()).await;
+    assert_eq!((head.status.as_u16(), head.header("cache-control")), (410, Some("no-cache")));
     let dir = "dists/stable/main/binary-amd64";
     for (id, version) in [(id1, "v1"), (id2, "v2")] {
         let by_hash = format!("{dir}/by-hash/SHA256/{}", sha256_hex(&bytes(version, PACKAGES_XZ)));
