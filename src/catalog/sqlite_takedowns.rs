@@ -146,6 +146,14 @@ impl TakedownStore for SqliteCatalog {
         };
         let id = tx.last_insert_rowid();
         log(&tx, id, Action::Takedown, actor, now)?;
+        // Checked with the new takedown in force and the write lock held: dropping the
+        // transaction on refusal records nothing.
+        for d in purge {
+            let paths = uncovered_paths(&tx, d)?;
+            if !paths.is_empty() {
+                return Ok(Added::StillServed { digest: *d, paths });
+            }
+        }
         if !purge.is_empty() {
             for d in purge {
                 tx.execute(
@@ -232,45 +240,6 @@ impl TakedownStore for SqliteCatalog {
         Ok(Some(out))
     }
 
-    fn uncovered_paths(
-        &self,
-        sha256: &Digest,
-        extra: Option<(&ArchiveName, &RelPath)>,
-        limit: usize,
-    ) -> Result<Vec<String>> {
-        let conn = self.conn()?;
-        let bytes = &sha256.as_bytes()[..];
-        let hidden_everywhere: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM takedowns WHERE active = 1 AND sha256 IS NOT NULL AND sha256 = ?1)",
-            [bytes],
-            |r| r.get(0),
-        )?;
-        if hidden_everywhere {
-            return Ok(Vec::new());
-        }
-        // No index by content on entries: the archives holding the bytes are read whole.
-        let mut stmt = conn.prepare_cached(
-            "SELECT DISTINCT a.name, e.path FROM blob_archives b JOIN archives a ON a.id = b.archive_id \
-             JOIN entries e ON e.archive_id = b.archive_id AND e.sha256 = b.sha256 \
-             WHERE b.sha256 = ?1 AND b.rows > 0 AND NOT EXISTS (SELECT 1 FROM takedowns t \
-               WHERE t.active = 1 AND t.path IS NOT NULL AND t.archive_id = e.archive_id AND t.path = e.path) \
-             ORDER BY a.name, e.path",
-        )?;
-        let mut out = Vec::new();
-        let mut rows = stmt.query([bytes])?;
-        while let Some(r) = rows.next()? {
-            let (archive, path): (String, String) = (r.get(0)?, r.get(1)?);
-            if extra.is_some_and(|(a, p)| a.as_str() == archive && p.as_str() == path) {
-                continue;
-            }
-            out.push(format!("{archive}/{path}"));
-            if out.len() == limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     fn purged(&self) -> Result<Vec<(Digest, i64)>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached("SELECT sha256, takedown_id FROM takedown_purged ORDER BY sha256")?;
@@ -281,4 +250,40 @@ impl TakedownStore for SqliteCatalog {
         }
         Ok(out)
     }
+}
+
+/// How many other places a refused purge names.
+const SHOW_PATHS: usize = 5;
+
+/// Where files with content `sha256` are, in any snapshot of any archive, at a path that no
+/// takedown in force hides (the takedown being added, already inserted, included), as
+/// `archive/path`; a few of them. No index by content on entries: the archives holding the
+/// bytes are read whole.
+fn uncovered_paths(conn: &rusqlite::Connection, sha256: &Digest) -> Result<Vec<String>> {
+    let bytes = &sha256.as_bytes()[..];
+    let hidden_everywhere: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM takedowns WHERE active = 1 AND sha256 IS NOT NULL AND sha256 = ?1)",
+        [bytes],
+        |r| r.get(0),
+    )?;
+    if hidden_everywhere {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT a.name, e.path FROM blob_archives b JOIN archives a ON a.id = b.archive_id \
+         JOIN entries e ON e.archive_id = b.archive_id AND e.sha256 = b.sha256 \
+         WHERE b.sha256 = ?1 AND b.rows > 0 AND NOT EXISTS (SELECT 1 FROM takedowns t \
+           WHERE t.active = 1 AND t.path IS NOT NULL AND t.archive_id = e.archive_id AND t.path = e.path) \
+         ORDER BY a.name, e.path",
+    )?;
+    let mut out = Vec::new();
+    let mut rows = stmt.query([bytes])?;
+    while let Some(r) = rows.next()? {
+        let (archive, path): (String, String) = (r.get(0)?, r.get(1)?);
+        out.push(format!("{archive}/{path}"));
+        if out.len() == SHOW_PATHS {
+            break;
+        }
+    }
+    Ok(out)
 }

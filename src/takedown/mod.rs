@@ -138,6 +138,12 @@ pub enum Added {
     NoArchive,
     /// An active takedown of the same target exists already.
     Exists(i64),
+    /// A path takedown's purge would delete `digest`, still served at `paths`
+    /// (`archive/path`, a few of them): nothing was recorded.
+    StillServed {
+        digest: Digest,
+        paths: Vec<String>,
+    },
 }
 
 /// What `TakedownStore::undo` did.
@@ -153,7 +159,11 @@ pub enum Undone {
 /// Where takedowns are kept (schema/0011_takedowns.sql). Methods block.
 pub trait TakedownStore: Send + Sync + 'static {
     /// Records an active takedown and its log line, and when `purge` is not empty, marks
-    /// those digests purged (log line too), all in one transaction.
+    /// those digests purged (log line too), all in one transaction. For a path takedown,
+    /// the purge is refused (`StillServed`) if any of the digests is the content of a file
+    /// at a path no takedown in force hides, in any snapshot of any archive, checked in
+    /// the same transaction (no commit can land in between). That check reads every entry
+    /// of the archives that hold the bytes.
     fn add(
         &self,
         target: &Target,
@@ -174,15 +184,6 @@ pub trait TakedownStore: Send + Sync + 'static {
     fn hit(&self, archive_id: i64, paths: &[&str], sha256: &Digest) -> Result<Option<Hit>, CatalogError>;
     /// Every distinct file content `path` ever had in `archive`; `None`: no such archive.
     fn contents(&self, archive: &ArchiveName, path: &RelPath) -> Result<Option<Vec<Digest>>, CatalogError>;
-    /// Where files with content `digest` are stored in any snapshot of any archive at a
-    /// path that no path takedown in force covers (nor `extra`), as `archive/path`, at
-    /// most `limit` of them. Reads every entry of the archives that hold the bytes.
-    fn uncovered_paths(
-        &self,
-        digest: &Digest,
-        extra: Option<(&ArchiveName, &RelPath)>,
-        limit: usize,
-    ) -> Result<Vec<String>, CatalogError>;
     /// Every digest a purge deleted, with the takedown that did it.
     fn purged(&self) -> Result<Vec<(Digest, i64)>, CatalogError>;
 }

@@ -45,20 +45,20 @@ pub struct TakedownRequest {
     pub purge: bool,
 }
 
-/// How many other places a refused purge names.
-const SHOW_PATHS: usize = 5;
-
 /// Records a takedown (and with `purge`, deletes its bytes). Purged digests are recorded
 /// in the same transaction as the takedown and deleted after it: a crash in between
 /// leaves bytes that are no longer served, never a served file without bytes.
 pub fn take_down(store: &Store, req: &TakedownRequest, actor: &str, now: i64) -> Result<Takedown, TakedownError> {
     let digests = target_contents(store, &req.target)?;
-    let purge = if req.purge { purgeable(store, &req.target, &digests)? } else { Vec::new() };
+    let purge = if req.purge { digests } else { Vec::new() };
     let added = store.takedowns.add(&req.target, req.status, &req.reason, &purge, actor, now)?;
     let takedown = match added {
         Added::Added(t) => t,
         Added::NoArchive => return Err(no_archive(&req.target)),
         Added::Exists(id) => return Err(TakedownError::Exists { target: req.target.to_string(), id }),
+        Added::StillServed { digest, paths } => {
+            return Err(TakedownError::StillServed { target: req.target.to_string(), digest, paths });
+        }
     };
     for digest in &purge {
         store.blobs.remove(digest)?;
@@ -98,21 +98,6 @@ fn target_contents(store: &Store, target: &Target) -> Result<Vec<Digest>, Takedo
             Ok(vec![*digest])
         }
     }
-}
-
-/// The digests a purge of `target` may delete: all of them for a content takedown (it
-/// hides the bytes everywhere); for a path, only if no other path still serves them.
-fn purgeable(store: &Store, target: &Target, digests: &[Digest]) -> Result<Vec<Digest>, TakedownError> {
-    let Target::Path { archive, path } = target else {
-        return Ok(digests.to_vec());
-    };
-    for digest in digests {
-        let paths = store.takedowns.uncovered_paths(digest, Some((archive, path)), SHOW_PATHS)?;
-        if !paths.is_empty() {
-            return Err(TakedownError::StillServed { target: target.to_string(), digest: *digest, paths });
-        }
-    }
-    Ok(digests.to_vec())
 }
 
 fn no_archive(target: &Target) -> TakedownError {
