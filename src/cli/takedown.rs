@@ -38,6 +38,7 @@ pub struct TakedownArgs {
     /// List every takedown with its audit log.
     #[arg(long, conflicts_with_all = ["archive", "sha256", "reason", "purge"])]
     pub list: bool,
+    /// Print the takedown (or with --list, all of them) as JSON, as GET /api/v1/takedowns does.
     #[arg(long)]
     pub json: bool,
 }
@@ -94,6 +95,9 @@ fn list(store: &Store, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
+    if all.is_empty() {
+        eprintln!("no takedowns");
+    }
     for t in &all {
         let state = match t.state {
             State::Active => "active",
@@ -117,6 +121,6 @@ fn target_text(t: &Takedown) -> String {
     match (&t.archive, &t.path, &t.sha256) {
         (Some(a), Some(p), _) => format!("{a}/{p}"),
         (_, _, Some(d)) => format!("sha256:{d} (every archive)"),
-        _ => "?".to_string(),
+        _ => "(no target)".to_string(),
     }
 }
