@@ -29,5 +29,6 @@ pub mod rollout;
 pub mod scrub;
 pub mod signing;
 pub mod store;
+pub mod takedown;
 pub mod verify;
 pub mod wire;

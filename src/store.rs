@@ -28,6 +28,8 @@ pub struct Store {
     pub gc: Arc<dyn crate::gc::GcCatalog>,
     /// Scrub state: rotation, verified times, quarantined blobs (`scrub`).
     pub scrub: Arc<dyn crate::scrub::ScrubCatalog>,
+    /// Takedowns in force and their audit log (`takedown`).
+    pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -64,6 +66,7 @@ impl Store {
             gc: catalog.clone(),
             scrub: catalog.clone(),
             retention: catalog.clone(),
+            takedowns: catalog.clone(),
             channels: catalog,
             last_use: Default::default(),
             scratch,

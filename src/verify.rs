@@ -67,6 +67,20 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// A blob manifests reference that a takedown purged on purpose: reported, not a problem.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TakenDownBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub takedown: i64,
+}
+
+impl std::fmt::Display for TakenDownBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "taken down: blob {} ({} bytes) purged by takedown {}", self.digest, self.size, self.takedown)
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct VerifyReport {
     pub blobs_checked: u64,
@@ -74,6 +88,8 @@ pub struct VerifyReport {
     pub snapshots_checked: u64,
     pub entries_checked: u64,
     pub problems: Vec<Problem>,
+    /// Referenced blobs whose bytes a takedown purged (`asof takedown --purge`).
+    pub taken_down: Vec<TakenDownBlob>,
 }
 
 /// The SHA-256 of everything `r` gives, read through `buf`; `read` is told each chunk's
@@ -188,7 +204,12 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
     }
     let mut missing: Vec<_> = missing.into_iter().collect();
     missing.sort();
+    let purged = crate::takedown::purged_digests(store)?;
     for (digest, size) in missing {
+        if let Some(&takedown) = purged.get(&digest) {
+            report.taken_down.push(TakenDownBlob { digest, size, takedown });
+            continue;
+        }
         let used_by = missing_users.remove(&digest).unwrap_or_else(|| "an unreachable entry".into());
         report.problems.push(Problem::MissingBlob { digest, size, used_by });
     }

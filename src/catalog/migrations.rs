@@ -16,6 +16,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_channels.sql", include_str!("../../schema/0008_channels.sql")),
     ("0009_lifecycle.sql", include_str!("../../schema/0009_lifecycle.sql")),
     ("0010_retention.sql", include_str!("../../schema/0010_retention.sql")),
+    ("0011_takedowns.sql", include_str!("../../schema/0011_takedowns.sql")),
     ("0012_scrub.sql", include_str!("../../schema/0012_scrub.sql")),
     ("0014_rollout_health.sql", include_str!("../../schema/0014_rollout_health.sql")),
 ];

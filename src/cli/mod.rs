@@ -7,6 +7,7 @@ mod progress;
 mod retention;
 mod scrub;
 mod signing;
+mod takedown;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -164,6 +165,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hide a file from every snapshot that holds it (410 or 451 with a reason): ARCHIVE
+    /// PATH, or --sha256 DIGEST in every archive; --undo ID, --list.
+    Takedown(takedown::TakedownArgs),
     /// Re-hash every blob and check every snapshot; exit 1 if anything is wrong or a blob
     /// is quarantined. With --sample or --since: scrub a share of the blobs instead.
     Verify {
@@ -664,6 +668,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let store = Store::open_local(&data)?;
             gc_command(&store, crate::gc::GcOptions { grace, dry_run, rescan }, json)
         }
+        Command::Takedown(args) => {
+            takedown::run(&Store::open_local(&data)?, args).map(|()| std::process::ExitCode::SUCCESS)
+        }
         Command::Verify { json, scrub } => {
             let store = Store::open_local(&data)?;
             if scrub.is_scrub() {
@@ -676,13 +683,17 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 for p in &report.problems {
                     println!("{p}");
                 }
+                for t in &report.taken_down {
+                    println!("{t}");
+                }
                 eprintln!(
-                    "verified {} blobs ({} bytes), {} snapshots, {} entries: {} problem(s)",
+                    "verified {} blobs ({} bytes), {} snapshots, {} entries: {} problem(s), {} blob(s) taken down",
                     report.blobs_checked,
                     report.bytes_hashed,
                     report.snapshots_checked,
                     report.entries_checked,
-                    report.problems.len()
+                    report.problems.len(),
+                    report.taken_down.len()
                 );
             }
             Ok(if report.problems.is_empty() {

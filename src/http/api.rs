@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/blobs/missing", post(super::write::missing))
         .route("/blobs/{digest}", put(super::write::upload))
         .merge(super::channels::routes())
+        .merge(super::takedowns::routes())
 }
 
 /// Splits `<archive>/-/<action>` (axum has already percent-decoded it; `/-/` cannot occur

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// Not answerable yet (e.g. the package index is still being built); retry later.
     #[error("{message}")]
     Unavailable { message: String, retry_after_secs: u64 },
+    /// A file hidden by a takedown (`takedown`): 410 or 451, with the takedown's reason.
+    #[error("{path} is taken down: {reason}")]
+    TakenDown { status: crate::takedown::Status, reason: String, path: String, takedown: i64 },
     /// The server's disk (or bucket) is full: nothing was stored.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -60,6 +63,10 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TakenDown { status: crate::takedown::Status::Gone, .. } => StatusCode::GONE,
+            ApiError::TakenDown { status: crate::takedown::Status::Legal, .. } => {
+                StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS
+            }
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -68,6 +75,11 @@ impl ApiError {
     /// The one answer for an archive that does not exist or that the caller may not read.
     pub fn no_archive(name: &crate::domain::ArchiveName) -> Self {
         ApiError::NotFound(format!("no archive named '{name}'"))
+    }
+
+    /// The answer for `path` when a takedown hides the file it names.
+    pub fn taken_down(path: &crate::domain::RelPath, hit: crate::takedown::Hit) -> Self {
+        ApiError::TakenDown { status: hit.status, reason: hit.reason, path: path.to_string(), takedown: hit.id }
     }
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
@@ -131,6 +143,15 @@ pub async fn html_errors(req: axum::extract::Request, next: axum::middleware::Ne
     Response::from_parts(parts, axum::body::Body::from(page))
 }
 
+/// The error body of a taken-down file: the common fields, then the takedown's own.
+#[derive(serde::Serialize)]
+struct TakenDownJson<'a> {
+    error: String,
+    status: u16,
+    reason: &'a str,
+    takedown: i64,
+}
+
 const DISK_FULL: &str = "the server has no space left to store this; nothing was stored";
 
 impl From<crate::catalog::CatalogError> for ApiError {
@@ -168,7 +189,14 @@ impl IntoResponse for ApiError {
             _ => Vec::new(),
         };
         let body = ErrorJson { error: self.to_string(), status: status.as_u16(), missing };
-        let mut resp = (status, Json(body)).into_response();
+        let mut resp = match &self {
+            // The reason and the takedown's number, for clients that show them on their own.
+            ApiError::TakenDown { reason, takedown, .. } => {
+                let body = TakenDownJson { error: body.error, status: body.status, reason, takedown: *takedown };
+                (status, Json(body)).into_response()
+            }
+            _ => (status, Json(body)).into_response(),
+        };
         resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         if let ApiError::MethodNotAllowed { allow } = &self {
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));

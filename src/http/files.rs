@@ -79,7 +79,8 @@ pub async fn in_snapshot(
             let found = match &path {
                 None => Ok(Resolved::Dir(None)),
                 Some(p) => match resolve_path(catalog, releases, res.snapshot.key, p)? {
-                    Some(found) => Ok(found),
+                    Some(found) => crate::takedown::screen(s.takedowns.as_ref(), res.snapshot.key, p, found)?
+                        .map_err(|hit| ApiError::taken_down(p, hit)),
                     None => Err(not_found(catalog, releases, &res, p)?),
                 },
             };

@@ -143,6 +143,9 @@ struct DirEntryJson {
     #[serde(flatten)]
     content: Content,
     since: SnapshotId,
+    /// Set when a takedown hides the file: its number, status and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    taken_down: Option<crate::takedown::Hit>,
 }
 
 #[derive(Serialize)]
@@ -163,18 +166,28 @@ pub async fn snapshot_dir(
     let key = res.snapshot.key;
     let dir_str = dir.as_ref().map_or(String::new(), |d| d.to_string());
     let lookup = dir_str.clone();
-    let children: Vec<Entry> = st.blocking(move |s| Ok(s.catalog.children(key, &lookup)?)).await?;
+    let (children, marks): (Vec<Entry>, Vec<_>) = st
+        .blocking(move |s| {
+            let children = s.catalog.children(key, &lookup)?;
+            let marks = crate::takedown::marks(s.takedowns.as_ref(), key, &children)?;
+            Ok((children, marks))
+        })
+        .await?;
+    // Takedowns are the one thing that changes a final snapshot's listing.
+    let taken_down = marks.iter().any(Option::is_some);
     let archive = &res.snapshot.archive;
     // The HTML links the next snapshot: until there is one, the page can still change.
     let mut awaits_next = false;
     let mut resp = if wants_json(headers) {
         let entries = children
             .into_iter()
-            .map(|e| DirEntryJson {
+            .zip(marks)
+            .map(|(e, taken_down)| DirEntryJson {
                 name: e.path.file_name().to_string(),
                 path: e.path.clone(),
                 content: e.content,
                 since: e.since,
+                taken_down,
             })
             .collect();
         Json(DirJson { archive, requested: res.requested, snapshot: res.snapshot.id, path: dir_str, entries })
@@ -197,14 +210,22 @@ pub async fn snapshot_dir(
             || releases.iter().any(|r| r.valid_until.is_some() && !r.expired)
             || !damaged.is_empty();
         let warning = crate::scrub::web::warning(&damaged);
-        pages::respond(pages::listing::snapshot_dir(res, dir.as_ref(), &children, neighbours, &releases, warning))
+        pages::respond(pages::listing::snapshot_dir(
+            res,
+            dir.as_ref(),
+            &children,
+            &marks,
+            neighbours,
+            &releases,
+            warning,
+        ))
     };
     for (k, v) in snapshot_headers(st, res) {
         if let Some(k) = k {
             resp.headers_mut().insert(k, v);
         }
     }
-    if awaits_next && !res.live {
+    if (awaits_next || taken_down) && !res.live {
         resp.headers_mut().insert(header::CACHE_CONTROL, st.short_cache());
     }
     resp.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));

@@ -15,6 +15,7 @@ mod request_path;
 mod server;
 mod signing;
 mod stream;
+mod takedowns;
 mod write;
 
 use std::sync::Arc;

@@ -142,6 +142,9 @@ fn sweep(store: &Store, opts: ScrubOptions, metrics: Option<&Metrics>) -> Result
     };
     let mut hasher = Pacer::new(opts.max_bytes_per_sec);
     let now = chrono::Utc::now().timestamp();
+    // Bytes a takedown purged on purpose are gone, not missing: never quarantined (and so
+    // never fetched back from upstream).
+    let purged = crate::takedown::purged_digests(store)?;
     for (from, to) in ranges {
         let mut after: Option<Digest> = None;
         loop {
@@ -150,7 +153,7 @@ fn sweep(store: &Store, opts: ScrubOptions, metrics: Option<&Metrics>) -> Result
             let Some(last) = page.last() else { break };
             after = Some(*last);
             let mut good = Vec::with_capacity(page.len());
-            for digest in page {
+            for digest in page.into_iter().filter(|d| !purged.contains_key(d)) {
                 match check(store, &digest, &mut hasher, &mut report, metrics)? {
                     Verdict::Good => good.push(digest),
                     Verdict::Known => {}

@@ -9,6 +9,7 @@ mod listing;
 mod live;
 mod probes;
 mod signing;
+mod takedowns;
 mod tree_errors;
 mod write;
 

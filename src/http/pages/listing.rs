@@ -9,6 +9,7 @@ use crate::catalog::Entry;
 use crate::domain::{ArchiveName, RelPath, SnapshotId};
 use crate::manifest::Content;
 use crate::resolve::Resolution;
+use crate::takedown::Hit;
 use crate::wire::{ReleaseJson, SnapshotJson};
 
 pub fn archives(list: &[ArchiveSummary]) -> Markup {
@@ -86,6 +87,7 @@ pub fn snapshot_dir(
     res: &Resolution,
     dir: Option<&RelPath>,
     children: &[Entry],
+    marks: &[Option<Hit>],
     neighbours: (Option<SnapshotId>, Option<SnapshotId>),
     releases: &[ReleaseJson],
     warning: Markup,
@@ -111,11 +113,16 @@ pub fn snapshot_dir(
         }
         table {
             tr { th { "name" } th { "size" } th { "since" } th { "sha256" } }
-            @for e in children {
+            @for (e, mark) in children.iter().zip(marks) {
                 @let name = e.path.file_name();
                 @let is_dir = e.content == Content::Dir;
                 tr {
-                    td { a href={ (base) (url_path(e.path.as_str())) @if is_dir { "/" } } { (name) @if is_dir { "/" } } }
+                    @if let Some(hit) = mark {
+                        // Listed, so that the history stays legible, but the bytes are not linked.
+                        td { (name) " " span.takedown { "taken down (" (hit.status.code()) "): " (hit.reason) } }
+                    } @else {
+                        td { a href={ (base) (url_path(e.path.as_str())) @if is_dir { "/" } } { (name) @if is_dir { "/" } } }
+                    }
                     td { @if let Content::File { size, .. } = &e.content { (size) } }
                     td { (e.since) }
                     td {
