@@ -174,11 +174,12 @@ fn publish_scanned_since(
                             // a symlink there is an error: one with a copied size and mtime, to a
                             // file the cache knows, cannot pass for the file it replaced.
                             let lstat = if cache.is_empty() { None } else { Some(cursor.stat_file(&e.path)?) };
-                            // A remembered digest counts only while its blob is still stored.
+                            // A remembered digest counts only while its blob is still stored
+                            // (claimed only if nothing references it: `gc::rely_on`).
                             let known = lstat.map(|st| stat_cache::Stat::of_raw(&st)).and_then(|stat| {
                                 cache
                                     .lookup(&stat)
-                                    .filter(|d| store.blobs.contains(d).unwrap_or(false))
+                                    .filter(|d| crate::gc::rely_on(store, d).unwrap_or(false))
                                     .map(|d| (stat, d))
                             });
                             let (stat, digest, size, created) = match known {
@@ -239,7 +240,7 @@ fn ingest_file(store: &Store, file: &mut std::fs::File, path: &RelPath) -> Resul
     use std::io::{Seek, SeekFrom};
     let read_err = |source| PublishError::Read { path: path.clone(), source };
     let (digest, size) = hash_file(file).map_err(read_err)?;
-    if store.blobs.contains(&digest).map_err(read_err)? {
+    if crate::gc::rely_on(store, &digest).map_err(read_err)? {
         return Ok((digest, size, false));
     }
     file.seek(SeekFrom::Start(0)).map_err(read_err)?;
