@@ -27,6 +27,7 @@ pub mod resolve;
 pub mod retention;
 pub mod rollout;
 pub mod signing;
+pub mod space;
 pub mod store;
 pub mod verify;
 pub mod wire;

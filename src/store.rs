@@ -26,6 +26,8 @@ pub struct Store {
     pub retention: Arc<dyn crate::retention::RetentionStore>,
     /// Garbage-collection candidates (`gc`).
     pub gc: Arc<dyn crate::gc::GcCatalog>,
+    /// Per-archive blob counts (`space`).
+    pub space: Arc<dyn crate::space::SpaceCatalog>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -60,6 +62,7 @@ impl Store {
             packages: catalog.clone(),
             signing: catalog.clone(),
             gc: catalog.clone(),
+            space: catalog.clone(),
             retention: catalog.clone(),
             channels: catalog,
             last_use: Default::default(),

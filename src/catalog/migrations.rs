@@ -15,6 +15,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_package_paragraphs.sql", include_str!("../../schema/0007_package_paragraphs.sql")),
     ("0008_channels.sql", include_str!("../../schema/0008_channels.sql")),
     ("0009_lifecycle.sql", include_str!("../../schema/0009_lifecycle.sql")),
+    ("0013_space.sql", include_str!("../../schema/0013_space.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

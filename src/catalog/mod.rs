@@ -9,6 +9,7 @@ mod sqlite_gc;
 mod sqlite_packages;
 mod sqlite_retention;
 mod sqlite_signing;
+mod sqlite_space;
 
 use serde::Serialize;
 

@@ -6,6 +6,7 @@ mod packages;
 mod progress;
 mod retention;
 mod signing;
+mod space;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -220,6 +221,13 @@ pub enum ArchiveCommand {
         archive: String,
         #[command(flatten)]
         rules: retention::PolicyArgs,
+    },
+    /// Blobs and bytes each snapshot-referenced archive keeps stored, and those only it
+    /// references (what deleting it would free). Without ARCHIVE: every archive.
+    Space {
+        archive: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -603,6 +611,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
                 ArchiveCommand::Retention { archive, rules } => {
                     retention::policy(&store, &parse_archive(&archive)?, &rules)?;
+                    return Ok(std::process::ExitCode::SUCCESS);
+                }
+                ArchiveCommand::Space { archive, json } => {
+                    space::show(&store, archive.map(|a| parse_archive(&a)).transpose()?.as_ref(), json)?;
                     return Ok(std::process::ExitCode::SUCCESS);
                 }
             };
