@@ -16,7 +16,10 @@ use rand::{Rng, SeedableRng};
 /// Stores `bytes` as a blob nobody references (what a publish killed before its commit
 /// leaves), last used `age` ago.
 fn orphan(data: &Path, bytes: &[u8], age: Duration) -> (Digest, PathBuf) {
-    let blobs = LocalBlobStore::open(data.join("blobs")).unwrap();
+    orphan_in(&LocalBlobStore::open(data.join("blobs")).unwrap(), bytes, age)
+}
+
+fn orphan_in(blobs: &LocalBlobStore, bytes: &[u8], age: Duration) -> (Digest, PathBuf) {
     let out = blobs.put(&mut &bytes[..], None, None).unwrap();
     let path = blobs.path_of(&out.digest);
     filetime::set_file_mtime(&path, filetime::FileTime::from_system_time(SystemTime::now() - age)).unwrap();
@@ -163,8 +166,9 @@ fn gc_killed_at_random_points_beside_publishes_and_pushes_never_loses_a_referenc
         for dir in [&published, &pushed] {
             std::fs::create_dir_all(dir.join("pool")).unwrap();
         }
+        let blobs = LocalBlobStore::open(data.join("blobs")).unwrap();
         for i in 0..ORPHANS {
-            let (_, p) = orphan(&data, &content(t, i), 2 * HOUR);
+            let (_, p) = orphan_in(&blobs, &content(t, i), 2 * HOUR);
             match i % 4 {
                 0 => std::fs::write(published.join(format!("pool/f{i}.deb")), content(t, i)).unwrap(),
                 2 => std::fs::write(pushed.join(format!("pool/f{i}.deb")), content(t, i)).unwrap(),

@@ -178,6 +178,9 @@ impl BlobStore for LocalBlobStore {
         if !touch(&path)? {
             return Ok(None);
         }
+        // Looked up again after the touch: a collection's move can land between the
+        // touch's path lookup and its write, touching the file already aside; then it is
+        // no longer here, and the claim fails (the caller stores the bytes again).
         self.size(digest)
     }
 
@@ -338,7 +341,8 @@ impl BlobWriter for LocalWriter {
         // Durable before the existence check: a stored and a new blob take the same time.
         tmp.as_file().sync_all()?;
         let dest = store.path_of(&digest);
-        if touch(&dest)? {
+        // Still there after the touch: see `claim`.
+        if touch(&dest)? && dest.exists() {
             return Ok(PutOutcome { digest, size, created: false });
         }
         tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;

@@ -726,13 +726,18 @@ fn gc_command(store: &Store, opts: crate::gc::GcOptions, json: bool) -> anyhow::
     } else {
         let verb = if report.dry_run { "would free" } else { "freed" };
         println!(
-            "{verb} {} blob(s), {} bytes; examined {} candidate(s): {} referenced again, {} used within the grace period{}",
+            "{verb} {} blob(s), {} bytes; examined {} candidate(s): {} referenced again, {} used within the grace period{}{}",
             report.freed_blobs,
             report.freed_bytes,
             report.examined,
             report.referenced,
             report.recently_used,
-            if opts.rescan { format!("; rescan found {} new", report.enqueued) } else { String::new() }
+            if opts.rescan { format!("; rescan found {} new", report.enqueued) } else { String::new() },
+            if report.restored > 0 {
+                format!("; put back {} blob(s) a killed run had set aside", report.restored)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(std::process::ExitCode::SUCCESS)
