@@ -297,3 +297,67 @@ pub fn schedule(store: Store, grace: Duration, interval: Duration) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// The SQLite catalog, recording the size of every `gc_collect` batch.
+    struct Counting {
+        inner: Arc<dyn GcCatalog>,
+        batches: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl GcCatalog for Counting {
+        fn gc_due(
+            &self,
+            before: i64,
+            after: Option<(i64, Digest)>,
+            limit: u32,
+        ) -> Result<Vec<(i64, Digest)>, CatalogError> {
+            self.inner.gc_due(before, after, limit)
+        }
+        fn gc_check(&self, digest: &Digest, before: i64) -> Result<Verdict, CatalogError> {
+            self.inner.gc_check(digest, before)
+        }
+        fn gc_collect(
+            &self,
+            batch: &[Digest],
+            before: i64,
+            retire: &mut dyn FnMut(&Digest) -> io::Result<bool>,
+        ) -> Result<Vec<Verdict>, GcError> {
+            self.batches.lock().unwrap().push(batch.len());
+            self.inner.gc_collect(batch, before, retire)
+        }
+        fn gc_enqueue_if_unreferenced(&self, digest: &Digest, now: i64) -> Result<bool, CatalogError> {
+            self.inner.gc_enqueue_if_unreferenced(digest, now)
+        }
+        fn gc_referenced(&self, digest: &Digest) -> Result<bool, CatalogError> {
+            self.inner.gc_referenced(digest)
+        }
+        fn gc_is_candidate(&self, digest: &Digest) -> Result<bool, CatalogError> {
+            self.inner.gc_is_candidate(digest)
+        }
+    }
+
+    #[test]
+    fn candidates_are_collected_in_write_transactions_of_64() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_local(dir.path()).unwrap();
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        store.gc = Arc::new(Counting { inner: store.gc.clone(), batches: batches.clone() });
+        let old = filetime::FileTime::from_system_time(std::time::SystemTime::now() - 2 * DEFAULT_GRACE);
+        let long_ago = chrono::Utc::now().timestamp() - 2 * DEFAULT_GRACE.as_secs() as i64;
+        for i in 0..150u32 {
+            let out = store.blobs.put(&mut &i.to_le_bytes()[..], None, None).unwrap();
+            let path = dir.path().join("blobs/sha256").join(&out.digest.hex()[..2]).join(&out.digest.hex()[2..4]);
+            filetime::set_file_mtime(path.join(out.digest.hex()), old).unwrap();
+            assert!(store.gc.gc_enqueue_if_unreferenced(&out.digest, long_ago).unwrap());
+        }
+        let report = run(&store, GcOptions { grace: DEFAULT_GRACE, dry_run: false, rescan: false }).unwrap();
+        assert_eq!((report.examined, report.freed_blobs, report.freed_bytes), (150, 150, 600));
+        assert_eq!(*batches.lock().unwrap(), vec![64, 64, 22]);
+    }
+}
