@@ -8,6 +8,7 @@
 //! blobs that nothing references when they rely on them (`rely_on`): a referenced blob
 //! cannot be collected until one grace period after its last reference goes.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -17,7 +18,7 @@ use serde::Serialize;
 
 use crate::blob::RetiredBlob;
 use crate::catalog::CatalogError;
-use crate::domain::Digest;
+use crate::domain::{ArchiveName, Digest};
 use crate::store::Store;
 
 /// The default grace period: a day, as the issue asks.
@@ -146,6 +147,39 @@ pub fn rely_on_sized(store: &Store, digest: &Digest) -> io::Result<Option<u64>> 
         store.blobs.size(digest)
     } else {
         store.blobs.claim(digest)
+    }
+}
+
+/// What a publish may rely on without a claim or a catalog query per file: the blobs its
+/// archive's latest snapshot referenced when the publish started (`rely_on`'s argument:
+/// referenced at that moment, so not collectable within one grace period of it). The
+/// unchanged files that make most of each publish then cost one set lookup and a stat.
+pub struct Reliance {
+    live: HashSet<Digest>,
+}
+
+impl Reliance {
+    /// Blocking. Reads the live manifest of `archive`'s latest snapshot once (none: empty;
+    /// a snapshot committed meanwhile: empty too, every file then asks `rely_on`).
+    pub fn of_latest(store: &Store, archive: &ArchiveName) -> Result<Self, CatalogError> {
+        let mut live = HashSet::new();
+        if let Some(latest) = store.catalog.latest(archive)? {
+            let found = store.catalog.for_each_live(archive, latest.key.seq, &mut |e| {
+                live.extend(e.content.digest().copied());
+                Ok(())
+            });
+            match found {
+                Ok(()) => {}
+                Err(CatalogError::Conflict { .. }) => live.clear(),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Self { live })
+    }
+
+    /// `rely_on`, answered from the set when it can be.
+    pub fn rely_on(&self, store: &Store, digest: &Digest) -> io::Result<bool> {
+        if self.live.contains(digest) { Ok(store.blobs.size(digest)?.is_some()) } else { rely_on(store, digest) }
     }
 }
 
