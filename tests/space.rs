@@ -125,3 +125,22 @@ fn the_migration_back_fills_the_sizes_of_existing_rows() {
     assert_eq!(report(&app, "a").referenced, space(3, 48));
     assert_eq!(report(&app, "b").unique, space(1, 9));
 }
+
+#[test]
+fn a_blob_a_re_signed_file_references_is_not_unique() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let app = App::open(&data);
+    setup(&app);
+    // Re-signed Release files are kept for good: deleting a's snapshots would not free X.
+    let db = rusqlite::Connection::open(data.join("asof.db")).unwrap();
+    db.execute(
+        "INSERT INTO resigned_files (archive_id, seq, path, base, sha256, size, made_at) \
+         SELECT id, 1, 'dists/stable/Release', 'http://h/', ?1, ?2, 0 FROM archives WHERE name = 'a'",
+        rusqlite::params![&asof::domain::Digest::of(X).as_bytes()[..], X.len() as i64],
+    )
+    .unwrap();
+    let a = report(&app, "a");
+    assert_eq!(a.referenced, space(3, 48));
+    assert_eq!(a.unique, space(1, 8));
+}
