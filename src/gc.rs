@@ -394,4 +394,41 @@ mod tests {
         assert_eq!((report.examined, report.freed_blobs, report.freed_bytes), (150, 150, 600));
         assert_eq!(*batches.lock().unwrap(), vec![64, 64, 22]);
     }
+
+    /// Candidates without bytes (cheap to collect), due since long ago.
+    fn many_candidates(dir: &Path, n: u32) {
+        let db = rusqlite::Connection::open(dir.join("asof.db")).unwrap();
+        let tx = db.unchecked_transaction().unwrap();
+        for i in 0..n {
+            let d = Digest::of(&i.to_le_bytes());
+            tx.execute("INSERT INTO gc_candidates (sha256, since) VALUES (?1, 0)", [&d.as_bytes()[..]]).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_commit_waiting_for_the_write_lock_gets_it_while_a_long_collection_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_local(dir.path()).unwrap();
+        many_candidates(dir.path(), 30_000);
+        let gc_store = store.clone();
+        let gc = std::thread::spawn(move || {
+            let report = run(&gc_store, GcOptions { grace: DEFAULT_GRACE, dry_run: false, rescan: false }).unwrap();
+            (report.freed_blobs, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let file = crate::manifest::Content::File { size: 1, sha256: Digest::of(b"x") };
+        let manifest =
+            vec![crate::manifest::ManifestEntry { path: crate::domain::RelPath::new("a").unwrap(), content: file }];
+        let opts = crate::publish::PublishOptions {
+            progress: &crate::publish::NoProgress,
+            source: serde_json::Value::Null,
+            always: true,
+        };
+        crate::publish::commit_manifest(&store, &"deb".parse().unwrap(), manifest, &opts).unwrap();
+        let committed = Instant::now();
+        let (freed, finished) = gc.join().unwrap();
+        assert_eq!(freed, 30_000);
+        assert!(committed < finished, "the commit waited for the whole collection");
+    }
 }
