@@ -28,6 +28,7 @@ pub mod retention;
 pub mod rollout;
 pub mod scrub;
 pub mod signing;
+pub mod space;
 pub mod store;
 pub mod takedown;
 pub mod verify;

@@ -30,6 +30,8 @@ pub struct Store {
     pub scrub: Arc<dyn crate::scrub::ScrubCatalog>,
     /// Takedowns in force and their audit log (`takedown`).
     pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
+    /// Per-archive blob counts (`space`).
+    pub space: Arc<dyn crate::space::SpaceCatalog>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -65,6 +67,7 @@ impl Store {
             signing: catalog.clone(),
             gc: catalog.clone(),
             scrub: catalog.clone(),
+            space: catalog.clone(),
             retention: catalog.clone(),
             takedowns: catalog.clone(),
             channels: catalog,

@@ -22,6 +22,9 @@ pub enum Problem {
     UnreadableBlob { digest: Digest, error: String, location: String },
     /// A manifest entry whose blob is not in the store.
     MissingBlob { digest: Digest, size: u64, used_by: String },
+    /// A manifest entry whose blob is not in the store but set aside by a garbage
+    /// collection (running, or killed before it put it back).
+    SetAsideBlob { digest: Digest, size: u64, used_by: String, location: String },
     /// A blob whose size differs from what manifests record.
     SizeMismatch { digest: Digest, expected: u64, actual: u64 },
     /// A snapshot whose manifest no longer hashes to its recorded digest.
@@ -49,6 +52,10 @@ impl std::fmt::Display for Problem {
             Problem::MissingBlob { digest, size, used_by } => {
                 write!(f, "missing blob {digest} ({size} bytes), used by {used_by}")
             }
+            Problem::SetAsideBlob { digest, size, used_by, location } => write!(
+                f,
+                "missing blob {digest} ({size} bytes), used by {used_by}: only in {location}, set aside by a garbage collection that is running or was killed (the next `asof gc` puts it back)"
+            ),
             Problem::SizeMismatch { digest, expected, actual } => {
                 write!(f, "blob {digest} is {actual} bytes, manifests say {expected}")
             }
@@ -211,7 +218,10 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
             continue;
         }
         let used_by = missing_users.remove(&digest).unwrap_or_else(|| "an unreachable entry".into());
-        report.problems.push(Problem::MissingBlob { digest, size, used_by });
+        report.problems.push(match store.blobs.aside_location(&digest)? {
+            Some(location) => Problem::SetAsideBlob { digest, size, used_by, location },
+            None => Problem::MissingBlob { digest, size, used_by },
+        });
     }
     Ok(report)
 }

@@ -425,7 +425,7 @@ fn json_api_for_orchestrators() {
         (
             "/-/frobnicate",
             404,
-            "unknown API action 'frobnicate': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first or sources/<name>".to_string(),
+            "unknown API action 'frobnicate': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first, sources/<name> or space".to_string(),
         ),
     ] {
         api(p).assert_error(status, &message);

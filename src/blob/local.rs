@@ -37,27 +37,9 @@ impl LocalBlobStore {
             fsync_dir(parent)?;
         }
         fsync_dir(&root.join("sha256"))?;
-        let store = Self { inner: std::sync::Arc::new(Inner { root, durable_dirs: Default::default() }) };
-        store.restore_retired()?;
-        Ok(store)
-    }
-
-    /// Puts back blobs that a garbage collection moved aside and did not get to delete
-    /// (killed, or another process): until its catalog commit a retired blob may still
-    /// be wanted, and after it an extra file is only an orphan for the next run.
-    fn restore_retired(&self) -> io::Result<()> {
-        for entry in fs::read_dir(self.root().join("gc"))? {
-            let entry = entry?;
-            if let Some(d) = entry.file_name().to_str().and_then(|n| n.parse::<Digest>().ok()) {
-                let dest = self.path_of(&d);
-                self.inner.ensure_dir_durable(dest.parent().expect("blob paths have a parent"))?;
-                match fs::rename(entry.path(), &dest) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
+        // Blobs in `gc/` are left alone here: a live collection may have set them aside,
+        // and only a collection (holding the gc lock) resolves them (`left_aside`).
+        Ok(Self { inner: std::sync::Arc::new(Inner { root, durable_dirs: Default::default() }) })
     }
 
     fn root(&self) -> &Path {
@@ -197,6 +179,9 @@ impl BlobStore for LocalBlobStore {
         if !touch(&path)? {
             return Ok(None);
         }
+        // Looked up again after the touch: a collection's move can land between the
+        // touch's path lookup and its write, touching the file already aside; then it is
+        // no longer here, and the claim fails (the caller stores the bytes again).
         self.size(digest)
     }
 
@@ -217,6 +202,32 @@ impl BlobStore for LocalBlobStore {
             return Ok(None);
         }
         Ok(Some(Box::new(retired)))
+    }
+
+    fn left_aside(&self) -> io::Result<Vec<(Digest, Box<dyn RetiredBlob>)>> {
+        let mut found: Vec<(Digest, Box<dyn RetiredBlob>)> = Vec::new();
+        for entry in fs::read_dir(self.root().join("gc"))? {
+            let entry = entry?;
+            let Some(d) = entry.file_name().to_str().and_then(|n| n.parse::<Digest>().ok()) else { continue };
+            let size = match entry.metadata() {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let home = self.path_of(&d);
+            self.inner.ensure_dir_durable(home.parent().expect("blob paths have a parent"))?;
+            found.push((d, Box::new(LocalRetired { tomb: entry.path(), home, size, restored: false })));
+        }
+        Ok(found)
+    }
+
+    fn aside_location(&self, digest: &Digest) -> io::Result<Option<String>> {
+        let tomb = self.root().join("gc").join(digest.hex());
+        match fs::symlink_metadata(&tomb) {
+            Ok(_) => Ok(Some(tomb.display().to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn remove(&self, digest: &Digest) -> io::Result<()> {
@@ -265,8 +276,20 @@ struct LocalRetired {
 impl LocalRetired {
     fn restore(mut self) -> io::Result<()> {
         self.restored = true;
-        fs::rename(&self.tomb, &self.home)
+        put_back(&self.tomb, &self.home)
     }
+}
+
+/// Moves a blob set aside back home, unless a publisher stored the same bytes there
+/// meanwhile (a claim that found no file stores them again): that copy is kept, since its
+/// modification time says it was just used, which the set-aside copy would undo.
+fn put_back(tomb: &Path, home: &Path) -> io::Result<()> {
+    match fs::hard_link(tomb, home) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    fs::remove_file(tomb)
 }
 
 impl RetiredBlob for LocalRetired {
@@ -291,7 +314,7 @@ impl Drop for LocalRetired {
     /// Neither discarded nor restored (an error on the way): the blob goes back.
     fn drop(&mut self) {
         if !self.restored {
-            let _ = fs::rename(&self.tomb, &self.home);
+            let _ = put_back(&self.tomb, &self.home);
         }
     }
 }
@@ -332,7 +355,8 @@ impl BlobWriter for LocalWriter {
         // Durable before the existence check: a stored and a new blob take the same time.
         tmp.as_file().sync_all()?;
         let dest = store.path_of(&digest);
-        if touch(&dest)? {
+        // Still there after the touch: see `claim`.
+        if touch(&dest)? && dest.exists() {
             return Ok(PutOutcome { digest, size, created: false });
         }
         tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;

@@ -77,8 +77,16 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Garbage collection: moves a blob aside unless it was used (stored or claimed)
     /// within `idle`; `None` when it is absent or was used. The caller then discards or
-    /// restores it; a process killed in between leaves it to be restored at the next open.
+    /// restores it; a process killed in between leaves it aside (see `left_aside`).
     fn retire(&self, digest: &Digest, idle: std::time::Duration) -> io::Result<Option<Box<dyn RetiredBlob>>>;
+
+    /// Blobs `retire` moved aside and nobody discarded or restored (the collection was
+    /// killed). Only a collection holding the gc lock may call this: a live one's blobs
+    /// set aside are its own.
+    fn left_aside(&self) -> io::Result<Vec<(Digest, Box<dyn RetiredBlob>)>>;
+
+    /// Where a blob lies that a collection set aside, if it is (for `verify`).
+    fn aside_location(&self, digest: &Digest) -> io::Result<Option<String>>;
 
     /// Opens a blob for reading, or `None` when absent.
     fn open(&self, digest: &Digest) -> io::Result<Option<BlobReader>>;

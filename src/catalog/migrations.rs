@@ -18,6 +18,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_retention.sql", include_str!("../../schema/0010_retention.sql")),
     ("0011_takedowns.sql", include_str!("../../schema/0011_takedowns.sql")),
     ("0012_scrub.sql", include_str!("../../schema/0012_scrub.sql")),
+    ("0013_space.sql", include_str!("../../schema/0013_space.sql")),
     ("0014_rollout_health.sql", include_str!("../../schema/0014_rollout_health.sql")),
 ];
 

@@ -10,6 +10,7 @@ mod sqlite_packages;
 mod sqlite_retention;
 mod sqlite_scrub;
 mod sqlite_signing;
+mod sqlite_space;
 mod sqlite_takedowns;
 
 use serde::Serialize;

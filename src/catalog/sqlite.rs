@@ -421,7 +421,7 @@ impl Catalog for SqliteCatalog {
                  VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut hold = tx.prepare_cached(
-                "INSERT INTO blob_archives (sha256, archive_id, rows) VALUES (?1, ?2, 1) \
+                "INSERT INTO blob_archives (sha256, archive_id, rows, size) VALUES (?1, ?2, 1, ?3) \
                  ON CONFLICT (sha256, archive_id) DO UPDATE SET rows = rows + 1",
             )?;
             changes.for_each(&mut |change| {
@@ -433,8 +433,8 @@ impl Catalog for SqliteCatalog {
                     }
                     Change::Upsert(e) => {
                         close.execute(params![archive_id, e.path.as_str(), seq])?;
-                        if let Content::File { sha256, .. } = &e.content {
-                            hold.execute(params![&sha256.as_bytes()[..], archive_id])?;
+                        if let Content::File { sha256, size } = &e.content {
+                            hold.execute(params![&sha256.as_bytes()[..], archive_id, *size as i64])?;
                         }
                         let (sha, target) = match &e.content {
                             Content::File { sha256, .. } => (Some(&sha256.as_bytes()[..]), None),

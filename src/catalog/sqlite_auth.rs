@@ -89,16 +89,20 @@ impl AuthStore for SqliteCatalog {
     }
 
     fn grant_upload(&self, token_id: i64, digest: &Digest, now: i64) -> Result<()> {
-        self.conn()?.execute(
+        let mut conn = self.conn()?;
+        // One transaction, one durable commit per upload: the grant and the gc candidate
+        // (uploaded bytes may never be committed: garbage collection looks at them later).
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO upload_grants (token_id, sha256, granted_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (token_id, sha256) DO UPDATE SET granted_at = MAX(granted_at, excluded.granted_at)",
             params![token_id, &digest.as_bytes()[..], now],
         )?;
-        // Uploaded bytes may never be committed: garbage collection looks at them later.
-        self.conn()?.execute(
+        tx.execute(
             "INSERT OR IGNORE INTO gc_candidates (sha256, since) VALUES (?1, ?2)",
             params![&digest.as_bytes()[..], now],
         )?;
+        tx.commit()?;
         Ok(())
     }
 

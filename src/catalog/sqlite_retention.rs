@@ -154,9 +154,14 @@ impl RetentionStore for SqliteCatalog {
             tx.prepare_cached("DELETE FROM blob_archives WHERE sha256 = ?1 AND archive_id = ?2 AND rows <= 0")?
                 .execute(params![sha, archive_id])?;
             if !still_referenced(&tx, &sha, &Held::default())? {
-                // From now on it is a candidate for gc, which deletes it after the grace.
-                tx.prepare_cached("INSERT OR IGNORE INTO gc_candidates (sha256, since) VALUES (?1, ?2)")?
-                    .execute(params![sha, now])?;
+                // From now on it is a candidate for gc, which deletes it a grace period after
+                // now: an older row (a re-upload of a then-referenced blob, say) restarts its
+                // clock, since a publish may have relied on the reference without a claim.
+                tx.prepare_cached(
+                    "INSERT INTO gc_candidates (sha256, since) VALUES (?1, ?2) \
+                     ON CONFLICT (sha256) DO UPDATE SET since = MAX(since, excluded.since)",
+                )?
+                .execute(params![sha, now])?;
                 reclaim.blobs += 1;
                 reclaim.bytes += size as u64;
             }

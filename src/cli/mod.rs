@@ -7,6 +7,7 @@ mod progress;
 mod retention;
 mod scrub;
 mod signing;
+mod space;
 mod takedown;
 
 use std::io::IsTerminal;
@@ -228,6 +229,13 @@ pub enum ArchiveCommand {
         archive: String,
         #[command(flatten)]
         rules: retention::PolicyArgs,
+    },
+    /// Blobs and bytes each snapshot-referenced archive keeps stored, and those only it
+    /// references (what deleting it would free). Without ARCHIVE: every archive.
+    Space {
+        archive: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -624,6 +632,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     retention::policy(&store, &parse_archive(&archive)?, &rules)?;
                     return Ok(std::process::ExitCode::SUCCESS);
                 }
+                ArchiveCommand::Space { archive, json } => {
+                    space::show(&store, archive.map(|a| parse_archive(&a)).transpose()?.as_ref(), json)?;
+                    return Ok(std::process::ExitCode::SUCCESS);
+                }
             };
             let archive = parse_archive(&name)?;
             store.auth.set_private(&archive, private, chrono::Utc::now().timestamp())?;
@@ -757,13 +769,18 @@ fn gc_command(store: &Store, opts: crate::gc::GcOptions, json: bool) -> anyhow::
     } else {
         let verb = if report.dry_run { "would free" } else { "freed" };
         println!(
-            "{verb} {} blob(s), {} bytes; examined {} candidate(s): {} referenced again, {} used within the grace period{}",
+            "{verb} {} blob(s), {} bytes; examined {} candidate(s): {} referenced again, {} used within the grace period{}{}",
             report.freed_blobs,
             report.freed_bytes,
             report.examined,
             report.referenced,
             report.recently_used,
-            if opts.rescan { format!("; rescan found {} new", report.enqueued) } else { String::new() }
+            if opts.rescan { format!("; rescan found {} new", report.enqueued) } else { String::new() },
+            if report.restored > 0 {
+                format!("; put back {} blob(s) a killed run had set aside", report.restored)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(std::process::ExitCode::SUCCESS)

@@ -242,6 +242,13 @@ async fn archive_action(
         ["packages", name] => super::packages::history(&st, archive, name, Kind::Binary).await,
         ["packages", name, "first"] => super::packages::first(&st, archive, name, &uri).await,
         ["sources", name] => super::packages::history(&st, archive, name, Kind::Source).await,
+        ["space"] => {
+            let name = archive.clone();
+            let report = st
+                .blocking(move |s| crate::space::report(s, &name)?.ok_or_else(|| ApiError::no_archive(&name)))
+                .await?;
+            Ok(short(&st, Json(report).into_response()))
+        }
         [""] => {
             let name = archive.clone();
             let summary = st
@@ -313,7 +320,7 @@ async fn archive_action(
             Ok(short(&st, Json(snap).into_response()))
         }
         _ => Err(ApiError::NotFound(format!(
-            "unknown API action '{action}': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first or sources/<name>"
+            "unknown API action '{action}': expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first, sources/<name> or space"
         ))),
     }
 }

@@ -51,7 +51,7 @@ pub async fn missing(State(st): State<AppState>, headers: HeaderMap, body: Body)
             let mut missing = Vec::new();
             for d in digests {
                 // A blob the caller may not use is "missing" to it, stored or not.
-                if !access.may_use(&d)? || !s.blobs.contains(&d)? {
+                if !access.may_use(&d)? || !crate::gc::rely_on(s, &d)? {
                     missing.push(d.hex());
                 }
             }

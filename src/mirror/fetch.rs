@@ -157,8 +157,8 @@ impl Fetcher {
         sha256: Digest,
     ) -> Result<Option<Fetched>, FetchError> {
         let io_err = |e: std::io::Error| FetchError::Failed { url: url.into(), reason: format!("local I/O: {e}") };
-        let blobs = store.blobs.clone();
-        if tokio::task::spawn_blocking(move || blobs.contains(&sha256))
+        let s = store.clone();
+        if tokio::task::spawn_blocking(move || crate::gc::rely_on(&s, &sha256))
             .await
             .map_err(|e| io_err(e.into()))?
             .map_err(io_err)?

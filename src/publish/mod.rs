@@ -147,6 +147,7 @@ fn publish_scanned_since(
     let new_blobs = AtomicU64::new(0);
     let new_bytes = AtomicU64::new(0);
     let cache = stat_cache.map(stat_cache::StatCache::load).unwrap_or_default();
+    let reliance = crate::gc::Reliance::of_latest(store, archive)?;
     let seen: std::sync::Mutex<Vec<(stat_cache::Stat, Digest)>> = Default::default();
     // Ingest waits on the disk (reads, fsyncs) more than on the CPU: more threads than cores
     // let those waits overlap; hashing still uses every core.
@@ -174,18 +175,19 @@ fn publish_scanned_since(
                             // a symlink there is an error: one with a copied size and mtime, to a
                             // file the cache knows, cannot pass for the file it replaced.
                             let lstat = if cache.is_empty() { None } else { Some(cursor.stat_file(&e.path)?) };
-                            // A remembered digest counts only while its blob is still stored.
+                            // A remembered digest counts only while its blob is still stored
+                            // (claimed only if nothing references it: `gc::Reliance`).
                             let known = lstat.map(|st| stat_cache::Stat::of_raw(&st)).and_then(|stat| {
                                 cache
                                     .lookup(&stat)
-                                    .filter(|d| store.blobs.contains(d).unwrap_or(false))
+                                    .filter(|d| reliance.rely_on(store, d).unwrap_or(false))
                                     .map(|d| (stat, d))
                             });
                             let (stat, digest, size, created) = match known {
                                 Some((stat, d)) => (stat, d, stat.size(), false),
                                 None => {
                                     let (mut file, meta) = cursor.open_file(&e.path)?;
-                                    let (d, size, created) = ingest_file(store, &mut file, &e.path)?;
+                                    let (d, size, created) = ingest_file(store, &reliance, &mut file, &e.path)?;
                                     (stat_cache::Stat::of(&meta), d, size, created)
                                 }
                             };
@@ -235,11 +237,16 @@ fn publish_scanned_since(
 
 /// Hashes a file first, so that a blob already stored costs one read and no write. The
 /// same descriptor is read again to store it: a path could meanwhile name something else.
-fn ingest_file(store: &Store, file: &mut std::fs::File, path: &RelPath) -> Result<(Digest, u64, bool), PublishError> {
+fn ingest_file(
+    store: &Store,
+    reliance: &crate::gc::Reliance,
+    file: &mut std::fs::File,
+    path: &RelPath,
+) -> Result<(Digest, u64, bool), PublishError> {
     use std::io::{Seek, SeekFrom};
     let read_err = |source| PublishError::Read { path: path.clone(), source };
     let (digest, size) = hash_file(file).map_err(read_err)?;
-    if store.blobs.contains(&digest).map_err(read_err)? {
+    if reliance.rely_on(store, &digest).map_err(read_err)? {
         return Ok((digest, size, false));
     }
     file.seek(SeekFrom::Start(0)).map_err(read_err)?;

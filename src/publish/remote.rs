@@ -333,8 +333,8 @@ fn check_blobs(store: &Store, stage: &DiskStaging, may_use: MayUse) -> Result<()
                 return Err(StageError::Invalid(String::new()));
             }
         };
-        // A claim, not a look: the commit is about to reference it (see `BlobStore::contains`).
-        let found = if may { store.blobs.claim(&digest).map_err(StageError::Io) } else { Ok(None) };
+        // The commit is about to reference it: claimed unless referenced (`gc::rely_on`).
+        let found = if may { crate::gc::rely_on_sized(store, &digest).map_err(StageError::Io) } else { Ok(None) };
         match found {
             Ok(None) => {
                 if missing.len() < MAX_MISSING_LISTED {

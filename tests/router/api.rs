@@ -141,7 +141,7 @@ async fn resolve_and_latest() {
 #[tokio::test]
 async fn unknown_actions_and_methods() {
     let app = App::start();
-    let expected = "expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first or sources/<name>";
+    let expected = "expected snapshots, snapshots/<ID>, snapshots/<ID>/manifest, resolve/<ID>, latest, diff, packages, packages/<name>, packages/<name>/first, sources/<name> or space";
     for action in ["frobnicate", "snapshots/x/y/z", "resolve"] {
         app.get(&format!("/api/v1/archives/debian/-/{action}"))
             .await
