@@ -242,3 +242,33 @@ fn apply_runs_beside_publishes_and_leaves_every_kept_snapshot_whole() {
     assert_eq!(deleted, 10);
     verify_clean(&data);
 }
+
+#[test]
+fn two_applies_at_once_delete_each_snapshot_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    for i in 0..12 {
+        std::fs::write(tree.join("f"), format!("version {i}")).unwrap();
+        publish(&data, "deb", &tree);
+    }
+    run(&data, &["archive", "retention", "deb", "--keep-last", "1"]);
+    let applies: Vec<_> = (0..2)
+        .map(|_| {
+            let data = data.clone();
+            std::thread::spawn(move || run(&data, &["retention", "apply", "deb"]))
+        })
+        .collect();
+    let mut deleted = 0;
+    for a in applies {
+        let (code, out, err) = a.join().unwrap();
+        assert_eq!(code, 0, "{err}");
+        // The one that lost a race says nothing about it: the snapshot is gone either way.
+        assert!(!err.contains(" kept: "), "{err}");
+        deleted += out.lines().count();
+    }
+    assert_eq!(deleted, 10);
+    assert_eq!(run(&data, &["snapshots", "deb"]).1.lines().count(), 2);
+    verify_clean(&data);
+}

@@ -120,9 +120,7 @@ impl RetentionStore for SqliteCatalog {
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)),
             )
             .optional()?;
-        let Some((seq, committed_at, digest)) = found else {
-            return Ok(Deletion::Kept("no such snapshot".into()));
-        };
+        let Some((seq, committed_at, digest)) = found else { return Ok(Deletion::AlreadyGone) };
         if let Some(why) = must_keep(&tx, archive, archive_id, seq, id)? {
             return Ok(Deletion::Kept(why));
         }

@@ -83,6 +83,7 @@ pub fn apply(store: &Store, archive: &ArchiveName, now: i64, actor: &str) -> any
                 applied.reclaim += r;
             }
             Deletion::Kept(why) => applied.kept.push((id, why)),
+            Deletion::AlreadyGone => {}
         }
     }
     if !applied.deleted.is_empty() {

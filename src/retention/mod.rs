@@ -38,6 +38,8 @@ impl std::ops::AddAssign for Reclaim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deletion {
     Deleted(Reclaim),
+    /// Already deleted (by another apply running at the same time).
+    AlreadyGone,
     /// Kept after all, and why (re-checked under the write lock: first, latest, pinned
     /// since the plan was made, not yet read by the package index).
     Kept(String),
