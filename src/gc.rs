@@ -279,14 +279,23 @@ fn collect(
         Ok(free)
     })?;
     let held = started.elapsed();
+    // Every retired blob is settled even if one fails: one left to its Drop would be put
+    // back with its candidate row already gone (an orphan until --rescan).
+    let mut first_error = None;
     for (digest, blob) in retired {
         let verdict = batch.iter().zip(&verdicts).find(|(d, _)| **d == digest).map(|(_, v)| *v);
-        if verdict == Some(Verdict::Collected) {
-            report.freed_bytes += blob.size();
-            blob.discard()?;
-        } else {
-            blob.restore()?;
+        let size = blob.size();
+        let settled = if verdict == Some(Verdict::Collected) { blob.discard() } else { blob.restore() };
+        match settled {
+            Ok(()) if verdict == Some(Verdict::Collected) => report.freed_bytes += size,
+            Ok(()) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
+    }
+    if let Some(e) = first_error {
+        return Err(e.into());
     }
     verdicts.into_iter().for_each(|v| report.count(v));
     std::thread::sleep(held);

@@ -191,3 +191,30 @@ fn port(server: &Server) -> &str {
 fn asof_immutable() -> &'static str {
     "public, max-age=31536000, immutable"
 }
+
+#[test]
+fn a_snapshot_is_kept_while_the_package_index_has_not_read_the_one_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let store = Store::open_local(&data).unwrap();
+    let archive: ArchiveName = "deb".parse().unwrap();
+    let opts = PublishOptions { progress: &NoProgress, source: serde_json::Value::Null, always: true };
+    let ids: Vec<SnapshotId> = ["v1", "v2", "v1"]
+        .iter()
+        .map(|v| publish_dir(&store, &archive, &fixtures().join("apt").join(v), &opts).unwrap().snapshot)
+        .collect();
+    asof::packages::index::index_archive(&store, &archive, &mut |_, _| {}).unwrap();
+    // As if the third snapshot were committed but not indexed yet: deleting the second
+    // would take rows the index needs to read the third.
+    let db = rusqlite::Connection::open(data.join("asof.db")).unwrap();
+    db.execute("UPDATE package_index_state SET indexed_seq = 2", []).unwrap();
+    assert_eq!(
+        store.retention.delete_snapshot(&archive, ids[1], "test", 0).unwrap(),
+        asof::retention::Deletion::Kept("the package index has not read it and the snapshot after it yet".into())
+    );
+    db.execute("UPDATE package_index_state SET indexed_seq = 3", []).unwrap();
+    assert!(matches!(
+        store.retention.delete_snapshot(&archive, ids[1], "test", 0).unwrap(),
+        asof::retention::Deletion::Deleted(_)
+    ));
+}

@@ -183,3 +183,27 @@ fn apt_fails_to_download_a_taken_down_package_with_the_status_line() {
     let hello = std::fs::read(fixtures().join("apt/v1").join(HELLO)).unwrap();
     assert!(apt.downloaded() == [("hello-asof_1.0-1_all.deb".to_string(), hello)]);
 }
+
+#[test]
+fn a_takedown_hiding_bytes_another_takedown_purged_cannot_be_undone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("one"), "the same bytes at two paths").unwrap();
+    std::fs::write(tree.join("two"), "the same bytes at two paths").unwrap();
+    publish(&data, "deb", &tree);
+    ok(&data, &["takedown", "deb", "one", "--reason", REASON]);
+    // Allowed: the other path holding the bytes is hidden by takedown 1.
+    ok(&data, &["takedown", "deb", "two", "--reason", REASON, "--purge"]);
+    // Serving `one` again would serve bytes that are gone.
+    refused(
+        &data,
+        &["takedown", "--undo", "1"],
+        "takedown 1 cannot be undone: its bytes were purged and are gone from the store",
+    );
+    let server = Server::start(&data);
+    assert_taken_down(&server.get("/deb/one"), 410, "one", 1);
+    drop(server);
+    verify_clean(&data);
+}

@@ -77,14 +77,18 @@ fn deletion_state(
         .query_row(params![archive_id, at.unix()], |r| r.get::<_, i64>(0))
         .optional()?
         .map(|deleted_at| DeletedSnapshot { id: at, deleted_at });
-    let retention = deleted.is_some()
-        || conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM retention_policies WHERE archive_id = ?1) \
-                 OR EXISTS (SELECT 1 FROM deleted_snapshots WHERE archive_id = ?1)",
-            )?
-            .query_row([archive_id], |r| r.get::<_, bool>(0))?;
+    let retention = deleted.is_some() || under_retention(conn, archive_id)?;
     Ok((deleted, retention))
+}
+
+/// Whether the archive has a retention policy or has had snapshots deleted.
+pub(super) fn under_retention(conn: &rusqlite::Connection, archive_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM retention_policies WHERE archive_id = ?1) \
+             OR EXISTS (SELECT 1 FROM deleted_snapshots WHERE archive_id = ?1)",
+        )?
+        .query_row([archive_id], |r| r.get::<_, bool>(0))?)
 }
 
 fn bad(msg: impl Into<String>) -> CatalogError {

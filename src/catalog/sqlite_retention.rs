@@ -121,15 +121,17 @@ impl RetentionStore for SqliteCatalog {
             )
             .optional()?;
         let Some((seq, committed_at, digest)) = found else { return Ok(Deletion::AlreadyGone) };
-        if let Some(why) = must_keep(&tx, archive, archive_id, seq, id)? {
-            return Ok(Deletion::Kept(why));
-        }
-        let (a, b) = kept_neighbours(&tx, archive_id, seq)?;
-        let (a, b) = (a.expect("checked by must_keep"), b.expect("checked by must_keep"));
+        let (a, b) = match must_keep(&tx, archive, archive_id, seq, id)? {
+            Ok(neighbours) => neighbours,
+            Err(why) => return Ok(Deletion::Kept(why)),
+        };
         let mut reclaim = Reclaim { snapshots: 1, ..Reclaim::default() };
         let mut dropped: HashMap<Vec<u8>, i64> = HashMap::new();
         for row in doomed_rows(&tx, archive_id, a, b)? {
             tx.prepare_cached("DELETE FROM entries WHERE archive_id = ?1 AND path = ?2 AND first_seq = ?3")?
+                .execute(params![archive_id, row.path, row.first_seq])?;
+            // A scrub's flag on the row goes with it.
+            tx.prepare_cached("DELETE FROM scrub_damage WHERE archive_id = ?1 AND path = ?2 AND first_seq = ?3")?
                 .execute(params![archive_id, row.path, row.first_seq])?;
             reclaim.entry_rows += 1;
             if let Some(sha) = row.sha256 {
@@ -177,12 +179,7 @@ impl RetentionStore for SqliteCatalog {
     fn under_retention(&self, archive: &ArchiveName) -> Result<bool> {
         let conn = self.conn()?;
         let Some(id) = archive_id(&conn, archive)? else { return Ok(false) };
-        Ok(conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM retention_policies WHERE archive_id = ?1) \
-                 OR EXISTS (SELECT 1 FROM deleted_snapshots WHERE archive_id = ?1)",
-            )?
-            .query_row([id], |r| r.get(0))?)
+        super::sqlite::under_retention(&conn, id)
     }
 
     fn deleted_snapshots(&self, archive: &ArchiveName) -> Result<Vec<DeletedSnapshot>> {
@@ -285,31 +282,31 @@ fn kept_neighbours(conn: &Connection, archive_id: i64, seq: i64) -> Result<(Opti
 
 /// Why snapshot `seq` must stay, checked under the write lock: whatever the plan said, the
 /// first and the latest snapshot, a pin made since, and a snapshot the package index has
-/// not read yet (it reads snapshots in order) are kept.
+/// not read yet, or whose successor it has not read (it reads snapshots in order, and
+/// reading the successor needs the rows the deletion removes). Else its kept neighbours.
 fn must_keep(
     conn: &Connection,
     archive: &ArchiveName,
     archive_id: i64,
     seq: i64,
     id: SnapshotId,
-) -> Result<Option<String>> {
-    let (before, after) = kept_neighbours(conn, archive_id, seq)?;
-    if before.is_none() {
-        return Ok(Some("it is the first snapshot".into()));
-    }
-    if after.is_none() {
-        return Ok(Some("it is the latest snapshot".into()));
-    }
+) -> Result<Result<(i64, i64), String>> {
+    let (Some(before), after) = kept_neighbours(conn, archive_id, seq)? else {
+        return Ok(Err("it is the first snapshot".into()));
+    };
+    let Some(after) = after else { return Ok(Err("it is the latest snapshot".into())) };
     let indexed: i64 = conn.query_row(
         "SELECT COALESCE((SELECT indexed_seq FROM package_index_state WHERE archive_id = ?1), 0)",
         [archive_id],
         |r| r.get(0),
     )?;
-    if seq > indexed {
-        return Ok(Some("the package index has not read it yet".into()));
+    if after > indexed {
+        return Ok(Err("the package index has not read it and the snapshot after it yet".into()));
     }
-    let pinned = pins_on(conn, archive)?.into_iter().find(|p| p.id == id);
-    Ok(pinned.map(|p| p.reason))
+    match pins_on(conn, archive)?.into_iter().find(|p| p.id == id) {
+        Some(p) => Ok(Err(p.reason)),
+        None => Ok(Ok((before, after))),
+    }
 }
 
 /// Explicit pins, and every snapshot a rollout channel may serve (see `RetentionStore::pins`).

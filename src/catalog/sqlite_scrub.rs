@@ -179,7 +179,8 @@ impl ScrubCatalog for SqliteCatalog {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT a.name, d.path, s.source FROM scrub_damage d JOIN archives a ON a.id = d.archive_id \
-             JOIN snapshots s ON s.archive_id = d.archive_id AND s.seq = d.first_seq \
+             JOIN snapshots s ON s.archive_id = d.archive_id \
+             AND s.seq = (SELECT MIN(seq) FROM snapshots WHERE archive_id = d.archive_id AND seq >= d.first_seq) \
              WHERE d.sha256 = ?1 ORDER BY a.name, d.path, d.first_seq DESC",
         )?;
         let rows: Vec<(String, String, String)> = stmt

@@ -181,6 +181,18 @@ impl TakedownStore for SqliteCatalog {
             Some((false, _)) => return Ok(Undone::AlreadyUndone),
             Some((true, false)) => {}
         }
+        // Another takedown may have purged the same bytes (a path purge is allowed while this
+        // one hid their other path): serving them again would serve nothing.
+        let hides_purged: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM takedowns t JOIN takedown_purged p ON p.sha256 = t.sha256 WHERE t.id = ?1) \
+             OR EXISTS (SELECT 1 FROM takedowns t JOIN entries e ON e.archive_id = t.archive_id AND e.path = t.path \
+                        JOIN takedown_purged p ON p.sha256 = e.sha256 WHERE t.id = ?1)",
+            [id],
+            |r| r.get(0),
+        )?;
+        if hides_purged {
+            return Ok(Undone::Purged);
+        }
         tx.execute("UPDATE takedowns SET active = 0 WHERE id = ?1", [id])?;
         log(&tx, id, Action::Undo, actor, now)?;
         let takedown = one(&tx, id)?;

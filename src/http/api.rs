@@ -73,18 +73,26 @@ fn allowed(action: &str) -> &'static str {
     }
 }
 
+/// Blocking. The snapshot with exactly this ID: 410 if retention deleted it, else 404.
+fn exact_snapshot(
+    s: &crate::store::Store,
+    name: &ArchiveName,
+    id: SnapshotId,
+) -> Result<crate::catalog::Snapshot, ApiError> {
+    let missing = || ApiError::NotFound(format!("archive '{name}' has no snapshot {id}"));
+    match crate::resolve::resolve_id(s.catalog.as_ref(), name, id, SnapshotId::now()) {
+        Ok(res) => Some(res.snapshot).filter(|s| s.id == id).ok_or_else(missing),
+        Err(gone @ crate::resolve::TimeError::Deleted { .. }) => Err(gone.into()),
+        Err(crate::resolve::TimeError::Catalog(e)) => Err(e.into()),
+        Err(_) => Err(missing()),
+    }
+}
+
 /// `GET .../-/snapshots/<ID>/manifest`: every file and symlink as one JSON object per line,
 /// streamed (a client computing a change set needs the base's manifest).
 async fn manifest_ndjson(st: &AppState, archive: ArchiveName, id: SnapshotId) -> Result<Response, ApiError> {
     let name = archive.clone();
-    let snap = st
-        .blocking(move |s| {
-            s.catalog
-                .resolve(&name, id)?
-                .filter(|s| s.id == id)
-                .ok_or_else(|| ApiError::NotFound(format!("archive '{name}' has no snapshot {id}")))
-        })
-        .await?;
+    let snap = st.blocking(move |s| exact_snapshot(s, &name, id)).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
     let store = st.store.clone();
     tokio::task::spawn_blocking(move || {
@@ -268,14 +276,7 @@ async fn archive_action(
             let cache = st.releases.clone();
             let snap = st
                 .blocking(move |s| {
-                    let missing = || ApiError::NotFound(format!("archive '{name}' has no snapshot {id}"));
-                    let found = match crate::resolve::resolve_id(s.catalog.as_ref(), &name, id, SnapshotId::now()) {
-                        Ok(res) => Some(res.snapshot).filter(|s| s.id == id),
-                        Err(gone @ crate::resolve::TimeError::Deleted { .. }) => return Err(gone.into()),
-                        Err(crate::resolve::TimeError::Catalog(e)) => return Err(e.into()),
-                        Err(_) => None,
-                    };
-                    let snap = found.ok_or_else(missing)?;
+                    let snap = exact_snapshot(s, &name, id)?;
                     let (previous, next) = s.catalog.neighbours(snap.key)?;
                     let releases = Some(releases_json(s, &cache, snap.key)?);
                     let damage = s.scrub.scrub_damage(&name)?;

@@ -167,15 +167,15 @@ pub async fn first(st: &AppState, archive: ArchiveName, name: &str, uri: &Uri) -
     let latest = latest_snapshot(st, &archive).await?;
     let archive_id = indexed_through(st, &archive, latest.key.seq).await?;
     let filter = DiffFilter { suite: p.suite, architecture: p.architecture, name: None };
-    let (n, c) = (name.to_string(), constraint.clone());
+    let (n, c, a) = (name.to_string(), constraint.clone(), archive.clone());
     let found = st
         .blocking(move |s| {
             let Some((seq, row)) = query::first_satisfying(s, archive_id, &n, &c, &filter)? else { return Ok(None) };
             let id = query::SeqIds::new(s, archive_id).id(seq, crate::packages::store::Toward::Later)?;
-            Ok(Some((id, row)))
+            Ok(Some((id, row, s.retention.under_retention(&a)?)))
         })
         .await?;
-    let Some((id, row)) = found else {
+    let Some((id, row, retention)) = found else {
         return Err(ApiError::NotFound(format!("no snapshot of '{archive}' has {name} {constraint}")));
     };
     let body = serde_json::json!({
@@ -189,8 +189,9 @@ pub async fn first(st: &AppState, archive: ArchiveName, name: &str, uri: &Uri) -
         "component": row.index.component,
         "architecture": row.index.architecture,
     });
-    // The first snapshot with such a version stays the first: history only grows forward.
-    Ok(cached(st, Json(body).into_response(), true))
+    // The first snapshot with such a version stays the first: history only grows forward,
+    // unless retention deletes it (then the first kept one after it is the answer).
+    Ok(cached(st, Json(body).into_response(), !retention))
 }
 
 #[derive(Deserialize)]

@@ -43,9 +43,19 @@ pub struct Applied {
     pub reclaim: Reclaim,
 }
 
-/// The plan for `archive` as of `now` (unix seconds); `None` if there is no such archive.
-/// Blocking.
+/// The plan for `archive` as of `now` (unix seconds), with what it would free; `None` if
+/// there is no such archive. Blocking.
 pub fn plan(store: &Store, archive: &ArchiveName, now: i64) -> Result<Option<Plan>, CatalogError> {
+    let Some(mut plan) = verdicts(store, archive, now)? else { return Ok(None) };
+    let doomed = plan.doomed();
+    if !doomed.is_empty() {
+        plan.reclaim = store.retention.preview_deletion(archive, &doomed)?;
+    }
+    Ok(Some(plan))
+}
+
+/// The plan without what it frees (`reclaim` left at zero).
+fn verdicts(store: &Store, archive: &ArchiveName, now: i64) -> Result<Option<Plan>, CatalogError> {
     if store.catalog.archive(archive)?.is_none() {
         return Ok(None);
     }
@@ -58,12 +68,7 @@ pub fn plan(store: &Store, archive: &ArchiveName, now: i64) -> Result<Option<Pla
     let ids: Vec<i64> = snapshots.iter().map(|s| s.id.unix()).collect();
     let verdicts = evaluate(&ids, &policy, &pins, now);
     let lines: Vec<PlanLine> = snapshots.iter().zip(verdicts).map(|(s, keep)| PlanLine { id: s.id, keep }).collect();
-    let mut plan = Plan { archive: archive.clone(), policy, snapshots: lines, reclaim: Reclaim::default() };
-    let doomed = plan.doomed();
-    if !doomed.is_empty() {
-        plan.reclaim = store.retention.preview_deletion(archive, &doomed)?;
-    }
-    Ok(Some(plan))
+    Ok(Some(Plan { archive: archive.clone(), policy, snapshots: lines, reclaim: Reclaim::default() }))
 }
 
 /// Deletes the snapshots the archive's policy lets go as of `now`, oldest first, and
@@ -74,7 +79,8 @@ pub fn apply(store: &Store, archive: &ArchiveName, now: i64, actor: &str) -> any
         return Ok(store.catalog.archive(archive)?.map(|_| Applied::default()));
     }
     crate::packages::index::index_archive(store, archive, &mut |_, _| {})?;
-    let Some(plan) = plan(store, archive, now)? else { return Ok(None) };
+    // The deletions report what they free: no preview needed.
+    let Some(plan) = verdicts(store, archive, now)? else { return Ok(None) };
     let mut applied = Applied::default();
     for id in plan.doomed() {
         match store.retention.delete_snapshot(archive, id, actor, now)? {

@@ -200,9 +200,16 @@ fn check(
                 Ok(format!("no bytes in the blob store (expected at {location})"))
             });
         }
-        // Unopenable bytes are bad bytes: a run that stopped here would stop every run
-        // after it at the same blob, and the rotation with it.
-        Err(e) => return set_aside(store, digest, format!("unreadable: {e}")),
+        // An open that fails (out of descriptors, permissions) says nothing about the
+        // bytes: counted and left in place for the next round, never moved aside, and the
+        // run goes on (one stuck blob must not stop the rotation).
+        Err(e) => {
+            tracing::warn!(sha256 = %digest, error = %e, "scrub could not open a blob; skipped");
+            if let Some(m) = metrics {
+                m.scrub_problems.with_label_values(&["unreadable"]).inc();
+            }
+            return Ok(Verdict::Known);
+        }
     };
     let mut count = |n: usize| {
         report.bytes_verified += n as u64;

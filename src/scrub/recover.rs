@@ -21,6 +21,12 @@ pub(super) async fn recover(store: &Store, q: &Quarantined) -> Result<Option<Res
         return lift(store, digest, NO_LONGER_REFERENCED.into()).await.map(Some);
     }
     let s = store.clone();
+    let purged = blocking(move || Ok(crate::takedown::purged_digests(&s)?.get(&digest).copied())).await?;
+    if let Some(takedown) = purged {
+        // Deleted on purpose since it was quarantined: never fetched back.
+        return lift(store, digest, format!("purged by takedown {takedown}")).await.map(Some);
+    }
+    let s = store.clone();
     if blocking(move || stored_intact(&s, &digest)).await? {
         return lift(store, digest, "the blob store".into()).await.map(Some);
     }
