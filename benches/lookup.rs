@@ -113,12 +113,16 @@ fn catalog(s: &Shape) -> (SqliteCatalog, PathBuf) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lookup-{}x{}", s.snapshots, s.paths));
     let db = dir.join("asof.db");
     let done = dir.join("complete");
-    if !done.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        build(&db, s).unwrap();
-        std::fs::write(&done, "").unwrap();
+    // A cache left by an older build whose schema this one cannot open is built again.
+    if done.exists()
+        && let Ok(catalog) = SqliteCatalog::open(&db)
+    {
+        return (catalog, dir);
     }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    build(&db, s).unwrap();
+    std::fs::write(&done, "").unwrap();
     (SqliteCatalog::open(&db).unwrap(), dir)
 }
 

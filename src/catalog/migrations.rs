@@ -22,6 +22,9 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0014_rollout_health.sql", include_str!("../../schema/0014_rollout_health.sql")),
 ];
 
+/// The migrations released while they were counted by position (`user_version`), in order.
+const POSITIONAL_RELEASES: usize = 9;
+
 /// Applies, in list order, every migration whose name is not recorded in
 /// `schema_migrations`. Names, not positions: migrations written on branches that merge in
 /// another order still each run exactly once. A database from before names were recorded
@@ -80,6 +83,14 @@ fn pending(conn: &Connection) -> Result<Vec<(&'static str, &'static str)>> {
         if positional as usize > MIGRATIONS.len() {
             return Err(newer(format!("schema version {positional}")));
         }
+        // Every release counted positions only up to here; past it, development builds
+        // ordered later migrations differently, so a position says nothing certain.
+        if positional as usize > POSITIONAL_RELEASES {
+            return Err(CatalogError::Migration(format!(
+                "the database has schema version {positional} from a development build of asof, whose \
+                 migrations were counted by position; recreate it with this asof"
+            )));
+        }
         MIGRATIONS.iter().take(positional as usize).map(|(n, _)| n.to_string()).collect()
     };
     if let Some(unknown) = applied.iter().find(|a| !MIGRATIONS.iter().any(|(n, _)| n == a)) {
@@ -120,6 +131,18 @@ mod tests {
         assert_eq!(names(&old), all);
         let version: i64 = old.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
+
+        // Past the released positions, a position is not trusted.
+        let mut dev = Connection::open_in_memory().unwrap();
+        for (_, sql) in &MIGRATIONS[..9] {
+            dev.execute_batch(sql).unwrap();
+        }
+        dev.pragma_update(None, "user_version", 11).unwrap();
+        assert_eq!(
+            apply(&mut dev).unwrap_err().to_string(),
+            "migrating metadata schema: the database has schema version 11 from a development build of asof, \
+             whose migrations were counted by position; recreate it with this asof"
+        );
 
         // One this asof does not know: refused, nothing changed.
         fresh.execute("INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_future.sql', 0)", []).unwrap();
