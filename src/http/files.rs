@@ -196,14 +196,8 @@ enum Opened {
 
 async fn open_at(st: &AppState, digest: Digest, start: u64, len: u64) -> Result<Opened, ApiError> {
     st.blocking(move |s| {
-        let Some(mut blob) = s.blobs.open(&digest)? else {
-            // A quarantined blob (found bad by a scrub) answers 503 with when and why.
-            if let Some(e) = crate::scrub::web::unavailable(s, &digest)? {
-                return Err(e);
-            }
-            // The manifest names a blob the store lacks: that is our fault, not the client's.
-            return Err(ApiError::internal(anyhow::anyhow!("blob {digest} is missing from the store")));
-        };
+        // A quarantined blob (found bad by a scrub) answers 503 with when and why.
+        let Some(mut blob) = s.blobs.open(&digest)? else { return Err(crate::scrub::web::absent(s, &digest)?) };
         blob.reader.seek(SeekFrom::Start(start))?;
         if len <= stream::CHUNK {
             let mut buf = vec![0u8; len as usize];

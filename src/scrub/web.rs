@@ -45,15 +45,20 @@ pub fn unavailable(store: &Store, digest: &Digest) -> Result<Option<ApiError>, A
     }))
 }
 
-/// HEAD of a file: the same 503 as GET when its blob is quarantined. Blocking.
+/// HEAD of a file: the answer GET would give when its blob is absent (503 when it is
+/// quarantined, else the same 500 as GET's). Blocking.
 pub fn head_check(store: &Store, digest: &Digest) -> Result<(), ApiError> {
     if store.blobs.size(digest)?.is_some() {
         return Ok(());
     }
-    match unavailable(store, digest)? {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    Err(absent(store, digest)?)
+}
+
+/// Why a file's blob is absent, as the error to answer: 503 when quarantined; otherwise the
+/// manifest names a blob the store lacks, which is the server's fault (500). Blocking.
+pub fn absent(store: &Store, digest: &Digest) -> Result<ApiError, ApiError> {
+    Ok(unavailable(store, digest)?
+        .unwrap_or_else(|| ApiError::internal(anyhow::anyhow!("blob {digest} is missing from the store"))))
 }
 
 /// The warning at the top of a damaged snapshot's page.

@@ -253,6 +253,20 @@ async fn head_gives_the_headers_of_get_and_no_body() {
 }
 
 #[tokio::test]
+async fn head_and_get_agree_when_the_store_lacks_a_blob() {
+    let app = App::start();
+    let id2 = app.id2;
+    let want = bytes("v2", "dists/stable/InRelease");
+    app.store.blobs.remove(&asof::domain::Digest::of(&want)).unwrap();
+    let uri = format!("/debian/{id2}/dists/stable/InRelease");
+    // Our fault, not the client's: the same 500 to both (HEAD used to say 200).
+    for method in ["GET", "HEAD"] {
+        let r = app.call(method, &uri, &[], Body::empty()).await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{method}");
+    }
+}
+
+#[tokio::test]
 async fn percent_encoded_paths_name_the_same_file() {
     let app = App::start();
     let id1 = app.id1;
