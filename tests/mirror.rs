@@ -21,27 +21,9 @@ fn keyring() -> PathBuf {
 }
 
 fn mirror_with(data: &Path, upstream: &str, keyring: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "mirror",
-        "debian",
-        "--upstream",
-        upstream,
-        "--suite",
-        "stable",
-        "--component",
-        "main",
-        "--arch",
-        "amd64",
-        "--keyring",
-        keyring.to_str().unwrap(),
-        "--retries",
-        "2",
-        "--retry-backoff",
-        "20ms",
-        "--json",
-    ];
+    let mut args = vec!["--retries", "2", "--retry-backoff", "20ms"];
     args.extend_from_slice(extra);
-    asof(data, &args)
+    common::upstream::mirror_stable(data, upstream, keyring, &args)
 }
 
 fn mirror_ok(data: &Path, upstream: &str, extra: &[&str]) -> serde_json::Value {

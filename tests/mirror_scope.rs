@@ -191,7 +191,7 @@ fn three_suites_with_a_scope_make_one_snapshot_that_apt_installs_from() {
     let root = tmp.path().join("apt-de");
     let apt = Apt::new(&root, &sources.join("\n"), None);
     let url = format!("http://{}/ubuntu/{id}/dists", server.addr);
-    let port = server.addr.rsplit(':').next().unwrap();
+    let port = server.port();
     let failed: Vec<String> = ["jammy", "jammy-updates", "jammy-security"]
         .iter()
         .map(|s| {

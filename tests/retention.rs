@@ -175,17 +175,13 @@ fn a_daily_and_weekly_policy_keeps_exactly_the_expected_snapshots_and_apt_follow
     let run = apt.update();
     let base = format!("http://{}/deb/{d}", server.addr);
     run.assert_failed_with(&[
-        &format!("E: Failed to fetch {base}/dists/stable/InRelease  410  Gone [IP: 127.0.0.1 {}]", port(&server)),
+        &format!("E: Failed to fetch {base}/dists/stable/InRelease  410  Gone [IP: 127.0.0.1 {}]", server.port()),
         &format!("E: The repository '{base} stable InRelease' is not signed."),
     ]);
 }
 
 fn floor_of(kept: &[SnapshotId], id: SnapshotId) -> SnapshotId {
     *kept.iter().rev().find(|k| **k <= id).unwrap()
-}
-
-fn port(server: &Server) -> &str {
-    server.addr.rsplit(':').next().unwrap()
 }
 
 fn asof_immutable() -> &'static str {

@@ -251,25 +251,7 @@ fn serve_scrubs_on_its_schedule_and_counts_what_it_found() {
 const HELLO: &str = "pool/main/h/hello-asof/hello-asof_1.0-1_all.deb";
 
 fn mirror(data: &Path, upstream: &str) -> Value {
-    let keyring = fixtures().join("keys/test-signing.gpg");
-    let out = asof(
-        data,
-        &[
-            "mirror",
-            "debian",
-            "--upstream",
-            upstream,
-            "--suite",
-            "stable",
-            "--component",
-            "main",
-            "--arch",
-            "amd64",
-            "--keyring",
-            keyring.to_str().unwrap(),
-            "--json",
-        ],
-    );
+    let out = common::upstream::mirror_stable(data, upstream, &fixtures().join("keys/test-signing.gpg"), &[]);
     assert!(out.status.success(), "mirror failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }

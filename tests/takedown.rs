@@ -170,7 +170,7 @@ fn apt_fails_to_download_a_taken_down_package_with_the_status_line() {
     for (status, phrase) in [("410", "Gone"), ("451", "Unavailable For Legal Reasons")] {
         ok(&data, &["takedown", "debian", HELLO, "--reason", REASON, "--status", status]);
         let url = format!("http://{}/debian/{id}/{HELLO}", server.addr);
-        let port = server.addr.rsplit_once(':').unwrap().1;
+        let port = server.port();
         apt.download(&["hello-asof"])
             .assert_failed_with(&[&format!("E: Failed to fetch {url}  {status}  {phrase} [IP: 127.0.0.1 {port}]")]);
         assert!(apt.downloaded().is_empty());

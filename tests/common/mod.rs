@@ -113,6 +113,11 @@ impl Server {
         line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
     }
 
+    /// The port it listens on, as apt prints it (`[IP: 127.0.0.1 <port>]`).
+    pub fn port(&self) -> &str {
+        self.addr.rsplit_once(':').expect("host:port").1
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -127,3 +127,30 @@ async fn serve(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap) -> Respon
     }
     builder.body(Body::from(body)).unwrap()
 }
+
+/// `asof mirror debian --json` of the fixture shape (suite stable, component main, amd64)
+/// from `upstream`, checked with `keyring`, with `extra` arguments appended.
+pub fn mirror_stable(
+    data: &std::path::Path,
+    upstream: &str,
+    keyring: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "mirror",
+        "debian",
+        "--upstream",
+        upstream,
+        "--suite",
+        "stable",
+        "--component",
+        "main",
+        "--arch",
+        "amd64",
+        "--keyring",
+        keyring.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    super::asof(data, &args)
+}
