@@ -163,6 +163,11 @@ impl ChannelStore for SqliteCatalog {
                     "UPDATE channels SET archive = ?2, spec = ?3, version = version + 1, updated_at = ?4 WHERE id = ?1",
                     params![cid, w.spec.archive.as_str(), spec, w.now],
                 )?;
+                // The rings may have changed, and nodes with them: counters are recounted.
+                tx.execute(
+                    "DELETE FROM rollout_ring_health WHERE rollout_id IN (SELECT id FROM rollouts WHERE channel_id = ?1)",
+                    [cid],
+                )?;
                 cid
             }
             _ => return Ok(false),
@@ -219,7 +224,7 @@ impl ChannelStore for SqliteCatalog {
         match previous {
             // Already counted since `since`: only its outcome may change.
             Some((was_failed, when)) if when >= rings.since => {
-                h.failures = h.failures + u32::from(failed) - u32::from(was_failed);
+                h.failures = (h.failures + u32::from(failed)).saturating_sub(u32::from(was_failed));
             }
             _ => {
                 h.reports += 1;

@@ -49,6 +49,13 @@ impl SigningStore for SqliteCatalog {
         Ok(had)
     }
 
+    fn resigned_bases(&self, at: SnapshotKey, path: &RelPath) -> Result<u64> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT COUNT(*) FROM resigned_files WHERE archive_id = ?1 AND seq = ?2 AND path = ?3")?;
+        Ok(stmt.query_row(params![at.archive_id, at.seq as i64, path.as_str()], |r| r.get::<_, i64>(0))? as u64)
+    }
+
     fn resigned(&self, at: SnapshotKey, path: &RelPath, base: &str) -> Result<Option<Recorded>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(

@@ -22,15 +22,22 @@ use crate::domain::{ArchiveName, ChannelName, NodeName, RelPath};
 use crate::rollout::service::{Channels, NodeAnswer, ServiceError, node_answer};
 use crate::rollout::{ChannelRecord, now_ms};
 
+/// A node URL: `/<archive>/@<channel>/<node>/[<path>]`.
+pub struct NodeUrl {
+    pub archive: ArchiveName,
+    pub channel: ChannelName,
+    pub node: NodeName,
+    pub path: Option<RelPath>,
+}
+
 pub async fn serve(
     st: &AppState,
     method: &Method,
     headers: &HeaderMap,
-    archive: ArchiveName,
-    channel: ChannelName,
-    node: NodeName,
-    path: Option<RelPath>,
+    url: NodeUrl,
+    query: Option<&str>,
 ) -> Result<Response, ApiError> {
+    let NodeUrl { archive, channel, node, path } = url;
     let (answer, rec) = assigned(st, headers, &archive, &channel, &node).await?;
     super::channels::note_node(st, &rec, answer.ring, &node);
     let Some(id) = answer.snapshot else {
@@ -42,10 +49,10 @@ pub async fn serve(
     let by_hash = text.contains("/by-hash/") || text.starts_with("by-hash/");
     let may_fall_back = by_hash || !text.starts_with("dists/");
     let req = without_date_validators(headers);
-    let first = in_snapshot(st, method, &req, None, archive.clone(), At::Id(id), path.clone()).await;
+    let first = in_snapshot(st, method, &req, query, archive.clone(), At::Id(id), path.clone()).await;
     let mut resp = match (first, answer.other) {
         (Err(ApiError::NotFound(_)), Some(other)) if may_fall_back && path.is_some() => {
-            in_snapshot(st, method, &req, None, archive, At::Id(other), path).await?
+            in_snapshot(st, method, &req, query, archive, At::Id(other), path).await?
         }
         (r, _) => r?,
     };

@@ -212,7 +212,8 @@ async fn tree(State(st): State<AppState>, method: Method, headers: HeaderMap, ur
             files::in_snapshot(&st, &method, &headers, uri.query(), archive, files::At::Id(id), path).await
         }
         Ok(request_path::Target::Channel { archive, channel, node, path }) => {
-            channel_files::serve(&st, &method, &headers, archive, channel, node, path).await
+            let url = channel_files::NodeUrl { archive, channel, node, path };
+            channel_files::serve(&st, &method, &headers, url, uri.query()).await
         }
     };
     result.unwrap_or_else(IntoResponse::into_response)

@@ -348,6 +348,19 @@ mod with_store {
         }
         let (counted, _) = recount(t);
         assert_eq!(counted.iter().map(|h| h.reports).sum::<u32>(), 40);
+        // Rings may change once the rollout is over; nodes move ring, counters follow.
+        ch.abort(&name, "ops", t).unwrap();
+        let mut moved = s.clone();
+        moved.rings[0].basis_points = 5000;
+        moved.rings[1].basis_points = 9000;
+        ch.put(&name, &moved, "admin", t + 1).unwrap();
+        t += 2;
+        for (i, n) in nodes.iter().enumerate() {
+            ch.report(&name, n, i % 2 == 1, t).unwrap();
+            t += 1;
+            let (counted, recounted) = recount(t);
+            assert_eq!(counted, recounted, "after the rings changed, node {n}");
+        }
     }
 
     #[test]

@@ -45,6 +45,9 @@ impl ReleaseFile {
 /// Served re-signed: a recorded variant when signing is on, or when the answer is final
 /// (an immutable answer that was re-signed stays re-signed after signing is turned off);
 /// otherwise, when signing is on, a new variant, recorded before it is served.
+/// Re-signed variants kept per snapshot and file, one per base URL it was asked under.
+pub const MAX_BASES: u64 = 4;
+
 pub fn choose(
     store: &Store,
     snap: &Snapshot,
@@ -60,6 +63,12 @@ pub fn choose(
     };
     if recorded.is_some() {
         return Ok(recorded);
+    }
+    // Without `public_url` the base comes from the Host header: a client inventing hosts
+    // must not make the server sign and keep a file each. Past a few bases, the published
+    // file is served (set [server] public_url to have one base).
+    if store.signing.resigned_bases(snap.key, path)? >= MAX_BASES {
+        return Ok(None);
     }
     let key = ArchiveKey::from_armored(&key.secret_key).map_err(|e| {
         ApiError::internal(anyhow::anyhow!("the stored signing key of {} is unusable: {e}", snap.archive))
@@ -122,17 +131,17 @@ fn file_text(store: &Store, snap: &Snapshot, path: &RelPath) -> Result<Option<St
     if size > crate::resolve::release::MAX_RELEASE_BYTES {
         return Ok(None);
     }
-    let bytes = read_blob(store, &sha256)?;
+    // Bytes the store lacks (quarantined, say) are answered by the ordinary file path,
+    // with its status: not re-signed.
+    let Some(bytes) = read_blob(store, &sha256)? else { return Ok(None) };
     Ok(String::from_utf8(bytes).ok())
 }
 
-fn read_blob(store: &Store, digest: &Digest) -> Result<Vec<u8>, ApiError> {
-    let Some(mut blob) = store.blobs.open(digest)? else {
-        return Err(ApiError::internal(anyhow::anyhow!("blob {digest} is missing from the store")));
-    };
+fn read_blob(store: &Store, digest: &Digest) -> Result<Option<Vec<u8>>, ApiError> {
+    let Some(mut blob) = store.blobs.open(digest)? else { return Ok(None) };
     let mut buf = Vec::with_capacity(blob.len as usize);
     blob.reader.read_to_end(&mut buf)?;
-    Ok(buf)
+    Ok(Some(buf))
 }
 
 #[cfg(test)]

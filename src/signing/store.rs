@@ -32,6 +32,8 @@ pub trait SigningStore: Send + Sync + 'static {
     fn set_signing_key(&self, archive: &ArchiveName, key: Option<&StoredKey>, now: i64) -> Result<bool>;
     /// The re-signed file recorded for a snapshot's `path` with this `base`, if any.
     fn resigned(&self, at: SnapshotKey, path: &RelPath, base: &str) -> Result<Option<Recorded>>;
+    /// How many base URLs have a re-signed file recorded for this snapshot and path.
+    fn resigned_bases(&self, at: SnapshotKey, path: &RelPath) -> Result<u64>;
     /// Records a re-signed file unless one is recorded already; returns the one in force
     /// (the first writer's), which every later answer serves.
     fn record_resigned(&self, at: SnapshotKey, path: &RelPath, base: &str, file: Recorded) -> Result<Recorded>;

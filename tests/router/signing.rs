@@ -9,7 +9,7 @@ use asof::signing::{ArchiveKey, StoredKey};
 
 const HOST: (&str, &str) = ("host", "asof.test");
 
-fn fixture_key() -> ArchiveKey {
+pub(super) fn fixture_key() -> ArchiveKey {
     let armored =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/test-signing.sec.asc"))
             .unwrap();
@@ -31,7 +31,7 @@ fn other_key() -> ArchiveKey {
     ArchiveKey::from_armored(&key.to_armored_string(Default::default()).unwrap()).unwrap()
 }
 
-fn enable(app: &App, key: &ArchiveKey) {
+pub(super) fn enable(app: &App, key: &ArchiveKey) {
     let stored = StoredKey {
         fingerprint: key.fingerprint.clone(),
         secret_key: key.secret_armored.clone(),
@@ -233,6 +233,26 @@ async fn the_base_is_public_url_or_the_host() {
     let uri = format!("/debian/{}/{RELEASE}", app.id1);
     let r = app.get_with(&uri, &[("host", "ignored.example")]).await;
     assert_eq!(r.text(), release_with_field("v1", "https://asof.example"));
+}
+
+#[tokio::test]
+async fn invented_hosts_cannot_make_the_server_sign_and_keep_files_without_end() {
+    let app = App::start();
+    enable(&app, &fixture_key());
+    let uri = format!("/debian/{}/{RELEASE}", app.id1);
+    for i in 0..asof::signing::resign::MAX_BASES {
+        let host = format!("h{i}.example");
+        let r = app.get_with(&uri, &[("host", host.as_str())]).await;
+        assert_eq!(r.text(), release_with_field("v1", &format!("http://{host}")));
+    }
+    // One more base: the published file, nothing signed or recorded.
+    let r = app.get_with(&uri, &[("host", "one-more.example")]).await;
+    assert_eq!(r.body.to_vec(), bytes("v1", RELEASE));
+    let path = asof::domain::RelPath::from_segments(RELEASE.split('/')).unwrap();
+    assert_eq!(app.store.signing.resigned_bases(app.snapshot(app.id1).key, &path).unwrap(), 4);
+    // The bases already recorded keep their files.
+    let r = app.get_with(&uri, &[("host", "h0.example")]).await;
+    assert_eq!(r.text(), release_with_field("v1", "http://h0.example"));
 }
 
 #[tokio::test]

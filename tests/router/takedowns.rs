@@ -2,7 +2,6 @@
 //! paths, by-hash, channel URLs, re-signed Release files), listings that mark without
 //! linking, undo, purge rules, and the admin API.
 
-use asof::signing::{ArchiveKey, StoredKey};
 use asof::takedown::{Status, TakedownError, TakedownRequest, Target, take_down, undo};
 
 use super::*;
@@ -297,22 +296,18 @@ async fn channel_urls_and_re_signed_release_files_answer_the_takedown_too() {
     assert_taken_down(&app.get(&node_url).await, 451, HELLO_V1, 1);
 
     // Re-signed Release files (signing mode) are the file too.
-    let armored =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/test-signing.sec.asc"))
-            .unwrap();
-    let key = ArchiveKey::from_armored(&armored).unwrap();
-    let stored = StoredKey {
-        fingerprint: key.fingerprint.clone(),
-        secret_key: key.secret_armored.clone(),
-        public_key: key.public_armored.clone(),
-        set_at: 0,
-    };
-    app.store.signing.set_signing_key(&archive("debian"), Some(&stored), 0).unwrap();
+    super::signing::enable(&app, &super::signing::fixture_key());
     let release = "dists/stable/InRelease";
     let live = format!("/debian/{release}");
     let r = app.get_with(&live, &[("host", "asof.test")]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.body != bytes("v2", release), "re-signed, not the published bytes");
+    // On a node URL too, `?original` answers the published bytes.
+    let node_release = format!("/debian/@prod/web-1/{release}");
+    let r = app.get_with(&node_release, &[("host", "asof.test")]).await;
+    assert!(r.status == 200 && r.body != bytes("v1", release), "{}: re-signed on the node URL", r.status);
+    let r = app.get_with(&format!("{node_release}?original"), &[("host", "asof.test")]).await;
+    assert_eq!((r.status.as_u16(), r.body.to_vec()), (200, bytes("v1", release)));
     take_down(&app.store, &by_path("debian", release, Status::Gone, false), "test", WHEN).unwrap();
     for uri in [live.clone(), format!("/debian/{}/{release}", app.id2), format!("{live}?original")] {
         assert_taken_down(&app.get_with(&uri, &[("host", "asof.test")]).await, 410, release, 2);
