@@ -219,10 +219,16 @@ fn apply_runs_beside_publishes_and_leaves_every_kept_snapshot_whole() {
     std::fs::write(tree.join("f"), "version 0").unwrap();
     publish(&data, "deb", &tree);
     run(&data, &["archive", "retention", "deb", "--keep-last", "2"]);
+    // Publishes and applies interleave: publish i waits for apply i to have run, and the
+    // applies go on while the publisher works.
+    let applies = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let publisher = {
-        let (data, tree) = (data.clone(), tree.clone());
+        let (data, tree, applies) = (data.clone(), tree.clone(), applies.clone());
         std::thread::spawn(move || {
             for i in 1..=12 {
+                while applies.load(std::sync::atomic::Ordering::SeqCst) < i {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
                 std::fs::write(tree.join("f"), format!("version {i}")).unwrap();
                 std::fs::write(tree.join("pool").join(format!("p{i}")), format!("package {i}")).unwrap();
                 publish(&data, "deb", &tree);
@@ -234,7 +240,9 @@ fn apply_runs_beside_publishes_and_leaves_every_kept_snapshot_whole() {
         let (code, out, err) = run(&data, &["retention", "apply", "deb"]);
         assert_eq!(code, 0, "{err}");
         deleted += out.lines().count();
+        applies.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
+    assert!(applies.load(std::sync::atomic::Ordering::SeqCst) >= 12, "every publish came after an apply");
     publisher.join().unwrap();
     deleted += run(&data, &["retention", "apply", "deb"]).1.lines().count();
     // The first, and the last two: everything else went, whichever apply took it.

@@ -86,7 +86,6 @@ fn ok(out: &std::process::Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-/// The commit time of a snapshot, in unix seconds, from the API.
 /// Signs archive `debian` of `data` with a new key of `algo`, starts a server on it, and
 /// saves the public key the server hands out: (server, that key's file).
 fn signed_server(dir: &Path, data: &Path, uid: &str, algo: &str) -> (Server, PathBuf) {
@@ -100,6 +99,7 @@ fn signed_server(dir: &Path, data: &Path, uid: &str, algo: &str) -> (Server, Pat
     (server, served)
 }
 
+/// The commit time of a snapshot, in unix seconds, from the API.
 fn committed_at(server: &Server, id: &str) -> i64 {
     let j = server.get(&format!("/api/v1/archives/debian/-/snapshots/{id}")).json();
     chrono::DateTime::parse_from_rfc3339(j["committed_at"].as_str().unwrap()).unwrap().timestamp()

@@ -277,8 +277,6 @@ async fn percent_encoded_paths_name_the_same_file() {
     }
 }
 
-/// Waits (at most about a second) until the clock has passed `id`: an ID after the latest
-/// snapshot is only served once it is no longer in the future.
 #[tokio::test]
 async fn ids_after_the_latest_are_short_lived_until_sealed() {
     // One snapshot stamped at the current second, so that the next second is soon past.
