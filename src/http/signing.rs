@@ -35,7 +35,8 @@ pub async fn variant(
     // the base URL; an unsigned archive never answers 400 for an odd Host (no file can have
     // been recorded under an invalid base).
     let archive = res.snapshot.archive.clone();
-    let signed = st.blocking(move |s| Ok(s.signing.signing_key(&archive)?.is_some())).await?;
+    let key = st.blocking(move |s| Ok(s.signing.signing_key(&archive)?)).await?;
+    let signed = key.is_some();
     if !signed && !res.is_final {
         return Ok(entry);
     }
@@ -45,7 +46,7 @@ pub async fn variant(
     };
     let Some(base) = base else { return Ok(entry) };
     let (snap, is_final, path) = (res.snapshot.clone(), res.is_final, entry.path.clone());
-    let chosen = st.blocking(move |s| choose(s, &snap, is_final, &path, file, &base)).await?;
+    let chosen = st.blocking(move |s| choose(s, &snap, is_final, &path, file, &base, key)).await?;
     Ok(match chosen {
         Some(r) => {
             // Strictly after the published file's time, which would answer 304 to a client

@@ -297,6 +297,8 @@ async fn unchanged_snapshot(
 /// unchanged (and `always` is off).
 pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> Result<MirrorReport, MirrorError> {
     let started = Instant::now();
+    // Checked before the lock too, so that a bad URL fails at once rather than after a
+    // running mirror of the archive.
     normalize_upstream(&spec.upstream)?;
     let (lock_dir, archive) = (opts.lock_dir.clone(), spec.archive.clone());
     // Dropped (closed, which releases the lock) here when the run ends, not later on the

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use super::key::ArchiveKey;
 use super::release::with_snapshots_field;
-use super::store::Recorded;
+use super::store::{Recorded, StoredKey};
 use crate::catalog::Snapshot;
 use crate::domain::{Digest, RelPath};
 use crate::http::ApiError;
@@ -41,6 +41,7 @@ impl ReleaseFile {
 
 /// What to serve for one of the three files of `snap` at `path` (the resolved path, after
 /// symlinks), with `Snapshots: <base>/<archive>/@SNAPSHOTID@/`: `None` for the original.
+/// `key` is the archive's signing key as the caller read it (`None`: signing is off).
 ///
 /// Served re-signed: a recorded variant when signing is on, or when the answer is final
 /// (an immutable answer that was re-signed stays re-signed after signing is turned off);
@@ -55,9 +56,9 @@ pub fn choose(
     path: &RelPath,
     file: ReleaseFile,
     base: &str,
+    key: Option<StoredKey>,
 ) -> Result<Option<Recorded>, ApiError> {
     let recorded = store.signing.resigned(snap.key, path, base)?;
-    let key = store.signing.signing_key(&snap.archive)?;
     let Some(key) = key else {
         return Ok(recorded.filter(|_| is_final));
     };
