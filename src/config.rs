@@ -250,6 +250,9 @@ pub struct ServerConfig {
     /// path needed): the base of the `Snapshots:` field of re-signed Release files. Unset:
     /// `http://` and the Host header of each request.
     pub public_url: Option<String>,
+    /// MiB of memory for the contents of hot small files (InRelease, Packages...) served
+    /// without touching the disk; 0 turns the memory cache of final answers off (default 32).
+    pub memory_cache_mb: Option<u64>,
     /// Per-client rate limits (`[server.rate_limits]`).
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,

@@ -12,6 +12,10 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub bytes_served: IntCounter,
     pub lookup_seconds: Histogram,
+    /// Final answers served from memory (`http::hot`).
+    pub memory_answer_hits: IntCounter,
+    /// File contents served from memory (`http::hot`).
+    pub memory_file_hits: IntCounter,
     pub publish_seconds: Histogram,
     pub publishes: IntCounterVec,
     pub mirror_runs: IntCounterVec,
@@ -46,6 +50,11 @@ impl Metrics {
         let lookup_seconds = Histogram::with_opts(
             HistogramOpts::new("lookup_duration_seconds", "Time to resolve (archive, ID, path) to content")
                 .buckets(vec![0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0]),
+        )
+        .expect("valid metric");
+        let memory_hits = IntCounterVec::new(
+            Opts::new("memory_cache_hits_total", "Final answers and file contents served from memory, by kind"),
+            &["kind"],
         )
         .expect("valid metric");
         let publish_seconds = Histogram::with_opts(
@@ -114,6 +123,7 @@ impl Metrics {
             Box::new(channel_nodes.clone()),
             Box::new(bytes_served.clone()),
             Box::new(lookup_seconds.clone()),
+            Box::new(memory_hits.clone()),
             Box::new(publish_seconds.clone()),
             Box::new(publishes.clone()),
             Box::new(mirror_runs.clone()),
@@ -130,6 +140,8 @@ impl Metrics {
             requests,
             bytes_served,
             lookup_seconds,
+            memory_answer_hits: memory_hits.with_label_values(&["answer"]),
+            memory_file_hits: memory_hits.with_label_values(&["file"]),
             publish_seconds,
             publishes,
             mirror_runs,

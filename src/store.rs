@@ -32,6 +32,8 @@ pub struct Store {
     pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
     /// Per-archive blob counts (`space`).
     pub space: Arc<dyn crate::space::SpaceCatalog>,
+    /// What tells the serving caches to drop answers (`http::hot`).
+    pub epoch: Arc<dyn crate::catalog::ServeEpoch>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
     pub last_use: Arc<crate::auth::LastUse>,
     /// Local scratch space for request bodies and commit stages (on the data disk).
@@ -68,6 +70,7 @@ impl Store {
             gc: catalog.clone(),
             scrub: catalog.clone(),
             space: catalog.clone(),
+            epoch: catalog.clone(),
             retention: catalog.clone(),
             takedowns: catalog.clone(),
             channels: catalog,

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0012_scrub.sql", include_str!("../../schema/0012_scrub.sql")),
     ("0013_space.sql", include_str!("../../schema/0013_space.sql")),
     ("0014_rollout_health.sql", include_str!("../../schema/0014_rollout_health.sql")),
+    ("0015_serve_epoch.sql", include_str!("../../schema/0015_serve_epoch.sql")),
 ];
 
 /// The migrations released while they were counted by position (`user_version`), in order.

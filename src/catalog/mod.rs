@@ -1,10 +1,12 @@
 //! Metadata: archives, snapshots and their manifests, behind the `Catalog` trait.
 //! The embedded default is SQLite (`SqliteCatalog`); PostgreSQL would be a second impl.
 
+mod change_watch;
 mod migrations;
 mod sqlite;
 mod sqlite_auth;
 mod sqlite_channels;
+mod sqlite_epoch;
 mod sqlite_gc;
 mod sqlite_packages;
 mod sqlite_retention;
@@ -15,6 +17,7 @@ mod sqlite_takedowns;
 
 use serde::Serialize;
 
+pub use change_watch::ChangeWatch;
 pub use sqlite::SqliteCatalog;
 
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
@@ -219,4 +222,17 @@ pub trait Catalog: Send + Sync + 'static {
     /// The archives whose snapshots reference `digest` (any snapshot, not only the latest).
     fn blob_holders(&self, digest: &Digest) -> Result<Vec<BlobHolder>>;
     fn stats(&self) -> Result<CatalogStats>;
+}
+
+/// What the serving caches watch (`http::hot`): a counter the catalog moves whenever
+/// something a final answer was derived from may have changed other than by a commit
+/// (privacy, retention, takedowns, quarantine, signing), whoever changed it.
+pub trait ServeEpoch: Send + Sync + 'static {
+    /// The counter, read when no write is in flight; `None` when one is (its outcome is
+    /// not known yet). Never waits for a writer. Blocking.
+    fn settled_epoch(&self) -> Result<Option<u64>>;
+    /// A cheap, non-blocking signal that the catalog may have been written since the last
+    /// look, by any process; `None` when the catalog cannot give one (then nothing may be
+    /// cached, since nothing would tell when to drop it).
+    fn watch(&self) -> std::io::Result<Option<ChangeWatch>>;
 }

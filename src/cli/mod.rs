@@ -735,6 +735,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(s) = config.server.body_timeout_secs {
                 options.body_timeout = Duration::from_secs(s);
             }
+            if let Some(mb) = config.server.memory_cache_mb {
+                options.memory_cache_bytes = mb.saturating_mul(1 << 20);
+            }
             apply_connection_limits(&config.server, &mut options)?;
             options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;

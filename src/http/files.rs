@@ -8,9 +8,10 @@ use std::time::{Instant, SystemTime};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use bytes::Bytes;
 
 use super::error::ApiError;
-use super::{AppState, listing, stream};
+use super::{AppState, hot, listing, stream};
 use crate::catalog::Entry;
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use crate::manifest::Content;
@@ -61,6 +62,16 @@ pub async fn in_snapshot(
     path: Option<RelPath>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let hot_key = hot_key(headers, query, &archive, at, path.as_ref());
+    let ticket = if hot_key.is_some() { st.hot.ticket(st).await? } else { None };
+    if let (Some(key), Some(ticket)) = (&hot_key, ticket)
+        && let Some(answer) = st.hot.answer(ticket, key)
+    {
+        st.metrics.lookup_seconds.observe(started.elapsed().as_secs_f64());
+        st.metrics.memory_answer_hits.inc();
+        let served = Served { ticket, known_present: true };
+        return file_response(st, method, headers, &answer.res, answer.entry.clone(), Some(served)).await;
+    }
     let creds = super::access::credentials(headers);
     let metrics = st.metrics.clone();
     let cache = st.releases.clone();
@@ -91,10 +102,48 @@ pub async fn in_snapshot(
     match found? {
         Resolved::File(entry) => {
             let entry = super::signing::variant(st, headers, query, &res, requested.as_ref(), entry).await?;
-            file_response(st, method, headers, &res, entry).await
+            let served = ticket.map(|ticket| Served { ticket, known_present: false });
+            let resp = file_response(st, method, headers, &res, entry.clone(), served).await?;
+            // Only answers that found the blob present are kept (a 304 or 416 did not look).
+            let checked = matches!(resp.status(), StatusCode::OK | StatusCode::PARTIAL_CONTENT);
+            if let (Some(key), Some(ticket)) = (hot_key, ticket)
+                && res.is_final
+                && checked
+            {
+                st.hot.remember(key, hot::Answer { generation: ticket.generation, res, entry });
+            }
+            Ok(resp)
         }
         Resolved::Dir(dir) => listing::snapshot_dir(st, headers, &res, dir).await,
     }
+}
+
+/// The memory cache's key for a request that may be answered from it: anonymous (a token
+/// can see private archives, and its answers are marked private), with an ID (the live path
+/// is never final) and a path. Host and query are part of it: they choose a re-signed
+/// Release's variant.
+fn hot_key(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    archive: &ArchiveName,
+    at: At,
+    path: Option<&RelPath>,
+) -> Option<String> {
+    let (At::Id(id), Some(path)) = (at, path) else { return None };
+    if headers.contains_key(header::AUTHORIZATION) {
+        return None;
+    }
+    let host = headers.get(header::HOST).map(|h| String::from_utf8_lossy(h.as_bytes()));
+    Some(format!("{archive}\0{id}\0{path}\0{}\0{}", query.unwrap_or_default(), host.unwrap_or_default()))
+}
+
+/// How a file answer relates to the memory cache.
+#[derive(Clone, Copy)]
+struct Served {
+    ticket: hot::Ticket,
+    /// The answer came from the cache, so its blob was present when it was kept (and
+    /// quarantining or purging it since would have dropped it).
+    known_present: bool,
 }
 
 /// Why `path` names nothing in the resolved snapshot. On the live path, a first segment
@@ -138,6 +187,7 @@ async fn file_response(
     req: &HeaderMap,
     res: &Resolution,
     entry: Entry,
+    served: Option<Served>,
 ) -> Result<Response, ApiError> {
     let Content::File { size, sha256 } = entry.content else {
         return Err(ApiError::internal(anyhow::anyhow!("resolved a non-file as a file")));
@@ -175,10 +225,12 @@ async fn file_response(
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if method == Method::HEAD {
-        st.blocking(move |s| crate::scrub::web::head_check(s, &sha256)).await?;
+        if !served.is_some_and(|s| s.known_present) {
+            st.blocking(move |s| crate::scrub::web::head_check(s, &sha256)).await?;
+        }
         return Ok(with_headers(status, headers, Body::empty()));
     }
-    let body = match open_at(st, sha256, start, len).await? {
+    let body = match open_at(st, served.map(|s| s.ticket), sha256, size, start, len).await? {
         Opened::Whole(bytes) => {
             st.metrics.bytes_served.inc_by(bytes.len() as u64);
             Body::from(bytes)
@@ -189,24 +241,52 @@ async fn file_response(
 }
 
 enum Opened {
-    /// Small enough to be one chunk: read with the open, sent in one write.
-    Whole(Vec<u8>),
+    /// Small enough to be one chunk: read with the open (or kept in memory), sent in one write.
+    Whole(Bytes),
     Stream(Box<dyn crate::blob::BlobRead>),
 }
 
-async fn open_at(st: &AppState, digest: Digest, start: u64, len: u64) -> Result<Opened, ApiError> {
-    st.blocking(move |s| {
-        // A quarantined blob (found bad by a scrub) answers 503 with when and why.
-        let Some(mut blob) = s.blobs.open(&digest)? else { return Err(crate::scrub::web::absent(s, &digest)?) };
-        blob.reader.seek(SeekFrom::Start(start))?;
-        if len <= stream::CHUNK {
-            let mut buf = vec![0u8; len as usize];
-            blob.reader.read_exact(&mut buf)?;
-            return Ok(Opened::Whole(buf));
+/// The bytes `start..start + len` of a blob of `size` bytes. A file small enough for the
+/// memory cache is read whole and kept (when the request may use the cache), whatever range
+/// was asked.
+async fn open_at(
+    st: &AppState,
+    ticket: Option<hot::Ticket>,
+    digest: Digest,
+    size: u64,
+    start: u64,
+    len: u64,
+) -> Result<Opened, ApiError> {
+    let range = start as usize..(start + len) as usize;
+    if let Some(t) = ticket
+        && let Some(bytes) = st.hot.file(t, &digest)
+    {
+        st.metrics.memory_file_hits.inc();
+        return Ok(Opened::Whole(bytes.slice(range)));
+    }
+    let keep = ticket.filter(|_| size <= st.hot.max_file);
+    let (from, count) = if keep.is_some() { (0, size) } else { (start, len) };
+    let in_one_piece = keep.is_some() || len <= stream::CHUNK;
+    let opened = st
+        .blocking(move |s| {
+            // A quarantined blob (found bad by a scrub) answers 503 with when and why.
+            let Some(mut blob) = s.blobs.open(&digest)? else { return Err(crate::scrub::web::absent(s, &digest)?) };
+            blob.reader.seek(SeekFrom::Start(from))?;
+            if in_one_piece {
+                let mut buf = vec![0u8; count as usize];
+                blob.reader.read_exact(&mut buf)?;
+                return Ok(Opened::Whole(Bytes::from(buf)));
+            }
+            Ok(Opened::Stream(blob.reader))
+        })
+        .await?;
+    match (opened, keep) {
+        (Opened::Whole(bytes), Some(t)) => {
+            st.hot.remember_file(t.generation, digest, bytes.clone());
+            Ok(Opened::Whole(bytes.slice(range)))
         }
-        Ok(Opened::Stream(blob.reader))
-    })
-    .await
+        (opened, _) => Ok(opened),
+    }
 }
 
 fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response {

@@ -7,6 +7,7 @@ mod channel_files;
 mod channels;
 mod error;
 mod files;
+mod hot;
 mod listing;
 mod packages;
 mod pages;
@@ -71,6 +72,8 @@ pub struct ServeOptions {
     /// The service's URL as clients reach it (`server.public_url`), for the `Snapshots:`
     /// field of re-signed Release files; `None`: `http://` and the request's Host.
     pub public_url: Option<String>,
+    /// Memory for the contents of hot small files (`hot`); 0 turns the memory cache off.
+    pub memory_cache_bytes: u64,
 }
 
 impl Default for ServeOptions {
@@ -88,6 +91,7 @@ impl Default for ServeOptions {
             drain_timeout: Duration::from_secs(30),
             rate_limits: RateLimitOptions::default(),
             public_url: None,
+            memory_cache_bytes: 32 << 20,
         }
     }
 }
@@ -99,6 +103,8 @@ pub struct AppState {
     pub options: ServeOptions,
     /// Parsed Release files (by-hash for every hash, Valid-Until), bounded.
     pub releases: Arc<crate::resolve::release::ReleaseCache>,
+    /// Final answers and small files in memory (`hot`).
+    hot: Arc<hot::HotCache>,
 }
 
 impl AppState {
@@ -107,7 +113,8 @@ impl AppState {
     }
 
     pub fn with_metrics(store: Store, options: ServeOptions, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics, options, releases: Default::default() }
+        let hot = Arc::new(hot::HotCache::new(&store, options.memory_cache_bytes));
+        Self { store, metrics, options, releases: Default::default(), hot }
     }
 
     /// Runs catalog and blob work on the blocking pool so async workers never wait on I/O.
