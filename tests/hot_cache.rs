@@ -192,3 +192,27 @@ async fn no_read_that_starts_after_a_takedown_or_undo_commits_sees_the_old_answe
     assert!(checked > 100, "only {checked} requests checked");
     assert!(hits(&app).0 > 50, "answers from memory: {:?}", hits(&app));
 }
+
+/// Files too large for memory are sent from a memory map, two MiB at a time: whole, and in
+/// ranges that cross those steps, byte for byte.
+#[tokio::test]
+async fn a_large_file_is_sent_whole_and_in_ranges_across_map_steps() {
+    let app = App::new();
+    let big: Vec<u8> = (0..5 * 1024 * 1024 + 17).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let id = app.publish("a", &[("pool/big.deb", &big)]);
+    let uri = format!("/a/{id}/pool/big.deb");
+    let whole = app.get(&uri, None).await;
+    assert_eq!((whole.status, whole.header("content-length")), (StatusCode::OK, big.len().to_string().as_str()));
+    assert!(whole.body == big, "the whole file, byte for byte");
+    for (start, end) in [(0, 2 * 1024 * 1024), (2 * 1024 * 1024 - 1, 4 * 1024 * 1024 + 1), (300_000, big.len() - 1)] {
+        let req = axum::http::Request::get(&uri)
+            .header("range", format!("bytes={start}-{end}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(asof::http::router(app.state.clone()), req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+        assert!(body[..] == big[start..=end], "bytes {start}-{end}");
+    }
+    assert_eq!(app.state.metrics.memory_file_hits.get(), 0, "too large to keep in memory");
+}

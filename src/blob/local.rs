@@ -102,6 +102,14 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
+    fn open_local(&self, digest: &Digest) -> io::Result<Option<File>> {
+        match File::open(self.path_of(digest)) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn open(&self, digest: &Digest) -> io::Result<Option<BlobReader>> {
         match File::open(self.path_of(digest)) {
             Ok(f) => {

@@ -91,6 +91,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Opens a blob for reading, or `None` when absent.
     fn open(&self, digest: &Digest) -> io::Result<Option<BlobReader>>;
 
+    /// The blob as a file on this machine, for backends that keep one, so that large files
+    /// can be sent from a memory map instead of read through a buffer; `None` when absent,
+    /// and always for backends without local files (they are streamed with `open`).
+    fn open_local(&self, digest: &Digest) -> io::Result<Option<std::fs::File>> {
+        let _ = digest;
+        Ok(None)
+    }
+
     /// Stores the bytes of `src`, hashing while writing. When `expected` is given, nothing
     /// is stored unless the content hashes to it (and is `expected_len` bytes long).
     /// The blob becomes visible atomically, complete and durable, or not at all.
