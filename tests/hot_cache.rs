@@ -193,8 +193,8 @@ async fn no_read_that_starts_after_a_takedown_or_undo_commits_sees_the_old_answe
     assert!(hits(&app).0 > 50, "answers from memory: {:?}", hits(&app));
 }
 
-/// Files too large for memory are sent from a memory map, two MiB at a time: whole, and in
-/// ranges that cross those steps, byte for byte.
+/// Files too large for memory are sent from memory maps, one MiB at a time: whole, and in
+/// ranges that start and end between those steps, byte for byte.
 #[tokio::test]
 async fn a_large_file_is_sent_whole_and_in_ranges_across_map_steps() {
     let app = App::new();

@@ -235,12 +235,7 @@ async fn file_response(
             st.metrics.bytes_served.inc_by(bytes.len() as u64);
             Body::from(bytes)
         }
-        Opened::Mapped(map) if map.len() as u64 >= start + len => {
-            stream::body_from_map(map, start, len, st.metrics.clone())
-        }
-        Opened::Mapped(_) => {
-            return Err(ApiError::internal(anyhow::anyhow!("blob {sha256} is shorter than its manifest says")));
-        }
+        Opened::Mapped(file) => stream::body_from_file(file, start, len, st.metrics.clone()),
         Opened::Stream(reader) => stream::body_from_reader(reader, len, st.metrics.clone()),
     };
     Ok(with_headers(status, headers, body))
@@ -249,8 +244,8 @@ async fn file_response(
 enum Opened {
     /// Small enough to be one chunk: read with the open (or kept in memory), sent in one write.
     Whole(Bytes),
-    /// A large file of a backend with local files: sent from a memory map.
-    Mapped(std::sync::Arc<memmap2::Mmap>),
+    /// A large file of a backend with local files: sent from memory maps.
+    Mapped(std::fs::File),
     Stream(Box<dyn crate::blob::BlobRead>),
 }
 
@@ -278,7 +273,7 @@ async fn open_at(
     let opened = st
         .blocking(move |s| {
             if !in_one_piece && let Some(file) = s.blobs.open_local(&digest)? {
-                return Ok(Opened::Mapped(stream::map(&file)?));
+                return Ok(Opened::Mapped(file));
             }
             // A quarantined blob (found bad by a scrub) answers 503 with when and why.
             let Some(mut blob) = s.blobs.open(&digest)? else { return Err(crate::scrub::web::absent(s, &digest)?) };

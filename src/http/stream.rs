@@ -56,54 +56,42 @@ pub fn body_from_reader(reader: Box<dyn BlobRead>, len: u64, metrics: Arc<Metric
     Body::from_stream(futures::StreamExt::fuse(stream))
 }
 
-/// Bytes handed to the connection per step of a mapped body.
-const MAP_STEP: usize = 2 << 20;
+/// Bytes handed to the connection per step of a mapped body. Each step is its own mapping,
+/// unmapped once written, so a connection holds at most about one step of the file in its
+/// address space (and resident set), however large the file.
+const MAP_STEP: u64 = 1 << 20;
 
-/// A slice of a mapped file, sent without copying it into a buffer of ours.
+/// One mapped step of a file, sent without copying it into a buffer of ours.
 struct MapSlice {
-    map: Arc<memmap2::Mmap>,
-    range: std::ops::Range<usize>,
+    map: memmap2::Mmap,
+    skip: usize,
 }
 
 impl AsRef<[u8]> for MapSlice {
     fn as_ref(&self) -> &[u8] {
-        &self.map[self.range.clone()]
+        &self.map[self.skip..]
     }
 }
 
-/// Maps `file` for reading. Blocking.
-///
-/// Safety of the mapping: blobs are immutable files. asof writes a blob to a temporary file
-/// and renames it into place, and gc, purge and quarantine unlink or rename it, which leaves
-/// a mapping valid; nothing of asof truncates or rewrites a stored blob in place. Only an
-/// outside process truncating a file of the store could make a read of the mapping fault.
-pub fn map(file: &std::fs::File) -> std::io::Result<Arc<memmap2::Mmap>> {
-    // SAFETY: see above; the file is never modified in place while mapped.
-    let map = unsafe { memmap2::Mmap::map(file)? };
-    Ok(Arc::new(map))
-}
-
-/// `start..start + len` of a mapped blob. Each step's pages are read in on the blocking pool
-/// first (`MADV_POPULATE_READ`), so that the async worker writing them to the socket never
-/// waits for the disk; the kernel then copies straight from the page cache to the socket.
-pub fn body_from_map(map: Arc<memmap2::Mmap>, start: u64, len: u64, metrics: Arc<Metrics>) -> Body {
-    let end = (start + len) as usize;
-    let stream = futures::stream::unfold(start as usize, move |at| {
-        let (map, metrics) = (map.clone(), metrics.clone());
+/// `start..start + len` of a local blob, one mapped step at a time. Each step is mapped and
+/// its pages read in (`MADV_POPULATE_READ`) on the blocking pool, so the async worker writing
+/// it to the socket never waits for the disk; the kernel then copies straight from the page
+/// cache to the socket, one copy instead of a read and a write.
+pub fn body_from_file(file: std::fs::File, start: u64, len: u64, metrics: Arc<Metrics>) -> Body {
+    let file = Arc::new(file);
+    let end = start + len;
+    let stream = futures::stream::unfold(start, move |at| {
+        let (file, metrics) = (file.clone(), metrics.clone());
         async move {
             if at >= end {
                 return None;
             }
-            let range = at..(at + MAP_STEP).min(end);
-            let populate = {
-                let (map, range) = (map.clone(), range.clone());
-                tokio::task::spawn_blocking(move || populate(&map, range)).await
-            };
-            match populate {
-                Ok(Ok(())) => {
-                    metrics.bytes_served.inc_by(range.len() as u64);
-                    let next = range.end;
-                    Some((Ok(Bytes::from_owner(MapSlice { map, range })), next))
+            // Steps end on multiples of MAP_STEP (page-aligned), whatever the range's start.
+            let next = ((at / MAP_STEP + 1) * MAP_STEP).min(end);
+            match tokio::task::spawn_blocking(move || map_step(&file, at, next)).await {
+                Ok(Ok(slice)) => {
+                    metrics.bytes_served.inc_by(next - at);
+                    Some((Ok(Bytes::from_owner(slice)), next))
                 }
                 Ok(Err(e)) => Some((Err(e), end)),
                 Err(join) => Some((Err(std::io::Error::other(join)), end)),
@@ -113,19 +101,30 @@ pub fn body_from_map(map: Arc<memmap2::Mmap>, start: u64, len: u64, metrics: Arc
     Body::from_stream(futures::StreamExt::fuse(stream))
 }
 
-/// Reads the pages of `range` in. Blocking.
-fn populate(map: &memmap2::Mmap, range: std::ops::Range<usize>) -> std::io::Result<()> {
-    // Page-aligned start, as madvise requires.
-    let page = 4096;
-    let from = range.start / page * page;
-    match map.advise_range(memmap2::Advice::PopulateRead, from, range.end - from) {
-        Ok(()) => Ok(()),
+/// Maps `from..to` of `file` (from the page boundary below `from`) and reads its pages in.
+/// Blocking.
+///
+/// Safety of the mapping: blobs are immutable files. asof writes a blob to a temporary file
+/// and renames it into place; gc, purge and quarantine unlink or rename it, which leaves a
+/// mapping valid. Nothing of asof truncates or rewrites a stored blob in place; only an
+/// outside process truncating a file of the store could make a read of the mapping fault.
+fn map_step(file: &std::fs::File, from: u64, to: u64) -> std::io::Result<MapSlice> {
+    const PAGE: u64 = 4096;
+    let offset = from / PAGE * PAGE;
+    let len = (to - offset) as usize;
+    if file.metadata()?.len() < to {
+        return Err(std::io::Error::other("blob is shorter than recorded"));
+    }
+    // SAFETY: see above; the file is never modified in place while mapped.
+    let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).map(file)? };
+    match map.advise(memmap2::Advice::PopulateRead) {
+        Ok(()) => {}
         // Kernels before 5.14 lack it: touching a byte per page reads them in just the same.
         Err(e) if e.raw_os_error() == Some(22) => {
-            let sum = (from..range.end).step_by(page).fold(0u8, |acc, i| acc ^ map[i]);
+            let sum = (0..len).step_by(PAGE as usize).fold(0u8, |acc, i| acc ^ map[i]);
             std::hint::black_box(sum);
-            Ok(())
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e),
     }
+    Ok(MapSlice { map, skip: (from - offset) as usize })
 }
