@@ -70,7 +70,7 @@ pub async fn in_snapshot(
         st.metrics.lookup_seconds.observe(started.elapsed().as_secs_f64());
         st.metrics.memory_answer_hits.inc();
         let served = Served { ticket, known_present: true };
-        return file_response(st, method, headers, &answer.res, answer.entry.clone(), Some(served)).await;
+        return file_response(st, method, headers, &answer.file, Some(served)).await;
     }
     let creds = super::access::credentials(headers);
     let metrics = st.metrics.clone();
@@ -103,14 +103,15 @@ pub async fn in_snapshot(
         Resolved::File(entry) => {
             let entry = super::signing::variant(st, headers, query, &res, requested.as_ref(), entry).await?;
             let served = ticket.map(|ticket| Served { ticket, known_present: false });
-            let resp = file_response(st, method, headers, &res, entry.clone(), served).await?;
+            let file = describe(st, &res, &entry)?;
+            let resp = file_response(st, method, headers, &file, served).await?;
             // Only answers that found the blob present are kept (a 304 or 416 did not look).
             let checked = matches!(resp.status(), StatusCode::OK | StatusCode::PARTIAL_CONTENT);
             if let (Some(key), Some(ticket)) = (hot_key, ticket)
                 && res.is_final
                 && checked
             {
-                st.hot.remember(key, hot::Answer { generation: ticket.generation, res, entry });
+                st.hot.remember(key, hot::Answer { generation: ticket.generation, file });
             }
             Ok(resp)
         }
@@ -181,14 +182,18 @@ pub fn snapshot_headers(st: &AppState, res: &Resolution) -> HeaderMap {
     h
 }
 
-async fn file_response(
-    st: &AppState,
-    method: &Method,
-    req: &HeaderMap,
-    res: &Resolution,
-    entry: Entry,
-    served: Option<Served>,
-) -> Result<Response, ApiError> {
+/// What a file answer says before the request's conditions and range are looked at: kept
+/// whole in the memory cache, so that a repeated request formats no header.
+#[derive(Clone)]
+pub struct FileAnswer {
+    headers: HeaderMap,
+    etag: String,
+    last_modified: SystemTime,
+    size: u64,
+    sha256: Digest,
+}
+
+fn describe(st: &AppState, res: &Resolution, entry: &Entry) -> Result<FileAnswer, ApiError> {
     let Content::File { size, sha256 } = entry.content else {
         return Err(ApiError::internal(anyhow::anyhow!("resolved a non-file as a file")));
     };
@@ -205,11 +210,23 @@ async fn file_response(
     // would otherwise script the service's pages and API).
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+    Ok(FileAnswer { headers, etag, last_modified, size, sha256 })
+}
 
-    if not_modified(req, &etag, last_modified) {
+async fn file_response(
+    st: &AppState,
+    method: &Method,
+    req: &HeaderMap,
+    file: &FileAnswer,
+    served: Option<Served>,
+) -> Result<Response, ApiError> {
+    let FileAnswer { etag, last_modified, size, sha256, .. } = file;
+    let (last_modified, size, sha256) = (*last_modified, *size, *sha256);
+    let mut headers = file.headers.clone();
+    if not_modified(req, etag, last_modified) {
         return Ok(with_headers(StatusCode::NOT_MODIFIED, headers, Body::empty()));
     }
-    let (status, start, len) = match decide_range(req, &etag, last_modified, size) {
+    let (status, start, len) = match decide_range(req, etag, last_modified, size) {
         RangeDecision::Full => (StatusCode::OK, 0, size),
         RangeDecision::Partial { start, end } => {
             let v = format!("bytes {start}-{end}/{size}");

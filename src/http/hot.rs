@@ -20,9 +20,8 @@ use quick_cache::sync::Cache;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::catalog::{ChangeWatch, Entry};
+use crate::catalog::ChangeWatch;
 use crate::domain::Digest;
-use crate::resolve::Resolution;
 
 /// Answers kept at most (a key and an entry are a few hundred bytes each).
 const ANSWERS: usize = 65_536;
@@ -46,11 +45,10 @@ struct Watch {
     known: Mutex<Option<u64>>,
 }
 
-/// A final answer: the resolution (for the headers) and the file to serve.
+/// A final answer: the file to serve, its headers made.
 pub struct Answer {
     pub generation: u64,
-    pub res: Resolution,
-    pub entry: Entry,
+    pub file: super::files::FileAnswer,
 }
 
 #[derive(Clone)]
