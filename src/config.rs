@@ -251,7 +251,7 @@ pub struct ServerConfig {
     /// `http://` and the Host header of each request.
     pub public_url: Option<String>,
     /// MiB of memory for the contents of hot small files (InRelease, Packages...) served
-    /// without touching the disk; 0 turns the memory cache of final answers off (default 32).
+    /// without touching the disk; 0 turns the memory cache of final answers off (default 16).
     pub memory_cache_mb: Option<u64>,
     /// Per-client rate limits (`[server.rate_limits]`).
     #[serde(default)]

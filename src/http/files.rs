@@ -182,35 +182,54 @@ pub fn snapshot_headers(st: &AppState, res: &Resolution) -> HeaderMap {
     h
 }
 
-/// What a file answer says before the request's conditions and range are looked at: kept
-/// whole in the memory cache, so that a repeated request formats no header.
-#[derive(Clone)]
+/// What a file answer says before the request's conditions and range are looked at, its
+/// header values made: kept in the memory cache, so that a repeated request formats none.
+/// Compact (a few hundred bytes), as tens of thousands are kept.
 pub struct FileAnswer {
-    headers: HeaderMap,
-    etag: String,
-    last_modified: SystemTime,
+    snapshot: HeaderValue,
+    cache_control: HeaderValue,
+    etag: HeaderValue,
+    last_modified: HeaderValue,
+    content_type: &'static str,
+    modified: SystemTime,
     size: u64,
     sha256: Digest,
+}
+
+impl FileAnswer {
+    fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::with_capacity(12);
+        h.insert("x-asof-snapshot", self.snapshot.clone());
+        h.insert(header::CACHE_CONTROL, self.cache_control.clone());
+        h.insert(header::ETAG, self.etag.clone());
+        h.insert(header::LAST_MODIFIED, self.last_modified.clone());
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        // Published bytes are the publisher's, not ours: a browser must neither guess a more
+        // active type for them nor run them with this origin's rights (an .html or .svg file
+        // would otherwise script the service's pages and API).
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
+        h
+    }
 }
 
 fn describe(st: &AppState, res: &Resolution, entry: &Entry) -> Result<FileAnswer, ApiError> {
     let Content::File { size, sha256 } = entry.content else {
         return Err(ApiError::internal(anyhow::anyhow!("resolved a non-file as a file")));
     };
-    let etag = format!("\"{}\"", sha256.hex());
-    let last_modified: SystemTime = entry.since.datetime().into();
-    let mut headers = snapshot_headers(st, res);
-    headers.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex is ascii"));
-    headers
-        .insert(header::LAST_MODIFIED, HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)).expect("ascii"));
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(entry.path.file_name())));
-    // Published bytes are the publisher's, not ours: a browser must neither guess a more
-    // active type for them nor run them with this origin's rights (an .html or .svg file
-    // would otherwise script the service's pages and API).
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox"));
-    Ok(FileAnswer { headers, etag, last_modified, size, sha256 })
+    let mut snapshot = snapshot_headers(st, res);
+    let modified: SystemTime = entry.since.datetime().into();
+    Ok(FileAnswer {
+        snapshot: snapshot.remove("x-asof-snapshot").expect("always set"),
+        cache_control: snapshot.remove(header::CACHE_CONTROL).expect("always set"),
+        etag: HeaderValue::from_str(&format!("\"{}\"", sha256.hex())).expect("hex is ascii"),
+        last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified)).expect("ascii"),
+        content_type: content_type(entry.path.file_name()),
+        modified,
+        size,
+        sha256,
+    })
 }
 
 async fn file_response(
@@ -220,9 +239,9 @@ async fn file_response(
     file: &FileAnswer,
     served: Option<Served>,
 ) -> Result<Response, ApiError> {
-    let FileAnswer { etag, last_modified, size, sha256, .. } = file;
-    let (last_modified, size, sha256) = (*last_modified, *size, *sha256);
-    let mut headers = file.headers.clone();
+    let (last_modified, size, sha256) = (file.modified, file.size, file.sha256);
+    let etag = file.etag.to_str().expect("made from hex");
+    let mut headers = file.headers();
     if not_modified(req, etag, last_modified) {
         return Ok(with_headers(StatusCode::NOT_MODIFIED, headers, Body::empty()));
     }

@@ -23,15 +23,15 @@ use super::error::ApiError;
 use crate::catalog::ChangeWatch;
 use crate::domain::Digest;
 
-/// Answers kept at most (a key and an entry are a few hundred bytes each).
-const ANSWERS: usize = 65_536;
+/// Memory for answers (a key and an answer are a few hundred bytes: about 40,000 of them).
+const ANSWER_BYTES: u64 = 16 << 20;
 
 pub struct HotCache {
     /// Bumped to drop everything: entries derived under an older value are ignored.
     generation: AtomicU64,
     /// `None`: the catalog gives no change signal, and nothing is cached.
     watch: Option<Watch>,
-    answers: Cache<String, Arc<Answer>>,
+    answers: Cache<String, Arc<Answer>, AnswerSize>,
     bytes: Cache<Digest, Tagged, ByLength>,
     /// Files up to this size are read whole and kept.
     pub max_file: u64,
@@ -55,6 +55,15 @@ pub struct Answer {
 struct Tagged {
     generation: u64,
     bytes: Bytes,
+}
+
+#[derive(Clone)]
+struct AnswerSize;
+impl Weighter<String, Arc<Answer>> for AnswerSize {
+    fn weight(&self, key: &String, _: &Arc<Answer>) -> u64 {
+        // The answer's struct, its header values and the cache's own bookkeeping.
+        key.len() as u64 + 400
+    }
 }
 
 #[derive(Clone)]
@@ -92,7 +101,7 @@ impl HotCache {
         Self {
             generation: AtomicU64::new(0),
             watch,
-            answers: Cache::new(ANSWERS),
+            answers: Cache::with_weighter(4096, ANSWER_BYTES, AnswerSize),
             bytes: Cache::with_weighter(1024, bytes_budget.max(1), ByLength),
             max_file: (bytes_budget / 16).clamp(1, 4 << 20),
         }

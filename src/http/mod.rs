@@ -91,7 +91,7 @@ impl Default for ServeOptions {
             drain_timeout: Duration::from_secs(30),
             rate_limits: RateLimitOptions::default(),
             public_url: None,
-            memory_cache_bytes: 32 << 20,
+            memory_cache_bytes: 16 << 20,
         }
     }
 }
