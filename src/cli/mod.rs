@@ -367,13 +367,14 @@ fn init_logging(cli: &Cli) {
 
 /// Reads the list of `--changes` from a file, or from stdin for `-`.
 fn read_change_list(list: &std::path::Path) -> anyhow::Result<Vec<crate::publish::changes::Listed>> {
+    let context = || format!("reading the change list {}", list.display());
     let parsed = if list == std::path::Path::new("-") {
         crate::publish::changes::parse_list(std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(list).with_context(|| format!("reading the change list {}", list.display()))?;
+        let file = std::fs::File::open(list).with_context(context)?;
         crate::publish::changes::parse_list(std::io::BufReader::new(file))
     };
-    Ok(parsed?)
+    parsed.with_context(context)
 }
 
 fn parse_archive(s: &str) -> anyhow::Result<ArchiveName> {

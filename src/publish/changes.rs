@@ -43,9 +43,9 @@ pub fn parse_list(reader: impl BufRead) -> Result<Vec<Listed>, PublishError> {
     let mut by_path: BTreeMap<Vec<u8>, Listed> = BTreeMap::new();
     for (i, line) in reader.split(b'\n').enumerate() {
         let n = i + 1;
-        let bytes = line.map_err(|e| PublishError::Invalid(format!("reading the change list: {e}")))?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| PublishError::Invalid(format!("line {n} of the change list is not valid UTF-8")))?;
+        let bytes = line.map_err(|e| PublishError::Invalid(format!("line {n}: {e}")))?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|_| PublishError::Invalid(format!("line {n}: not valid UTF-8")))?;
         let text = text.strip_suffix('\r').unwrap_or(text);
         if text.trim().is_empty() || text.trim_start().starts_with('#') {
             continue;
@@ -53,7 +53,7 @@ pub fn parse_list(reader: impl BufRead) -> Result<Vec<Listed>, PublishError> {
         let raw = text.strip_prefix("./").unwrap_or(text);
         let path = RelPath::new(raw).map_err(|e| {
             let shown: String = text.chars().take(120).collect();
-            PublishError::Invalid(format!("line {n} of the change list: invalid path {shown:?}: {e}"))
+            PublishError::Invalid(format!("line {n}: invalid path {shown:?}: {e}"))
         })?;
         by_path.entry(path.as_str().as_bytes().to_vec()).or_insert(Listed { line: n, path });
     }
