@@ -381,7 +381,7 @@ fn push_with_a_change_list_uploads_only_the_listed_files() {
     write(&t, "pool/main/d/dd/dd_1.dsc", "aa 1"); // same bytes as a stored blob: not uploaded
     std::fs::remove_file(t.join("pool/main/b/bb/bb_1.deb")).unwrap();
     link(&t, "dists/stable", "bookworm/.");
-    let list = list_file(tmp.path(), &diff(&before, &contents(&t)));
+    let list = list_file(tmp.path(), diff(&before, &contents(&t)));
     let r = push(&server, &t, &tok, Some(&list)).unwrap();
     assert_eq!((r["uploaded_files"].as_u64(), r["uploaded_bytes"].as_u64()), (Some(2), Some(13)));
     assert_eq!((r["files"].as_u64(), r["bytes"].as_u64()), (Some(13), Some(tree_file_bytes(&t))));

@@ -493,7 +493,7 @@ impl<'o> Merge<'o> {
             self.live_files += 1;
             let indices =
                 live.path.as_str().starts_with("dists/") && matches!(live.path.file_name(), "Release" | "InRelease");
-            if indices || self.live_files % self.sample_every == 0 {
+            if indices || self.live_files.is_multiple_of(self.sample_every) {
                 self.sample.push((live.path, size));
             }
         }
