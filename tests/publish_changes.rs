@@ -264,6 +264,21 @@ fn wrong_lists_are_refused_with_the_reason() {
         "line 3: ghost/file is neither in the tree nor in the latest snapshot",
     );
     refused(&data, &t, "pool/main\n", "line 1: pool/main is a directory in the tree; list the files below it instead");
+    // Nothing is read through a symlink: below dists/stable (-> bookworm) there is nothing.
+    refused(
+        &data,
+        &t,
+        "dists/stable/Release\n",
+        "line 1: dists/stable/Release is neither in the tree nor in the latest snapshot",
+    );
+    link(&t, "escape", "../../etc/passwd");
+    refused(
+        &data,
+        &t,
+        "escape\n",
+        "escape: symlink to \"../../etc/passwd\" points outside the tree (absolute or above its root)",
+    );
+    std::fs::remove_file(t.join("escape")).unwrap();
     std::fs::remove_file(t.join("top")).unwrap();
     write(&t, "top/below", "x");
     refused(
