@@ -418,6 +418,7 @@ impl<'o> Merge<'o> {
     fn op_without_live(&mut self, op: &Op) -> Result<(), PublishError> {
         match &op.next {
             Next::Put(c) => {
+                self.not_below_removed(op)?;
                 self.added += 1;
                 self.bytes_in += c.size();
                 self.keep(&op.path, c);
@@ -437,6 +438,7 @@ impl<'o> Merge<'o> {
         match (&op.next, was_dir) {
             (Next::Dir, true) => return Err(is_a_dir(op)),
             (Next::Put(c), _) => {
+                self.not_below_removed(op)?;
                 if was_dir {
                     self.added += 1;
                     self.start_removing(&op.path);
@@ -466,6 +468,21 @@ impl<'o> Merge<'o> {
             }
         }
         Ok(())
+    }
+
+    /// A path put below a directory that the list removes: the tree changed between the
+    /// looks (only a concurrent edit can do that), and the plan would leave a file without
+    /// its directory.
+    fn not_below_removed(&self, op: &Op) -> Result<(), PublishError> {
+        match &self.removing {
+            Some(dir) if op.path.as_str().starts_with(dir.as_str()) => Err(PublishError::Invalid(format!(
+                "line {}: {} is in the tree but {} is not: the tree changed during the publish; publish again",
+                op.line,
+                op.path,
+                dir.trim_end_matches('/')
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn unlisted(&mut self, live: ManifestEntry) -> Result<(), PublishError> {
@@ -572,4 +589,67 @@ fn is_a_dir(op: &Op) -> PublishError {
         "line {}: {} is a directory in the tree; list the files below it instead",
         op.line, op.path
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Digest;
+
+    fn rel(p: &str) -> RelPath {
+        RelPath::new(p).unwrap()
+    }
+
+    #[test]
+    fn lists_are_sorted_deduplicated_and_commented() {
+        let listed = parse_list(&b"# header\n./b\n\n  \na/x\r\nb\n   # indented comment\n"[..]).unwrap();
+        let got: Vec<(usize, &str)> = listed.iter().map(|l| (l.line, l.path.as_str())).collect();
+        assert_eq!(got, [(5, "a/x"), (2, "b")]);
+        let err = parse_list(&b"a\nb//c\n"[..]).unwrap_err();
+        assert_eq!(err.to_string(), "line 2: invalid path \"b//c\": path 'b//c' has an empty segment");
+    }
+
+    /// Only a concurrent edit can make a listed directory absent while a path below it is
+    /// present; the plan refuses rather than leave a file without its directory.
+    #[test]
+    fn a_put_below_a_removed_directory_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open_local(tmp.path()).unwrap();
+        let archive: ArchiveName = "a".parse().unwrap();
+        let file = |p: &str| ManifestEntry {
+            path: rel(p),
+            content: Content::File { size: 1, sha256: Digest::of(p.as_bytes()) },
+        };
+        let first = vec![file("d/x"), file("top")];
+        crate::publish::commit_manifest(
+            &store,
+            &archive,
+            first,
+            &PublishOptions { progress: &super::super::NoProgress, source: serde_json::Value::Null, always: true },
+        )
+        .unwrap();
+        let base = store.catalog.latest(&archive).unwrap().unwrap();
+        let ops = [
+            Op { line: 1, path: rel("d"), next: Next::Absent },
+            Op { line: 2, path: rel("d/y"), next: Next::Put(file("d/y").content) },
+        ];
+        let err = plan(&store, &archive, &base, &ops, serde_json::Value::Null).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "line 2: d/y is in the tree but d is not: the tree changed during the publish; publish again"
+        );
+        let ops = [Op { line: 1, path: rel("d"), next: Next::Absent }];
+        let planned = plan(&store, &archive, &base, &ops, serde_json::Value::Null).unwrap();
+        let shown: Vec<String> = planned
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert(e) => format!("+{}", e.path),
+                Change::Remove(p) => format!("-{p}"),
+            })
+            .collect();
+        assert_eq!(shown, ["-d", "-d/x"]);
+        assert_eq!((planned.plan.files, planned.plan.removed, planned.plan.bytes), (1, 1, 1));
+        assert_eq!(planned.plan.digest, crate::manifest::content_digest(&[file("top")]));
+    }
 }
