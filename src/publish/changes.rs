@@ -404,13 +404,15 @@ impl<'o> Merge<'o> {
         if self.removing.as_ref().is_some_and(|p| !live.path.as_str().starts_with(p.as_str())) {
             self.removing = None;
         }
-        if let Some(state) = self.put_ancestors.get_mut(live.path.as_str()) {
+        // A put path below this one, if any (rare: only ancestors of put paths are keys).
+        let below = self.put_ancestors.get_mut(live.path.as_str()).map(|state| {
             state.0 =
                 if live.content == Content::Dir { AncestorWas::Dir } else { AncestorWas::Other { listed: false } };
-        }
+            state.1.clone()
+        });
         match self.ops.next_if(|op| op.path == live.path) {
             Some(op) => self.op_with_live(op, live),
-            None => self.unlisted(live),
+            None => self.unlisted(live, below),
         }
     }
 
@@ -485,7 +487,7 @@ impl<'o> Merge<'o> {
         }
     }
 
-    fn unlisted(&mut self, live: ManifestEntry) -> Result<(), PublishError> {
+    fn unlisted(&mut self, live: ManifestEntry, below: Option<String>) -> Result<(), PublishError> {
         let is_dir = live.content == Content::Dir;
         if self.removing.as_ref().is_some_and(|p| live.path.as_str().starts_with(p.as_str())) {
             if !is_dir {
@@ -498,7 +500,7 @@ impl<'o> Merge<'o> {
         if is_dir {
             return Ok(());
         }
-        if let Some((_, below)) = self.put_ancestors.get(live.path.as_str()) {
+        if let Some(below) = below {
             return Err(PublishError::Invalid(format!(
                 "{below} is below {}, which is a file or symlink in the latest snapshot and is not listed; \
                  list it too, or publish the whole tree",
