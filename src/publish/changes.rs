@@ -7,7 +7,10 @@
 //! live manifest is still read once, streamed, because the snapshot's content digest
 //! (`manifest::DigestBuilder`) is a sequential hash over every entry in path order, and its
 //! definition must not change (existing snapshots are verified against it). That stream is
-//! the one O(archive) part left; see docs/operations.md for what it costs.
+//! the one O(archive) part left: 0.34 s for 60,033 live entries on a loaded 2-core machine
+//! (docs/operations.md), against 0.32 s to hash 1,733 listed files. It is what keeps the
+//! time from being flat as the archive grows; an incremental digest would need a new
+//! definition, which existing snapshots rule out.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
