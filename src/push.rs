@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::blob::local::hash_file;
 use crate::domain::{ArchiveName, RelPath, SnapshotId};
-use crate::publish::{ScannedEntry, ScannedKind, TreeError, TreeRoot, scan_tree};
+use crate::publish::changes::{Found, Listed, NO_BASE, look};
+use crate::publish::{PublishError, ScannedEntry, ScannedKind, TreeError, TreeRoot, scan_tree};
 use crate::wire::{CommitRequest, ErrorJson, MissingRequest, MissingResponse, SnapshotJson, WireEntry};
 
 pub struct PushOptions {
@@ -26,6 +27,8 @@ pub struct PushOptions {
     pub jobs: usize,
     pub retries: u32,
     pub progress: indicatif::ProgressBar,
+    /// Push only these paths (`--changes`): see `push_changes`.
+    pub changes: Option<Vec<Listed>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +62,13 @@ pub enum PushError {
     Unstable(String),
     #[error("the archive kept moving: {0} attempts to commit against its latest snapshot were overtaken")]
     Overtaken(u32),
+    #[error(transparent)]
+    Changes(#[from] PublishError),
+    #[error(
+        "another publish committed while pushing; the change list was relative to {0}: list the changes since the \
+         latest snapshot, or push the whole tree"
+    )]
+    ChangesOvertaken(SnapshotId),
 }
 
 struct Client {
@@ -111,6 +121,9 @@ pub async fn push(opts: PushOptions) -> Result<PushReport, PushError> {
         .build()
         .map_err(|e| transport("HTTP client", e))?;
     let client = Arc::new(Client { http, base, token: opts.token.clone(), archive: opts.archive.clone() });
+    if let Some(listed) = &opts.changes {
+        return push_changes(&client, listed, &opts, started).await;
+    }
 
     // 1. Hash the tree locally, in parallel.
     let dir = opts.dir.clone();
@@ -123,8 +136,82 @@ pub async fn push(opts: PushOptions) -> Result<PushReport, PushError> {
     let bytes: u64 = local.values().map(|e| if let WireEntry::File { size, .. } = e { *size } else { 0 }).sum();
 
     // 2. Upload what the server lacks.
+    let uploaded = upload_missing(&client, &root, local.values(), &opts).await?;
+
+    // 3. Commit: a change set against the remote latest, retried if someone else commits
+    //    first; a full manifest when the archive has no snapshot yet.
+    const ATTEMPTS: u32 = 5;
+    for _ in 0..ATTEMPTS {
+        let latest = latest(&client).await?;
+        let req = match latest {
+            None => CommitRequest {
+                base: None,
+                manifest: Some(local.values().cloned().collect()),
+                upsert: Vec::new(),
+                remove: Vec::new(),
+                source: Some(source(&opts.dir)),
+            },
+            Some(id) => {
+                let remote = remote_manifest(&client, id).await?;
+                let upsert = local.iter().filter(|(p, e)| remote.get(*p) != Some(e)).map(|(_, e)| e.clone()).collect();
+                let remove = remote.keys().filter(|p| !local.contains_key(*p)).cloned().collect();
+                CommitRequest { base: Some(id), manifest: None, upsert, remove, source: Some(source(&opts.dir)) }
+            }
+        };
+        let resp = client
+            .req(reqwest::Method::POST, &client.archive_url("snapshots"))
+            .json(&req)
+            .send()
+            .await
+            .map_err(|e| transport("committing", e))?;
+        match resp.status() {
+            StatusCode::CREATED => {
+                let snap: SnapshotJson = resp.json().await.map_err(|e| transport("committing", e))?;
+                return Ok(PushReport {
+                    archive: opts.archive,
+                    snapshot: snap.id,
+                    base: req.base,
+                    files,
+                    bytes,
+                    uploaded_files: uploaded.files,
+                    uploaded_bytes: uploaded.bytes,
+                    reused_bytes: uploaded.reused_bytes,
+                    duration_ms: started.elapsed().as_millis(),
+                });
+            }
+            // A 409 either lists missing blobs (final) or says the base moved on: then
+            // someone committed in between, and the change set is computed again.
+            StatusCode::CONFLICT => {
+                let text = resp.text().await.unwrap_or_default();
+                let body: Option<ErrorJson> = serde_json::from_str(&text).ok();
+                if body.as_ref().is_none_or(|b| !b.missing.is_empty()) {
+                    let message = body.map_or(text, |b| b.error);
+                    return Err(PushError::Server { what: "committing".into(), status: StatusCode::CONFLICT, message });
+                }
+                tracing::info!("the archive moved on while pushing; recomputing the change set");
+            }
+            _ => return Err(error_of("committing", resp).await),
+        }
+    }
+    Err(PushError::Overtaken(ATTEMPTS))
+}
+
+/// What the upload step sent and what the server already had.
+struct Uploaded {
+    files: u64,
+    bytes: u64,
+    reused_bytes: u64,
+}
+
+/// Asks the server which blobs of `entries` it lacks and uploads those, `opts.jobs` at once.
+async fn upload_missing(
+    client: &Arc<Client>,
+    root: &Arc<TreeRoot>,
+    entries: impl Iterator<Item = &WireEntry>,
+    opts: &PushOptions,
+) -> Result<Uploaded, PushError> {
     let mut sizes: HashMap<String, (u64, String)> = HashMap::new();
-    for e in local.values() {
+    for e in entries {
         if let WireEntry::File { path, size, sha256 } = e {
             sizes.entry(sha256.clone()).or_insert((*size, path.clone()));
         }
@@ -166,64 +253,111 @@ pub async fn push(opts: PushOptions) -> Result<PushReport, PushError> {
     .await;
     results.into_iter().collect::<Result<Vec<()>, _>>()?;
     opts.progress.finish_and_clear();
+    let bytes = uploaded.load(Ordering::Relaxed);
+    Ok(Uploaded {
+        files: missing.len() as u64,
+        bytes,
+        reused_bytes: sizes.values().map(|(s, _)| s).sum::<u64>() - bytes,
+    })
+}
 
-    // 3. Commit: a change set against the remote latest, retried if someone else commits
-    //    first; a full manifest when the archive has no snapshot yet.
-    const ATTEMPTS: u32 = 5;
-    for _ in 0..ATTEMPTS {
-        let latest = latest(&client).await?;
-        let req = match latest {
-            None => CommitRequest {
-                base: None,
-                manifest: Some(local.values().cloned().collect()),
-                upsert: Vec::new(),
-                remove: Vec::new(),
-                source: Some(source(&opts.dir)),
-            },
-            Some(id) => {
-                let remote = remote_manifest(&client, id).await?;
-                let upsert = local.iter().filter(|(p, e)| remote.get(*p) != Some(e)).map(|(_, e)| e.clone()).collect();
-                let remove = remote.keys().filter(|p| !local.contains_key(*p)).cloned().collect();
-                CommitRequest { base: Some(id), manifest: None, upsert, remove, source: Some(source(&opts.dir)) }
-            }
-        };
-        let resp = client
-            .req(reqwest::Method::POST, &client.archive_url("snapshots"))
-            .json(&req)
-            .send()
+/// `push --changes`: hashes and uploads only the listed files and commits them as a change
+/// set against the remote latest snapshot, never reading the remote manifest. A listed path
+/// absent from the tree is sent as removed; the server refuses one it does not have, or one
+/// that is a directory there (its files must be listed). Not retried if another publisher
+/// commits first: the list said what changed since the snapshot it was made against.
+async fn push_changes(
+    client: &Arc<Client>,
+    listed: &[Listed],
+    opts: &PushOptions,
+    started: Instant,
+) -> Result<PushReport, PushError> {
+    let base = latest(client).await?.ok_or_else(|| PublishError::Invalid(NO_BASE.into()))?;
+    let (dir, listed_owned, bar) = (opts.dir.clone(), listed.to_vec(), opts.progress.clone());
+    let (root, upsert, remove) =
+        tokio::task::spawn_blocking(move || hash_listed(&dir, &listed_owned, &bar))
             .await
-            .map_err(|e| transport("committing", e))?;
-        match resp.status() {
-            StatusCode::CREATED => {
-                let snap: SnapshotJson = resp.json().await.map_err(|e| transport("committing", e))?;
-                let uploaded_bytes = uploaded.load(Ordering::Relaxed);
-                return Ok(PushReport {
-                    archive: opts.archive,
-                    snapshot: snap.id,
-                    base: req.base,
-                    files,
-                    bytes,
-                    uploaded_files: missing.len() as u64,
-                    uploaded_bytes,
-                    reused_bytes: sizes.values().map(|(s, _)| s).sum::<u64>() - uploaded_bytes,
-                    duration_ms: started.elapsed().as_millis(),
-                });
-            }
-            // A 409 either lists missing blobs (final) or says the base moved on: then
-            // someone committed in between, and the change set is computed again.
-            StatusCode::CONFLICT => {
-                let text = resp.text().await.unwrap_or_default();
-                let body: Option<ErrorJson> = serde_json::from_str(&text).ok();
-                if body.as_ref().is_none_or(|b| !b.missing.is_empty()) {
+            .map_err(|e| PushError::Transport { what: "hashing".into(), reason: e.to_string() })??;
+    let root = Arc::new(root);
+    let uploaded = upload_missing(client, &root, upsert.iter(), opts).await?;
+    let req = CommitRequest { base: Some(base), manifest: None, upsert, remove, source: Some(source(&opts.dir)) };
+    let resp = client
+        .req(reqwest::Method::POST, &client.archive_url("snapshots"))
+        .json(&req)
+        .send()
+        .await
+        .map_err(|e| transport("committing", e))?;
+    match resp.status() {
+        StatusCode::CREATED => {
+            let snap: SnapshotJson = resp.json().await.map_err(|e| transport("committing", e))?;
+            Ok(PushReport {
+                archive: opts.archive.clone(),
+                snapshot: snap.id,
+                base: Some(base),
+                files: snap.files,
+                bytes: snap.bytes,
+                uploaded_files: uploaded.files,
+                uploaded_bytes: uploaded.bytes,
+                reused_bytes: uploaded.reused_bytes,
+                duration_ms: started.elapsed().as_millis(),
+            })
+        }
+        StatusCode::CONFLICT => {
+            let text = resp.text().await.unwrap_or_default();
+            match serde_json::from_str::<ErrorJson>(&text) {
+                Ok(body) if body.missing.is_empty() => Err(PushError::ChangesOvertaken(base)),
+                body => {
                     let message = body.map_or(text, |b| b.error);
-                    return Err(PushError::Server { what: "committing".into(), status: StatusCode::CONFLICT, message });
+                    Err(PushError::Server { what: "committing".into(), status: StatusCode::CONFLICT, message })
                 }
-                tracing::info!("the archive moved on while pushing; recomputing the change set");
             }
-            _ => return Err(error_of("committing", resp).await),
+        }
+        _ => Err(error_of("committing", resp).await),
+    }
+}
+
+/// Looks at every listed path of the tree under `dir` and hashes the files among them, in
+/// parallel: the entries to upsert, and the paths to remove (absent, or now a directory).
+fn hash_listed(
+    dir: &Path,
+    listed: &[Listed],
+    bar: &indicatif::ProgressBar,
+) -> Result<(TreeRoot, Vec<WireEntry>, Vec<String>), PushError> {
+    let root = TreeRoot::open(dir)?;
+    let mut cursor = root.cursor();
+    let found: Vec<(&Listed, Found)> =
+        listed.iter().map(|l| look(&mut cursor, &l.path).map(|f| (l, f))).collect::<Result<_, _>>()?;
+    bar.set_length(found.len() as u64);
+    bar.set_message(format!("hashing {} listed paths", found.len()));
+    let hashed: Vec<Result<WireEntry, String>> = found
+        .par_iter()
+        .map_init(
+            || root.cursor(),
+            |cursor, (l, found)| {
+                let path = l.path.to_string();
+                let entry = match found {
+                    Found::File => {
+                        let (file, _) = cursor.open_file(&l.path)?;
+                        let (digest, size) =
+                            hash_file(&file).map_err(|source| PushError::Read { path: path.clone(), source })?;
+                        Ok(WireEntry::File { path, size, sha256: digest.hex() })
+                    }
+                    Found::Symlink(target) => Ok(WireEntry::Symlink { path, target: target.clone() }),
+                    Found::Dir | Found::Absent => Err(path),
+                };
+                bar.inc(1);
+                Ok(entry)
+            },
+        )
+        .collect::<Result<_, PushError>>()?;
+    let (mut upsert, mut remove) = (Vec::new(), Vec::new());
+    for h in hashed {
+        match h {
+            Ok(e) => upsert.push(e),
+            Err(p) => remove.push(p),
         }
     }
-    Err(PushError::Overtaken(ATTEMPTS))
+    Ok((root, upsert, remove))
 }
 
 fn source(dir: &Path) -> serde_json::Value {

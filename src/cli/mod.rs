@@ -64,6 +64,11 @@ pub enum Command {
         /// Hash every file, ignoring what the last publish remembered (size, mtime, inode).
         #[arg(long)]
         rehash: bool,
+        /// Publish only the paths listed in FILE (`-`: stdin), one per line, relative to DIR:
+        /// those added, changed or removed since the latest snapshot. Everything else is
+        /// carried over from it (docs/operations.md, "Publishing only what changed").
+        #[arg(long, value_name = "FILE")]
+        changes: Option<PathBuf>,
     },
     /// Serve every archive over HTTP.
     Serve {
@@ -101,6 +106,9 @@ pub enum Command {
         retries: u32,
         #[arg(long)]
         json: bool,
+        /// Push only the paths listed in FILE (`-`: stdin), as for `publish --changes`.
+        #[arg(long, value_name = "FILE")]
+        changes: Option<PathBuf>,
     },
     /// Manage API tokens (stored as hashes in the data directory).
     #[command(subcommand)]
@@ -357,6 +365,18 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// Reads the list of `--changes` from a file, or from stdin for `-`.
+fn read_change_list(list: &std::path::Path) -> anyhow::Result<Vec<crate::publish::changes::Listed>> {
+    let context = || format!("reading the change list {}", list.display());
+    let parsed = if list == std::path::Path::new("-") {
+        crate::publish::changes::parse_list(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(list).with_context(context)?;
+        crate::publish::changes::parse_list(std::io::BufReader::new(file))
+    };
+    parsed.with_context(context)
+}
+
 fn parse_archive(s: &str) -> anyhow::Result<ArchiveName> {
     s.parse().with_context(|| format!("invalid archive name '{s}'"))
 }
@@ -368,7 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     };
     let data = cli.data.clone().or(config.data.clone()).unwrap_or_else(|| PathBuf::from("asof-data"));
     match cli.command {
-        Command::Publish { archive, dir, if_changed, json, rehash } => {
+        Command::Publish { archive, dir, if_changed, json, rehash, changes } => {
             let archive = parse_archive(&archive)?;
             let store = Store::open_local(&data)?;
             let bar = progress::TerminalProgress::new(std::io::stderr().is_terminal());
@@ -386,8 +406,14 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if rehash {
                 let _ = std::fs::remove_file(&cache);
             }
-            let report = crate::publish::publish_dir_cached(&store, &archive, &dir, &opts, Some(&cache))
-                .with_context(|| format!("publishing {} as {archive}", dir.display()))?;
+            let report = match changes {
+                Some(list) => {
+                    let listed = read_change_list(&list)?;
+                    crate::publish::changes::publish_changes(&store, &archive, &dir, &listed, &opts)
+                }
+                None => crate::publish::publish_dir_cached(&store, &archive, &dir, &opts, Some(&cache)),
+            }
+            .with_context(|| format!("publishing {} as {archive}", dir.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -543,14 +569,15 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             Ok(if failed == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
         }
-        Command::Push { url, archive, dir, token, jobs, retries, json } => {
+        Command::Push { url, archive, dir, token, jobs, retries, json, changes } => {
             let archive = parse_archive(&archive)?;
+            let changes = changes.map(|list| read_change_list(&list)).transpose()?;
             let progress = if std::io::stderr().is_terminal() {
                 progress::download_bar()
             } else {
                 indicatif::ProgressBar::hidden()
             };
-            let opts = crate::push::PushOptions { server: url, archive, dir, token, jobs, retries, progress };
+            let opts = crate::push::PushOptions { server: url, archive, dir, token, jobs, retries, progress, changes };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let r = rt.block_on(crate::push::push(opts))?;
             if json {

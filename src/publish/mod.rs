@@ -1,6 +1,7 @@
 //! Recording a publish: scan a tree, ingest its blobs, diff it against the archive's latest
 //! snapshot and commit the change set. Shared by the CLI, the demo and (later) HTTP uploads.
 
+pub mod changes;
 pub mod plan;
 pub mod remote;
 mod scan;

@@ -153,15 +153,46 @@ impl DirCursor<'_> {
         regular(fd, path)
     }
 
+    /// `lstat` of whatever is at `path` (`publish --changes` asks what each listed path now
+    /// is), reached through real directories only. `None` when nothing is there that a full
+    /// scan would list: missing, or below something that is not a directory.
+    pub fn lstat(&mut self, path: &RelPath) -> Result<Option<rustix::fs::Stat>, TreeError> {
+        let absent = |e: Errno| matches!(e, Errno::NOENT | Errno::NOTDIR | Errno::LOOP);
+        let io = |e: Errno| TreeError::Io { path: path.to_string(), source: e.into() };
+        let (dir, name) = match self.dir_of_raw(path) {
+            Ok(found) => found,
+            Err(e) if absent(e) => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if absent(e) => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The target of the symlink at `path` (reached through real directories only).
+    pub fn read_link(&mut self, path: &RelPath) -> Result<std::ffi::OsString, TreeError> {
+        let io = |e: Errno| TreeError::Io { path: path.to_string(), source: e.into() };
+        let (dir, name) = self.dir_of(path)?;
+        let target = rustix::fs::readlinkat(dir, name, Vec::new()).map_err(io)?;
+        Ok(std::os::unix::ffi::OsStringExt::from_vec(target.into_bytes()))
+    }
+
     /// The directory holding `path` (opened through no symlink) and the file's name in it.
     fn dir_of<'p>(&mut self, path: &'p RelPath) -> Result<(BorrowedFd<'_>, &'p str), TreeError> {
+        let root = self.root;
+        self.dir_of_raw(path).map_err(|e| root.explain(path.parent(), FileType::Directory, e))
+    }
+
+    /// As `dir_of`, with the bare error of the failed open.
+    fn dir_of_raw<'p>(&mut self, path: &'p RelPath) -> Result<(BorrowedFd<'_>, &'p str), Errno> {
         let Some((parent, name)) = path.as_str().rsplit_once('/') else {
             return Ok((self.root.dir.as_fd(), path.as_str()));
         };
         if self.dir.as_ref().is_none_or(|(p, _)| p != parent) {
             let flags = OFlags::PATH | OFlags::DIRECTORY;
-            let fd = resolve(self.root.dir.as_fd(), parent, flags, OPENAT2.load(Ordering::Relaxed))
-                .map_err(|e| self.root.explain(parent, FileType::Directory, e))?;
+            let fd = resolve(self.root.dir.as_fd(), parent, flags, OPENAT2.load(Ordering::Relaxed))?;
             self.dir = Some((parent.to_string(), fd));
         }
         Ok((self.dir.as_ref().expect("just set").1.as_fd(), name))
