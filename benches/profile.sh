@@ -7,8 +7,9 @@
 #   publish       one publish after PROFILE_CHURN churn of a PROFILE_P-package suite
 #                 (with --changes FILE when ASOF_BINARY has the flag, else by tree walk)
 # Each is `perf record -g`; OUTDIR gets NAME-top30.txt (`perf report --no-children --sort
-# symbol`, the 30 first symbols by self time), NAME-report.txt (every symbol) and info.txt
-# (sizes, mode, machine load). perf.data files stay in the work dir.
+# symbol`, the 30 first symbols by self time), NAME-top30-user.txt (the same, user space only),
+# NAME-groups.txt (self time by kernel, SQLite, allocator, ...), NAME-report.txt (every
+# symbol) and info.txt (sizes, mode, machine load). perf.data files stay in the work dir.
 #
 # Environment: PROFILE_P (packages, default 60000), PROFILE_K (trees, default 6: the
 # profiled publish is the last), PROFILE_CHURN (0.01), PROFILE_SCALE (size scale, 0.01),
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 if [[ $# -ne 2 || $1 == -h || $1 == --help ]]; then
-  sed -n '2,17p' "$0"
+  sed -n '2,19p' "$0"
   exit 2
 fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,12 +63,30 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# report NAME: the text outputs of W/NAME.perf into OUT.
+# report NAME: the text outputs of W/NAME.perf into OUT: every symbol, the top 30, and the
+# top 30 of user space only (under heavy load the kernel's scheduler can fill the first list).
 report() {
-  perf report -i "$W/$1.perf" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' >"$OUT/$1-report.txt"
+  perf report -i "$W/$1.perf" --no-children --sort symbol --stdio -g none 2>/dev/null |
+    grep -v '^#' | grep -v '^$' | sed -E 's/[ -]+$//' >"$OUT/$1-report.txt"
   head -30 "$OUT/$1-report.txt" >"$OUT/$1-top30.txt"
+  grep -F '[.]' "$OUT/$1-report.txt" | head -30 >"$OUT/$1-top30-user.txt"
+  groups "$OUT/$1-report.txt" >"$OUT/$1-groups.txt"
   log "$1: top 10 symbols by self time"
   head -10 "$OUT/$1-top30.txt" >&2
+}
+
+# groups REPORT: self time summed by where it is spent (kernel, SQLite, allocator, ...), a
+# coarser view that survives inlining differences between builds.
+groups() {
+  awk '{ p = $1; sub("%", "", p); s = $3; for (i = 4; i <= NF; i++) s = s " " $i; g = "other user space"
+    if ($2 == "[k]") g = "kernel"
+    else if (s ~ /^(sqlite3|pcache1|btree|balance|vdbe)/) g = "SQLite"
+    else if (s ~ /malloc|_int_free|cfree|unlink_chunk|^free$|realloc/) g = "malloc/free"
+    else if (s ~ /sha2::/) g = "SHA-256"
+    else if (s ~ /mem(move|cpy|set|cmp)/) g = "memmove/memset/memcmp"
+    else if (s ~ /tokio|parking_lot|futures|crossbeam/) g = "tokio and synchronisation"
+    else if (s ~ /hyper|axum|h2::|http/) g = "hyper/axum"
+    t[g] += p } END { for (g in t) printf "%6.2f%%  %s\n", t[g], g }' "$1" | sort -rn
 }
 
 log "generating $PROFILE_P packages × $PROFILE_K trees (churn $PROFILE_CHURN, size scale $PROFILE_SCALE)"
