@@ -18,7 +18,7 @@
 set -euo pipefail
 
 if [[ $# -ne 2 || $1 == -h || $1 == --help ]]; then
-  sed -n '2,19p' "$0"
+  sed -n '2,17p' "$0"
   exit 2
 fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
