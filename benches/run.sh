@@ -360,7 +360,6 @@ if ((got != want)); then
   echo "aptly did not replay the history faithfully (see $W/tmp/aptly.log)" >&2
   exit 1
 fi
-if [[ -z ${ASOF_BENCH_KEEP:-} ]]; then rm -rf "$W/aptly"; fi
 
 # ---------------------------------------------------------------------------------------
 log "b. the same number of changes on a ${BENCH_P2}-package archive (churn $BENCH_CHURN2)"
@@ -370,7 +369,6 @@ GEN2=$W/gen/large
 tail -1 "$R/gen-large.log" >&2
 note_load publish-large
 publish_history "$W/data/large" bench "$GEN2" large
-if [[ -z ${ASOF_BENCH_KEEP:-} ]]; then rm -rf "$GEN2" "$W/data/large"; fi
 
 # ---------------------------------------------------------------------------------------
 log "e. resolve (ID, path) latency: the lookup bench ($BENCH_LOOKUP)"
@@ -389,9 +387,9 @@ case $BENCH_LOOKUP in
 esac
 {
   printf 'pass\tsnapshots\tpaths\tqueries\tp50_us\tp99_us\tmax_us\n'
-  sed -nE 's/.*resolve \(ID, path\) on ([0-9]+) snapshots x ([0-9]+) paths, ([0-9]+) random queries \(([a-z]+)\): p50 ([0-9.]+)(ns|µs|ms|s), p99 ([0-9.]+)(ns|µs|ms|s), max ([0-9.]+)(ns|µs|ms|s).*/\4 \1 \2 \3 \5 \6 \7 \8 \9 \10/p' "$R/lookup.txt" |
-    awk 'function us(v, u) { return u == "ns" ? v / 1000 : u == "ms" ? v * 1000 : u == "s" ? v * 1e6 : v }
-      { printf "%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\n", $1, $2, $3, $4, us($5, $6), us($7, $8), us($9, $10) }'
+  sed -nE 's/.*resolve \(ID, path\) on ([0-9]+) snapshots x ([0-9]+) paths, ([0-9]+) random queries \(([a-z]+)\): p50 ([0-9.]+[nµm]?s), p99 ([0-9.]+[nµm]?s), max ([0-9.]+[nµm]?s).*/\4 \1 \2 \3 \5 \6 \7/p' "$R/lookup.txt" |
+    awk 'function us(d, v) { v = d + 0; return d ~ /ns$/ ? v / 1000 : d ~ /ms$/ ? v * 1000 : d ~ /µs$/ ? v : v * 1e6 }
+      { printf "%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\n", $1, $2, $3, $4, us($5), us($6), us($7) }'
 } >"$R/lookup.tsv"
 if [[ $BENCH_LOOKUP != skip && $(wc -l <"$R/lookup.tsv") -lt 2 ]]; then
   echo "the lookup bench printed no resolve latency line (see $R/lookup.txt)" >&2
@@ -403,3 +401,8 @@ tail -n +2 "$R/lookup.tsv" | awk -F'\t' '{printf "  %s: p50 %.1f µs, p99 %.1f �
 "$LIB/report.sh" "$R" "$MODE" >>"$SUMMARY"
 log "done in $(($(date +%s) - STARTED)) s; results in $R"
 cat "$SUMMARY"
+# Last, as deleting millions of hard links takes minutes on a busy disk.
+if [[ -z ${ASOF_BENCH_KEEP:-} ]]; then
+  log "freeing disk: removing aptly's root and the large archive (ASOF_BENCH_KEEP=1 keeps them)"
+  rm -rf "$W/aptly" "$GEN2" "$W/data/large"
+fi
