@@ -150,7 +150,8 @@ GEN=$W/gen/main
 /usr/bin/time -f '%e' -o "$W/tmp/gen-time" "$BENCH" gen --out "$GEN" --seed "$BENCH_SEED" --packages "$BENCH_P" \
   --publishes "$BENCH_K" --churn "$BENCH_CHURN" --size-scale "$BENCH_SCALE" 2>"$R/gen-main.log"
 tail -1 "$R/gen-main.log" >&2
-LAST_TREE=$(ls -d "$GEN"/[0-9][0-9][0-9][0-9] | tail -1)
+MAIN_TREES=("$GEN"/[0-9][0-9][0-9][0-9])
+LAST_TREE=${MAIN_TREES[-1]}
 
 log "b. publishing the history into asof"
 note_load publish-main
