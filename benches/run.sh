@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# benches/run.sh [--quick]: asof side by side with nginx (serving) and aptly (making a
-# snapshot servable), plus publish cost over a history at two archive sizes and SHA-256
-# ingest throughput against sha256sum. Reports ratios; see benches/README.md.
+# benches/run.sh [--quick]: every row of issue 13's target table, side by side in one run:
+# asof vs nginx (small files, apt-like mix, large files), asof vs aptly publishing the same
+# 60k-package history, publish cost at 10x the archive size, peak RSS, and the lookup
+# microbenchmark's resolve p99. Each row: figures, ratio, target, met. See benches/README.md.
 #
-#   --quick   minute-scale smoke run (small archive, short load tests)
-#   default   full run: 60,000-package suite, 600,000-package suite, 20 s load tests
-#             (about 30-45 minutes on 2 cores)
+#   --quick   smoke run of every row at small sizes (about 10 minutes on 2 busy cores)
+#   default   full run: 60,000-package suite, 600,000-package suite, 20 s load tests,
+#             cargo bench --bench lookup at 1,000 snapshots x 1M paths (40+ minutes)
 #
 # Work dir: $ASOF_BENCH_DIR (default /tmp/asof-bench), emptied first. Results:
-# $W/results/*.tsv (machine-readable), $W/results/summary.md (the tables printed at the end).
+# $W/results/*.tsv (machine-readable), targets.tsv/.json, summary.md (printed at the end).
 # Only 127.0.0.1 is ever contacted; servers listen on free ports and are stopped on exit.
 set -euo pipefail
 
@@ -17,7 +18,7 @@ for arg in "$@"; do
   case $arg in
     --quick) MODE=quick ;;
     -h | --help)
-      sed -n '2,12p' "$0"
+      sed -n '2,13p' "$0"
       exit 0
       ;;
     *)
@@ -36,19 +37,25 @@ BENCH=$ROOT/target/release/asof-bench
 . "$LIB/common.sh"
 
 # Sizes. Every one can be overridden from the environment (BENCH_P=..., etc.).
+# BENCH_APTLY_K: how many trees of the main history aptly replays (about 11 s per publish
+# at 60k packages); both tools are compared on the medians over the same publishes.
+# BENCH_LOOKUP: full (cargo bench, 1,000 snapshots x 1M paths), tiny (cargo test of the same
+# bench at 10 x 2,000: a smoke test) or skip.
 if [[ $MODE == quick ]]; then
-  : "${BENCH_P:=3000}" "${BENCH_K:=21}" "${BENCH_P2:=12000}" "${BENCH_K2:=4}" "${BENCH_SECS:=5}"
-  : "${BENCH_APTLY_P:=300}" "${BENCH_APTLY_K:=6}" "${BENCH_APTLY_SCALE:=0.01}"
-  : "${BENCH_BIG_COUNT:=4}" "${BENCH_BIG_SIZE:=32M}" "${BENCH_REQS:=5000}"
+  : "${BENCH_P:=3000}" "${BENCH_K:=21}" "${BENCH_P2:=30000}" "${BENCH_K2:=3}" "${BENCH_SECS:=5}"
+  : "${BENCH_BIG_COUNT:=4}" "${BENCH_BIG_SIZE:=32M}" "${BENCH_REQS:=5000}" "${BENCH_LOOKUP:=tiny}"
 else
   : "${BENCH_P:=60000}" "${BENCH_K:=21}" "${BENCH_P2:=600000}" "${BENCH_K2:=4}" "${BENCH_SECS:=20}"
-  : "${BENCH_APTLY_P:=5000}" "${BENCH_APTLY_K:=21}" "${BENCH_APTLY_SCALE:=0.1}"
-  : "${BENCH_BIG_COUNT:=4}" "${BENCH_BIG_SIZE:=256M}" "${BENCH_REQS:=50000}"
+  : "${BENCH_BIG_COUNT:=4}" "${BENCH_BIG_SIZE:=256M}" "${BENCH_REQS:=50000}" "${BENCH_LOOKUP:=full}"
 fi
-: "${BENCH_CHURN:=0.01}" "${BENCH_SCALE:=0.01}" "${BENCH_SEED:=1}"
-# The large archive gets the same number of touched packages per publish, i.e. a
-# proportionally smaller churn fraction.
+: "${BENCH_APTLY_K:=6}" "${BENCH_CHURN:=0.01}" "${BENCH_SCALE:=0.01}" "${BENCH_SEED:=1}"
+# The large archive gets the same number of touched packages per publish (1% of 60k ≈ 1,000
+# changed paths), i.e. a proportionally smaller churn fraction.
 BENCH_CHURN2=$(awk -v c="$BENCH_CHURN" -v p="$BENCH_P" -v q="$BENCH_P2" 'BEGIN{printf "%.6f", c*p/q}')
+((BENCH_APTLY_K >= 2 && BENCH_APTLY_K <= BENCH_K)) || {
+  echo "BENCH_APTLY_K must be between 2 and BENCH_K ($BENCH_K)" >&2
+  exit 2
+}
 
 NGINX_PID='' ASOF_PID=''
 cleanup() {
@@ -77,8 +84,19 @@ rm -rf "$W"
 mkdir -p "$W/results" "$W/tmp" "$W/gen" "$W/data" "$W/bin"
 touch "$W/.asof-bench"
 # Run copies, so that a rebuild in the source tree during the run changes nothing here.
-cp "$ASOF" "$BENCH" "$W/bin/"
+# ASOF_BIN=PATH measures another asof binary (e.g. a build of an older commit) with this
+# tree's asof-bench.
+cp "${ASOF_BIN:-$ASOF}" "$W/bin/asof"
+cp "$BENCH" "$W/bin/"
 ASOF=$W/bin/asof BENCH=$W/bin/asof-bench
+[[ -n ${ASOF_BIN:-} ]] && ASOF_COMMIT="$ASOF_BIN"
+# Publishes after the first name their changes (`--changes FILE`, written by the generator)
+# when this asof has the flag, else asof walks the tree. BENCH_PUBLISH_MODE=walk forces the walk.
+if [[ ${BENCH_PUBLISH_MODE:-} != walk && $("$ASOF" publish --help) == *--changes* ]]; then
+  PUBLISH_MODE=changes
+else
+  PUBLISH_MODE=walk
+fi
 R=$W/results
 SUMMARY=$R/summary.md
 STARTED=$(date +%s)
@@ -88,29 +106,40 @@ STARTED=$(date +%s)
   echo
   machine_info
   echo
-  echo "Parameters: P=$BENCH_P packages × $BENCH_K publishes at churn $BENCH_CHURN; large archive P2=$BENCH_P2 × $BENCH_K2 at churn $BENCH_CHURN2; size scale $BENCH_SCALE; load tests ${BENCH_SECS}s at wrk -t2 -c64; aptly comparison $BENCH_APTLY_P packages × $BENCH_APTLY_K publishes at size scale $BENCH_APTLY_SCALE; hashing $BENCH_BIG_COUNT × $BENCH_BIG_SIZE."
+  echo "Parameters: P=$BENCH_P packages × $BENCH_K publishes at churn $BENCH_CHURN; large archive P2=$BENCH_P2 × $BENCH_K2 at churn $BENCH_CHURN2; size scale $BENCH_SCALE; load tests ${BENCH_SECS}s at wrk -t2 -c64; aptly replays the first $BENCH_APTLY_K trees of the P history; asof publishes with $PUBLISH_MODE; lookup bench $BENCH_LOOKUP; hashing $BENCH_BIG_COUNT × $BENCH_BIG_SIZE."
 } >"$SUMMARY"
 cat "$SUMMARY"
+# What report.sh needs to label and compare the rows.
+printf '%s\t%s\n' mode "$MODE" packages "$BENCH_P" publishes "$BENCH_K" packages_large "$BENCH_P2" \
+  publishes_large "$BENCH_K2" churn "$BENCH_CHURN" churn_large "$BENCH_CHURN2" aptly_publishes "$BENCH_APTLY_K" \
+  publish_mode "$PUBLISH_MODE" lookup "$BENCH_LOOKUP" load_seconds "$BENCH_SECS" >"$R/params.tsv"
 
 # ---------------------------------------------------------------------------------------
 # publish_history DATA ARCHIVE GENDIR LABEL: publishes every tree of GENDIR in order,
-# appending one row per publish to $R/publish.tsv.
+# appending one row per publish to $R/publish.tsv (wall_s: the whole `asof publish` process).
 PUBLISH_TSV=$R/publish.tsv
-printf 'label\ttree\tfiles\tadded\tchanged\tremoved\tnew_blobs\tnew_bytes\tduration_ms\twall_s\tpeak_rss_kb\tdb_bytes\tdb_growth\tblob_bytes\tblob_growth\n' >"$PUBLISH_TSV"
+printf 'label\ttree\tmode\tfiles\tadded\tchanged\tremoved\tnew_blobs\tnew_bytes\tduration_ms\twall_s\tpeak_rss_kb\tdb_bytes\tdb_growth\tblob_bytes\tblob_growth\n' >"$PUBLISH_TSV"
 publish_history() {
-  local data=$1 archive=$2 gen=$3 label=$4 tree k db blobs prev_db=0 prev_blobs=0 wall rss
+  local data=$1 archive=$2 gen=$3 label=$4 tree k db blobs prev_db=0 prev_blobs=0 t0 t1 rss mode args
   for tree in "$gen"/[0-9][0-9][0-9][0-9]; do
     k=$(basename "$tree")
+    args=() mode=walk
+    if [[ $PUBLISH_MODE == changes && $k != 0000 ]]; then args=(--changes "$gen/$k.changes") mode=changes; fi
+    t0=$(date +%s.%N)
     /usr/bin/time -f '%e %M' -o "$W/tmp/time" \
-      "$ASOF" --data "$data" publish "$archive" "$tree" --json >"$W/tmp/report.json" 2>"$W/tmp/publish.err"
-    read -r wall rss <"$W/tmp/time"
+      "$ASOF" --data "$data" publish "$archive" "$tree" "${args[@]}" --json >"$W/tmp/report.json" 2>"$W/tmp/publish.err" || {
+      cat "$W/tmp/publish.err" >&2
+      return 1
+    }
+    t1=$(date +%s.%N)
+    read -r _ rss <"$W/tmp/time"
     db=$(db_bytes "$data")
     blobs=$(dir_bytes "$data/blobs")
-    jq -r --arg l "$label" --arg t "$k" --arg w "$wall" --arg r "$rss" \
+    jq -r --arg l "$label" --arg t "$k" --arg m "$mode" --arg w "$(elapsed "$t0" "$t1")" --arg r "$rss" \
       --argjson db "$db" --argjson dbg $((db - prev_db)) --argjson b "$blobs" --argjson bg $((blobs - prev_blobs)) \
-      '[$l, $t, .files, .added, .changed, .removed, .new_blobs, .new_bytes, .duration_ms, $w, $r, $db, $dbg, $b, $bg] | @tsv' \
+      '[$l, $t, $m, .files, .added, .changed, .removed, .new_blobs, .new_bytes, .duration_ms, $w, $r, $db, $dbg, $b, $bg] | @tsv' \
       "$W/tmp/report.json" >>"$PUBLISH_TSV"
-    tail -1 "$PUBLISH_TSV" | awk -F'\t' '{printf "  %s %s: %d files, +%d ~%d -%d, %.2fs, db +%d B, blobs +%.1f MB\n", $1, $2, $3, $4, $5, $6, $10, $13, $15/1e6}' >&2
+    tail -1 "$PUBLISH_TSV" | awk -F'\t' '{printf "  %s %s (%s): %d files, +%d ~%d -%d, %.3fs, %.0f MB peak RSS, db +%d B, blobs +%.1f MB\n", $1, $2, $3, $4, $5, $6, $7, $11, $12/1024, $14, $16/1e6}' >&2
     prev_db=$db prev_blobs=$blobs
   done
 }
@@ -121,12 +150,13 @@ GEN=$W/gen/main
 /usr/bin/time -f '%e' -o "$W/tmp/gen-time" "$BENCH" gen --out "$GEN" --seed "$BENCH_SEED" --packages "$BENCH_P" \
   --publishes "$BENCH_K" --churn "$BENCH_CHURN" --size-scale "$BENCH_SCALE" 2>"$R/gen-main.log"
 tail -1 "$R/gen-main.log" >&2
-LAST_TREE=$(ls -d "$GEN"/[0-9][0-9][0-9][0-9] | tail -1)
+MAIN_TREES=("$GEN"/[0-9][0-9][0-9][0-9])
+LAST_TREE=${MAIN_TREES[-1]}
 
 log "b. publishing the history into asof"
 note_load publish-main
 D=$W/data/main
-publish_history "$D" bench "$GEN" "P=$BENCH_P"
+publish_history "$D" bench "$GEN" main
 "$ASOF" --data "$D" snapshots bench --json >"$R/snapshots.json"
 
 # ---------------------------------------------------------------------------------------
@@ -281,11 +311,8 @@ cleanup
 NGINX_PID='' ASOF_PID=''
 
 # ---------------------------------------------------------------------------------------
-log "c. aptly vs asof: $BENCH_APTLY_P packages, $BENCH_APTLY_K publishes"
+log "c. aptly on the same history: its first $BENCH_APTLY_K trees"
 note_load aptly
-AGEN=$W/gen/aptly
-"$BENCH" gen --out "$AGEN" --seed "$((BENCH_SEED + 1))" --packages "$BENCH_APTLY_P" --publishes "$BENCH_APTLY_K" \
-  --churn "$BENCH_CHURN" --size-scale "$BENCH_APTLY_SCALE" 2>"$R/gen-aptly.log"
 APTLY_CONF=$W/aptly.conf
 cat >"$APTLY_CONF" <<EOF
 {
@@ -304,10 +331,11 @@ APTLY=(aptly -config="$APTLY_CONF")
 APTLY_TSV=$R/aptly.tsv
 printf 'tool\ttree\tadded\tremoved\tseconds\tdisk_bytes\tdisk_growth\tdb_bytes\tdb_growth\n' >"$APTLY_TSV"
 prev_disk=0 prev_db=0
-for tree in "$AGEN"/[0-9][0-9][0-9][0-9]; do
-  k=$(basename "$tree")
-  mapfile -t adds < <(awk -F'\t' -v t="$tree" '$1=="add"{print t"/"$2}' "$AGEN/changes/$k.tsv")
-  mapfile -t rms < <(awk -F'\t' '$1=="remove"{printf "%s (= %s) {%s}\n", $2, $3, $4}' "$AGEN/changes/$k.tsv")
+for ((i = 0; i < BENCH_APTLY_K; i++)); do
+  k=$(printf '%04d' "$i")
+  tree=$GEN/$k
+  mapfile -t adds < <(awk -F'\t' -v t="$tree" '$1=="add"{print t"/"$2}' "$GEN/changes/$k.tsv")
+  mapfile -t rms < <(awk -F'\t' '$1=="remove"{printf "%s (= %s) {%s}\n", $2, $3, $4}' "$GEN/changes/$k.tsv")
   t0=$(date +%s.%N)
   if ((${#adds[@]})); then printf '%s\n' "${adds[@]}" | xargs "${APTLY[@]}" repo add bench >"$W/tmp/aptly.log" 2>&1; fi
   if ((${#rms[@]})); then "${APTLY[@]}" repo remove bench "${rms[@]}" >>"$W/tmp/aptly.log" 2>&1; fi
@@ -322,26 +350,17 @@ for tree in "$AGEN"/[0-9][0-9][0-9][0-9]; do
   db=$(dir_bytes "$W/aptly/db")
   printf 'aptly\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "${#adds[@]}" "${#rms[@]}" "$(elapsed "$t0" "$t1")" \
     "$disk" $((disk - prev_disk)) "$db" $((db - prev_db)) >>"$APTLY_TSV"
+  tail -1 "$APTLY_TSV" | awk -F'\t' '{printf "  aptly %s: +%d -%d packages, %.2fs\n", $2, $3, $4, $5}' >&2
   prev_disk=$disk prev_db=$db
 done
-# The published tree must list what the generator's tree lists.
-want=$(grep -c '^Package:' "$AGEN/$k/dists/bookworm/main/binary-amd64/Packages" "$AGEN/$k/dists/bookworm/contrib/binary-amd64/Packages" | awk -F: '{s+=$2} END{print s}')
+# aptly's last snapshot must list what the generator's tree lists.
+want=$(cat "$GEN/$k/dists/bookworm"/{main,contrib}/binary-amd64/Packages | grep -c '^Package:')
 got=$(grep -c '^Package:' "$W/aptly/public/dists/bookworm/main/binary-amd64/Packages")
-echo "  aptly's last snapshot lists $got amd64+all packages, the generated tree $want" >&2
-AD=$W/data/aptly-cmp
-prev_disk=0 prev_db=0
-for tree in "$AGEN"/[0-9][0-9][0-9][0-9]; do
-  k=$(basename "$tree")
-  t0=$(date +%s.%N)
-  "$ASOF" --data "$AD" publish bench "$tree" --json >"$W/tmp/report.json" 2>"$W/tmp/publish.err"
-  t1=$(date +%s.%N)
-  db=$(db_bytes "$AD")
-  disk=$(($(dir_bytes "$AD/blobs") + db))
-  jq -r --arg k "$k" --arg s "$(elapsed "$t0" "$t1")" --argjson d "$disk" --argjson dg $((disk - prev_disk)) \
-    --argjson db "$db" --argjson dbg $((db - prev_db)) \
-    '["asof", $k, .added, .removed, $s, $d, $dg, $db, $dbg] | @tsv' "$W/tmp/report.json" >>"$APTLY_TSV"
-  prev_disk=$disk prev_db=$db
-done
+echo "  aptly's snapshot $k lists $got amd64+all packages, the generated tree $want" >&2
+if ((got != want)); then
+  echo "aptly did not replay the history faithfully (see $W/tmp/aptly.log)" >&2
+  exit 1
+fi
 
 # ---------------------------------------------------------------------------------------
 log "b. the same number of changes on a ${BENCH_P2}-package archive (churn $BENCH_CHURN2)"
@@ -350,10 +369,41 @@ GEN2=$W/gen/large
   --churn "$BENCH_CHURN2" --size-scale "$BENCH_SCALE" 2>"$R/gen-large.log"
 tail -1 "$R/gen-large.log" >&2
 note_load publish-large
-publish_history "$W/data/large" bench "$GEN2" "P=$BENCH_P2"
-if [[ -z ${ASOF_BENCH_KEEP:-} ]]; then rm -rf "$GEN2" "$W/data/large"; fi
+publish_history "$W/data/large" bench "$GEN2" large
+
+# ---------------------------------------------------------------------------------------
+log "e. resolve (ID, path) latency: the lookup bench ($BENCH_LOOKUP)"
+note_load lookup
+# The bench prints "resolve (ID, path) on N snapshots x M paths, Q random queries (PASS):
+# p50 D, p99 D, max D" (Rust Duration formatting) for a cold and a warm pass. The release
+# profile shares its compiled crates with the binaries built above.
+case $BENCH_LOOKUP in
+  full) (cd "$ROOT" && cargo bench --profile release --bench lookup -- resolve_id_and_path) >"$R/lookup.txt" 2>&1 ;;
+  tiny) (cd "$ROOT" && cargo test --profile release --bench lookup) >"$R/lookup.txt" 2>&1 ;;
+  skip) : >"$R/lookup.txt" ;;
+  *)
+    echo "BENCH_LOOKUP must be full, tiny or skip" >&2
+    exit 2
+    ;;
+esac
+{
+  printf 'pass\tsnapshots\tpaths\tqueries\tp50_us\tp99_us\tmax_us\n'
+  sed -nE 's/.*resolve \(ID, path\) on ([0-9]+) snapshots x ([0-9]+) paths, ([0-9]+) random queries \(([a-z]+)\): p50 ([0-9.]+[nµm]?s), p99 ([0-9.]+[nµm]?s), max ([0-9.]+[nµm]?s).*/\4 \1 \2 \3 \5 \6 \7/p' "$R/lookup.txt" |
+    awk 'function us(d, v) { v = d + 0; return d ~ /ns$/ ? v / 1000 : d ~ /ms$/ ? v * 1000 : d ~ /µs$/ ? v : v * 1e6 }
+      { printf "%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\n", $1, $2, $3, $4, us($5), us($6), us($7) }'
+} >"$R/lookup.tsv"
+if [[ $BENCH_LOOKUP != skip && $(wc -l <"$R/lookup.tsv") -lt 2 ]]; then
+  echo "the lookup bench printed no resolve latency line (see $R/lookup.txt)" >&2
+  exit 1
+fi
+tail -n +2 "$R/lookup.tsv" | awk -F'\t' '{printf "  %s: p50 %.1f µs, p99 %.1f µs on %d snapshots x %d paths\n", $1, $5, $6, $2, $3}' >&2
 
 # ---------------------------------------------------------------------------------------
 "$LIB/report.sh" "$R" "$MODE" >>"$SUMMARY"
 log "done in $(($(date +%s) - STARTED)) s; results in $R"
 cat "$SUMMARY"
+# Last, as deleting millions of hard links takes minutes on a busy disk.
+if [[ -z ${ASOF_BENCH_KEEP:-} ]]; then
+  log "freeing disk: removing aptly's root and the large archive (ASOF_BENCH_KEEP=1 keeps them)"
+  rm -rf "$W/aptly" "$GEN2" "$W/data/large"
+fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for benches/run.sh (sourced, not run). Needs: W (work dir), ASOF, BENCH, LIB.
 
 log() { printf '\n[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -29,8 +30,8 @@ dir_bytes() { if [[ -e $1 ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
 
 # Waits until URL answers 200 (at most ~30 s).
 wait_http() {
-  local url=$1 i
-  for i in $(seq 1 300); do
+  local url=$1
+  for _ in $(seq 1 300); do
     if [[ $(curl -s -o /dev/null -w '%{http_code}' "$url" || true) == 200 ]]; then return 0; fi
     sleep 0.1
   done

@@ -9,10 +9,12 @@
 //! new versions, new sources, removed sources), the indices and Release are regenerated
 //! with a new Date, and every unchanged pool file is a hard link to the previous tree.
 //!
-//! Besides the trees, `OUT/summary.json` holds the [`GenSummary`] and `OUT/changes/NNNN.tsv`
+//! Besides the trees, `OUT/summary.json` holds the [`GenSummary`], `OUT/changes/NNNN.tsv`
 //! lists, per publish, the pool files added (`add\tPATH`) and removed
 //! (`remove\tPACKAGE\tVERSION\tARCH\tPATH`), which is what a repository tool like aptly
-//! needs to replay the history.
+//! needs to replay the history, and `OUT/NNNN.changes` lists every path (file or symlink,
+//! relative to the tree, one per line, sorted) added, changed or removed since tree
+//! NNNN-1: what `asof publish --changes` takes.
 
 mod deb;
 mod index;
@@ -277,13 +279,18 @@ pub fn generate_with_progress(
             touched_packages: touched,
         };
         let mut changes = String::new();
+        let mut changed_paths = BTreeSet::new();
         for (path, r) in &pool {
             match prev_pool.get(path) {
                 None => {
                     summary.added += 1;
                     changes.push_str(&format!("add\t{path}\n"));
+                    changed_paths.insert(path.as_str());
                 }
-                Some(old) if old.info != r.info => summary.changed += 1,
+                Some(old) if old.info != r.info => {
+                    summary.changed += 1;
+                    changed_paths.insert(path.as_str());
+                }
                 Some(_) => {}
             }
         }
@@ -291,17 +298,23 @@ pub fn generate_with_progress(
             if !pool.contains_key(path) {
                 summary.removed += 1;
                 changes.push_str(&format!("remove\t{}\t{}\t{}\t{path}\n", r.package, r.version, r.arch));
+                changed_paths.insert(path.as_str());
             }
         }
         for (path, info) in &meta {
             match prev_meta.get(path) {
                 None => summary.added += 1,
                 Some(old) if old != info => summary.changed += 1,
-                Some(_) => {}
+                Some(_) => continue,
             }
+            changed_paths.insert(path.as_str());
         }
-        summary.removed += prev_meta.keys().filter(|p| !meta.contains_key(*p)).count() as u64;
+        for path in prev_meta.keys().filter(|p| !meta.contains_key(*p)) {
+            summary.removed += 1;
+            changed_paths.insert(path.as_str());
+        }
         fs::write(opts.out.join("changes").join(format!("{}.tsv", tree_name(k))), changes)?;
+        write_change_list(&opts.out.join(format!("{}.changes", tree_name(k))), &changed_paths)?;
         progress(&summary);
         summaries.push(summary);
         prev_pool = pool;
@@ -318,6 +331,16 @@ pub fn generate_with_progress(
     };
     fs::write(opts.out.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
     Ok(summary)
+}
+
+/// Writes the paths of `changed` one per line (the format of `asof publish --changes`).
+fn write_change_list(path: &Path, changed: &BTreeSet<&str>) -> anyhow::Result<()> {
+    let mut text = String::with_capacity(changed.iter().map(|p| p.len() + 1).sum());
+    for p in changed {
+        text.push_str(p);
+        text.push('\n');
+    }
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The directory name of publish `k` under OUT.

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -139,5 +140,47 @@ fn dpkg_deb_accepts_a_generated_package() {
         let contents = Command::new("dpkg-deb").arg("--contents").arg(&deb).output().unwrap();
         assert!(contents.status.success(), "{p}: {}", String::from_utf8_lossy(&contents.stderr));
         assert!(String::from_utf8_lossy(&contents.stdout).contains("payload.bin"));
+    }
+}
+
+/// The paths that differ between two trees: present in one only, or with other bytes (or
+/// another link target).
+fn real_diff(old: &Path, new: &Path) -> Vec<String> {
+    let old: BTreeMap<String, Vec<u8>> = snapshot_of(old).into_iter().collect();
+    let new: BTreeMap<String, Vec<u8>> = snapshot_of(new).into_iter().collect();
+    let mut out: Vec<String> = new.iter().filter(|(p, b)| old.get(*p) != Some(*b)).map(|(p, _)| p.clone()).collect();
+    out.extend(old.keys().filter(|p| !new.contains_key(*p)).cloned());
+    out.sort();
+    out
+}
+
+fn change_list(out: &Path, tree: &str) -> Vec<String> {
+    fs::read_to_string(out.join(format!("{tree}.changes"))).unwrap().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn change_lists_name_exactly_the_paths_a_diff_of_the_trees_finds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("gen");
+    let s = generate(&tiny(&out, 5)).unwrap();
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    // The first list names every path of the first tree.
+    assert_eq!(change_list(&out, "0000"), real_diff(&empty, &out.join("0000")));
+    for k in 1..s.publishes.len() {
+        let (prev, tree) = (tree_name(k - 1), tree_name(k));
+        let listed = change_list(&out, &tree);
+        assert_eq!(listed, real_diff(&out.join(&prev), &out.join(&tree)), "{prev} -> {tree}");
+        let p = &s.publishes[k];
+        assert_eq!(listed.len() as u64, p.added + p.changed + p.removed, "{p:?}");
+        for index in
+            ["dists/bookworm/Release", "dists/bookworm/InRelease", "dists/bookworm/main/binary-amd64/Packages.xz"]
+        {
+            assert!(listed.iter().any(|l| l == index), "{index} missing from {tree}.changes");
+        }
+        assert!(!listed.iter().any(|l| l == "dists/stable"), "the unchanged symlink is listed in {tree}.changes");
+        // Removed pool files are listed too, not only added ones.
+        let removed: Vec<&String> = listed.iter().filter(|l| !out.join(&tree).join(l).exists()).collect();
+        assert_eq!(removed.len() as u64, p.removed, "{tree}: {removed:?}");
     }
 }

@@ -23,8 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Generate a history of publish trees OUT/0000, OUT/0001, … (plus OUT/summary.json
-    /// and OUT/changes/NNNN.tsv).
+    /// Generate a history of publish trees OUT/0000, OUT/0001, … (plus OUT/summary.json,
+    /// OUT/changes/NNNN.tsv for aptly and OUT/NNNN.changes for `asof publish --changes`).
     Gen {
         #[arg(long)]
         out: PathBuf,
