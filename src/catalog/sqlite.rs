@@ -12,8 +12,9 @@ pub struct SqliteCatalog {
     pool: r2d2::Pool<SqliteConnectionManager>,
 }
 
-// Macros rather than consts so that hot queries are string literals (`concat!`): building
-// the SQL with format! on every request showed up in the lookup benchmark.
+// Macros rather than consts so that hot queries (floors, listings, by-hash) are string
+// literals (`concat!`): building the SQL with format! on every request showed up in the
+// lookup benchmark. The request read path itself is in sqlite_read.rs.
 macro_rules! snapshot_columns {
     () => {
         "s.archive_id, s.seq, a.name, s.id, s.committed_at, s.digest, s.files, s.bytes, \
@@ -28,14 +29,17 @@ macro_rules! entry_columns {
 }
 const SNAPSHOT_COLUMNS: &str = snapshot_columns!();
 const ENTRY_COLUMNS: &str = entry_columns!();
+/// An entry row is visible in snapshot ?3 when its interval covers it.
+macro_rules! visible_at {
+    () => {
+        "e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3)"
+    };
+}
 /// The key of a directory in `entries_by_parent` (see schema/0001_init.sql).
 fn parent_hash(dir: &str) -> i64 {
     let d = Digest::of(dir.as_bytes());
     i64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 bytes"))
 }
-
-/// An entry row is visible in snapshot ?3 when its interval covers it.
-const VISIBLE_AT: &str = "e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3)";
 
 /// Prepared statements kept per connection (rusqlite's default is 16).
 const STATEMENT_CACHE: usize = 128;
@@ -210,8 +214,10 @@ impl Catalog for SqliteCatalog {
 
     fn resolve(&self, archive: &ArchiveName, at: SnapshotId) -> Result<Option<Snapshot>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN archives a ON a.id = s.archive_id \
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM snapshots s JOIN archives a ON a.id = s.archive_id \
              WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id DESC LIMIT 1"
         ))?;
         stmt.query_row(params![archive.as_str(), at.unix()], snapshot_from_row).optional()?.transpose()
@@ -260,10 +266,14 @@ impl Catalog for SqliteCatalog {
 
     fn children(&self, at: SnapshotKey, dir: &str) -> Result<Vec<Entry>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
              LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
-             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND {VISIBLE_AT} ORDER BY e.path"
+             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND ",
+            visible_at!(),
+            " ORDER BY e.path"
         ))?;
         let rows = collect(stmt.query_map(params![at.archive_id, parent_hash(dir), at.seq as i64], entry_from_row)?)?;
         Ok(rows.into_iter().filter(|e| e.path.parent() == dir).collect())
@@ -271,10 +281,14 @@ impl Catalog for SqliteCatalog {
 
     fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest) -> Result<Option<Entry>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
              LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
-             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND {VISIBLE_AT} AND e.sha256 = ?4 ORDER BY e.path"
+             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND ",
+            visible_at!(),
+            " AND e.sha256 = ?4 ORDER BY e.path"
         ))?;
         let rows = stmt.query_map(
             params![at.archive_id, parent_hash(dir), at.seq as i64, &digest.as_bytes()[..]],
