@@ -11,7 +11,7 @@ use asof::catalog::{Catalog, Change, CommitPlan, SnapshotKey, SqliteCatalog};
 use asof::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use asof::manifest::{Content, ManifestEntry, implied_dirs};
 use asof::resolve::release::ReleaseCache;
-use asof::resolve::{Releases, resolve_id, resolve_path};
+use asof::resolve::{Releases, resolve_id, resolve_in_view, resolve_path};
 use criterion::{Criterion, criterion_group};
 
 struct Shape {
@@ -156,7 +156,7 @@ fn bench(c: &mut Criterion) {
     // on cold caches, then the steady state.
     let samples = if s.paths > 10_000 { 100_000 } else { 1_000 };
     for pass in ["cold", "warm"] {
-        let mut lat: Vec<Duration> = (0..samples)
+        let lat: Vec<Duration> = (0..samples)
             .map(|_| {
                 let (id, p) = random_query(&mut rng);
                 let t = Instant::now();
@@ -164,16 +164,32 @@ fn bench(c: &mut Criterion) {
                 t.elapsed()
             })
             .collect();
-        lat.sort();
-        eprintln!(
-            "resolve (ID, path) on {} snapshots x {} paths, {samples} random queries ({pass}): p50 {:?}, p99 {:?}, max {:?}",
-            s.snapshots,
-            s.paths,
-            lat[samples / 2],
-            lat[samples * 99 / 100],
-            lat[samples - 1]
+        report(
+            &format!(
+                "resolve (ID, path) on {} snapshots x {} paths, {samples} random queries ({pass})",
+                s.snapshots, s.paths
+            ),
+            lat,
         );
     }
+
+    // A server's common case in one catalog read: `Catalog::read_file` reads the view and the
+    // entry in one transaction on one pooled connection.
+    let lat: Vec<Duration> = (0..samples)
+        .map(|_| {
+            let (id, p) = random_query(&mut rng);
+            let t = Instant::now();
+            let read = catalog.read_file(&archive, Some(id), &p).unwrap();
+            let res = resolve_in_view(read.view, &archive, id, now).unwrap();
+            assert!(
+                read.entry.is_some_and(|e| matches!(e.content, Content::File { .. })),
+                "{p} in {}",
+                res.snapshot.id
+            );
+            t.elapsed()
+        })
+        .collect();
+    report(&format!("read_file (ID, path), one transaction, {samples} random queries"), lat);
 
     c.bench_function("resolve_id_and_path", |b| {
         b.iter_batched(|| random_query(&mut rng), |(id, p)| resolve_one(id, &p), criterion::BatchSize::SmallInput)
@@ -187,6 +203,13 @@ fn bench(c: &mut Criterion) {
     c.bench_function(&format!("list_dir_{}_entries_first", s.big_dir), |b| {
         b.iter(|| catalog.children(key_first, "dists/big/by-name").unwrap())
     });
+}
+
+/// Prints the median, 99th percentile and maximum of a latency sample.
+fn report(label: &str, mut lat: Vec<Duration>) {
+    lat.sort();
+    let n = lat.len();
+    eprintln!("{label}: p50 {:?}, p99 {:?}, max {:?}", lat[n / 2], lat[n * 99 / 100], lat[n - 1]);
 }
 
 criterion_group! {

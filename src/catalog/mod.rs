@@ -9,6 +9,7 @@ mod sqlite_channels;
 mod sqlite_epoch;
 mod sqlite_gc;
 mod sqlite_packages;
+mod sqlite_read;
 mod sqlite_retention;
 mod sqlite_scrub;
 mod sqlite_signing;
@@ -153,6 +154,30 @@ pub struct ReadView {
     pub retention: bool,
 }
 
+impl ReadView {
+    /// The snapshot a request for `at` is served from, as `resolve::resolve_id` picks it
+    /// (before its check against the clock): none for the ID of a deleted snapshot or an
+    /// ID before the first; the latest at or past it; the floor otherwise.
+    pub fn serves(&self, at: SnapshotId) -> Option<&Snapshot> {
+        if self.deleted.is_some() {
+            return None;
+        }
+        match &self.latest {
+            Some(latest) if at >= latest.id => Some(latest),
+            Some(_) => self.floor.as_ref(),
+            None => None,
+        }
+    }
+}
+
+/// What a file request reads from the catalog (`Catalog::read_file`).
+#[derive(Debug, Clone)]
+pub struct FileRead {
+    pub view: ReadView,
+    /// The entry at the requested path in the snapshot served, symlinks not followed.
+    pub entry: Option<Entry>,
+}
+
 /// The tombstone of a snapshot that retention deleted.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeletedSnapshot {
@@ -197,6 +222,13 @@ pub trait Catalog: Send + Sync + 'static {
 
     /// The entry at `path` in a snapshot, without following symlinks.
     fn entry(&self, at: SnapshotKey, path: &RelPath) -> Result<Option<Entry>>;
+    /// A file request's reads, from one consistent read (one connection, one transaction):
+    /// the read view of `at` and the entry at `path` in the snapshot that serves it
+    /// (`ReadView::serves`), symlinks not followed. `None` asks for the live path, as
+    /// `resolve::resolve_latest` does: the view of now, and the entry in the latest snapshot.
+    /// The common request (a plain file) needs nothing else; `resolve::resolve_path` takes
+    /// the rest (symlinks, by-hash, directories).
+    fn read_file(&self, archive: &ArchiveName, at: Option<SnapshotId>, path: &RelPath) -> Result<FileRead>;
     /// Direct children of directory `dir` (`""` for the root), sorted by path.
     fn children(&self, at: SnapshotKey, dir: &str) -> Result<Vec<Entry>>;
     /// A direct child file of `dir` whose content has `digest` (apt's by-hash).

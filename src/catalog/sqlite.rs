@@ -12,8 +12,9 @@ pub struct SqliteCatalog {
     pool: r2d2::Pool<SqliteConnectionManager>,
 }
 
-// Macros rather than consts so that hot queries are string literals (`concat!`): building
-// the SQL with format! on every request showed up in the lookup benchmark.
+// Macros rather than consts so that hot queries (floors, listings, by-hash) are string
+// literals (`concat!`): building the SQL with format! on every request showed up in the
+// lookup benchmark. The request read path itself is in sqlite_read.rs.
 macro_rules! snapshot_columns {
     () => {
         "s.archive_id, s.seq, a.name, s.id, s.committed_at, s.digest, s.files, s.bytes, \
@@ -28,14 +29,29 @@ macro_rules! entry_columns {
 }
 const SNAPSHOT_COLUMNS: &str = snapshot_columns!();
 const ENTRY_COLUMNS: &str = entry_columns!();
+/// An entry row is visible in snapshot ?3 when its interval covers it.
+macro_rules! visible_at {
+    () => {
+        "e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3)"
+    };
+}
 /// The key of a directory in `entries_by_parent` (see schema/0001_init.sql).
 fn parent_hash(dir: &str) -> i64 {
     let d = Digest::of(dir.as_bytes());
     i64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
-/// An entry row is visible in snapshot ?3 when its interval covers it.
-const VISIBLE_AT: &str = "e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3)";
+/// Prepared statements kept per connection (rusqlite's default is 16).
+const STATEMENT_CACHE: usize = 128;
+
+/// Reads of the database file go through a shared memory map instead of `pread` into each
+/// connection's private page cache: a page already in the OS page cache costs no syscall
+/// and no copy, whichever pooled connection asks. Safe with WAL: SQLite maps the file read
+/// only and still writes with `write`; a reader looks a page up in the WAL index before the
+/// file, and a checkpoint never overwrites a page of the file that a reader's snapshot
+/// still needs from it, so the map shows exactly what `pread` would. Pages the map reads
+/// count as shared file-backed memory, which the kernel reclaims like any page cache.
+const MMAP_AND_SYNC: &str = "PRAGMA mmap_size = 1073741824; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 impl SqliteCatalog {
     pub fn open(path: &Path) -> Result<Self> {
@@ -49,8 +65,10 @@ impl SqliteCatalog {
         }
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(Duration::from_secs(30))?;
+            // Room for every hot statement of the request path and of the other modules.
+            c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             // FULL makes every commit durable before it is acknowledged.
-            c.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            c.execute_batch(MMAP_AND_SYNC)
         });
         let pool = r2d2::Pool::builder()
             .max_size(16)
@@ -66,21 +84,6 @@ impl SqliteCatalog {
     }
 }
 
-/// Whether `at` is exactly a deleted snapshot, and whether the archive is under retention.
-fn deletion_state(
-    conn: &rusqlite::Connection,
-    archive_id: i64,
-    at: SnapshotId,
-) -> Result<(Option<DeletedSnapshot>, bool)> {
-    let deleted = conn
-        .prepare_cached("SELECT deleted_at FROM deleted_snapshots WHERE archive_id = ?1 AND id = ?2")?
-        .query_row(params![archive_id, at.unix()], |r| r.get::<_, i64>(0))
-        .optional()?
-        .map(|deleted_at| DeletedSnapshot { id: at, deleted_at });
-    let retention = deleted.is_some() || under_retention(conn, archive_id)?;
-    Ok((deleted, retention))
-}
-
 /// Whether the archive has a retention policy or has had snapshots deleted.
 pub(super) fn under_retention(conn: &rusqlite::Connection, archive_id: i64) -> Result<bool> {
     Ok(conn
@@ -91,7 +94,7 @@ pub(super) fn under_retention(conn: &rusqlite::Connection, archive_id: i64) -> R
         .query_row([archive_id], |r| r.get::<_, bool>(0))?)
 }
 
-fn bad(msg: impl Into<String>) -> CatalogError {
+pub(super) fn bad(msg: impl Into<String>) -> CatalogError {
     CatalogError::Corrupt(msg.into())
 }
 
@@ -118,7 +121,7 @@ fn snapshot_from_row(r: &Row) -> rusqlite::Result<Result<Snapshot>> {
     Ok(parsed)
 }
 
-fn content_from_row(r: &Row, kind_col: usize) -> rusqlite::Result<Result<Content>> {
+pub(super) fn content_from_row(r: &Row, kind_col: usize) -> rusqlite::Result<Result<Content>> {
     let kind: i64 = r.get(kind_col)?;
     let size: i64 = r.get(kind_col + 1)?;
     let sha: Option<Vec<u8>> = r.get(kind_col + 2)?;
@@ -211,62 +214,17 @@ impl Catalog for SqliteCatalog {
 
     fn resolve(&self, archive: &ArchiveName, at: SnapshotId) -> Result<Option<Snapshot>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN archives a ON a.id = s.archive_id \
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM snapshots s JOIN archives a ON a.id = s.archive_id \
              WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id DESC LIMIT 1"
         ))?;
         stmt.query_row(params![archive.as_str(), at.unix()], snapshot_from_row).optional()?.transpose()
     }
 
     fn read_view(&self, archive: &ArchiveName, at: SnapshotId) -> Result<ReadView> {
-        let mut conn = self.conn()?;
-        // One read transaction: in WAL mode it sees one committed state, so the seal and
-        // the latest snapshot cannot come from different moments.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let sealed_until: i64 =
-            tx.prepare_cached("SELECT sealed_until FROM seal WHERE id = 1")?.query_row([], |r| r.get(0))?;
-        const LAST: &str = concat!(
-            "SELECT ",
-            snapshot_columns!(),
-            " FROM snapshots s JOIN archives a ON a.id = s.archive_id \
-             WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id DESC LIMIT 1"
-        );
-        const FIRST: &str = concat!(
-            "SELECT ",
-            snapshot_columns!(),
-            " FROM snapshots s JOIN archives a ON a.id = s.archive_id \
-             WHERE a.name = ?1 AND s.id <= ?2 ORDER BY s.id ASC LIMIT 1"
-        );
-        let one = |sql: &str, id: i64| -> Result<Option<Snapshot>> {
-            let mut stmt = tx.prepare_cached(sql)?;
-            stmt.query_row(params![archive.as_str(), id], snapshot_from_row).optional()?.transpose()
-        };
-        let latest = one(LAST, i64::MAX)?;
-        // Most requests name an ID at or after the latest snapshot, or resolve below it:
-        // only the latter needs a second query, and only a miss needs the first snapshot.
-        let floor = match &latest {
-            Some(l) if at >= l.id => Some(l.clone()),
-            Some(_) => one(LAST, at.unix())?,
-            None => None,
-        };
-        let first = match (&latest, &floor) {
-            (Some(_), None) => one(FIRST, i64::MAX)?.map(|s| s.id),
-            _ => None,
-        };
-        let archive_exists = latest.is_some() || {
-            let mut stmt = tx.prepare_cached("SELECT 1 FROM archives WHERE name = ?1")?;
-            stmt.exists([archive.as_str()])?
-        };
-        // Only an ID that is not itself a kept snapshot can name a deleted one, or come to
-        // name an older snapshot when retention deletes its floor.
-        let (deleted, retention) = match (&latest, &floor) {
-            (Some(l), f) if f.as_ref().is_none_or(|f| f.id != at) && at != l.id => {
-                deletion_state(&tx, l.key.archive_id, at)?
-            }
-            _ => (None, false),
-        };
-        tx.finish()?;
-        Ok(ReadView { archive_exists, latest, floor, first, sealed_until, deleted, retention })
+        sqlite_read::read_view(&*self.conn()?, archive, at)
     }
 
     fn seal(&self, until: i64) -> Result<i64> {
@@ -299,24 +257,23 @@ impl Catalog for SqliteCatalog {
     }
 
     fn entry(&self, at: SnapshotKey, path: &RelPath) -> Result<Option<Entry>> {
+        sqlite_read::entry(&*self.conn()?, at, path)
+    }
+
+    fn read_file(&self, archive: &ArchiveName, at: Option<SnapshotId>, path: &RelPath) -> Result<FileRead> {
+        sqlite_read::read_file(&*self.conn()?, archive, at, path)
+    }
+
+    fn children(&self, at: SnapshotKey, dir: &str) -> Result<Vec<Entry>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(concat!(
             "SELECT ",
             entry_columns!(),
             " FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
              LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
-             WHERE e.archive_id = ?1 AND e.path = ?2 AND e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3) \
-             ORDER BY e.first_seq DESC LIMIT 1"
-        ))?;
-        stmt.query_row(params![at.archive_id, path.as_str(), at.seq as i64], entry_from_row).optional()?.transpose()
-    }
-
-    fn children(&self, at: SnapshotKey, dir: &str) -> Result<Vec<Entry>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
-             LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
-             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND {VISIBLE_AT} ORDER BY e.path"
+             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND ",
+            visible_at!(),
+            " ORDER BY e.path"
         ))?;
         let rows = collect(stmt.query_map(params![at.archive_id, parent_hash(dir), at.seq as i64], entry_from_row)?)?;
         Ok(rows.into_iter().filter(|e| e.path.parent() == dir).collect())
@@ -324,10 +281,14 @@ impl Catalog for SqliteCatalog {
 
     fn child_by_digest(&self, at: SnapshotKey, dir: &str, digest: &Digest) -> Result<Option<Entry>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
+        let mut stmt = conn.prepare_cached(concat!(
+            "SELECT ",
+            entry_columns!(),
+            " FROM entries e LEFT JOIN snapshots s ON s.archive_id = e.archive_id AND s.seq = e.first_seq \
              LEFT JOIN deleted_snapshots d ON d.archive_id = e.archive_id AND d.seq = e.first_seq \
-             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND {VISIBLE_AT} AND e.sha256 = ?4 ORDER BY e.path"
+             WHERE e.archive_id = ?1 AND e.parent_hash = ?2 AND ",
+            visible_at!(),
+            " AND e.sha256 = ?4 ORDER BY e.path"
         ))?;
         let rows = stmt.query_map(
             params![at.archive_id, parent_hash(dir), at.seq as i64, &digest.as_bytes()[..]],

@@ -7,4 +7,4 @@ pub mod release;
 mod time;
 
 pub use path::{PathError, Releases, Resolved, resolve_path};
-pub use time::{Resolution, TimeError, resolve_id, resolve_latest};
+pub use time::{Resolution, TimeError, latest_in_view, resolve_id, resolve_in_view, resolve_latest};

@@ -11,7 +11,7 @@
 //! snapshot answers 410, and in an archive under retention an ID between snapshots is never
 //! final, because the snapshot it floors to may be deleted later.
 
-use crate::catalog::{Catalog, CatalogError, Snapshot};
+use crate::catalog::{Catalog, CatalogError, ReadView, Snapshot};
 use crate::domain::{ArchiveName, SnapshotId};
 
 #[derive(Debug)]
@@ -54,7 +54,17 @@ pub fn resolve_id(
     requested: SnapshotId,
     now: SnapshotId,
 ) -> Result<Resolution, TimeError> {
-    let view = catalog.read_view(archive, requested)?;
+    resolve_in_view(catalog.read_view(archive, requested)?, archive, requested, now)
+}
+
+/// `resolve_id` on a view already read for `requested` (as `Catalog::read_file` reads it
+/// along with a file's entry, whose snapshot is the one this resolves to).
+pub fn resolve_in_view(
+    view: ReadView,
+    archive: &ArchiveName,
+    requested: SnapshotId,
+    now: SnapshotId,
+) -> Result<Resolution, TimeError> {
     let Some(latest) = view.latest else {
         return Err(if view.archive_exists {
             TimeError::NoSnapshots(archive.clone())
@@ -90,7 +100,11 @@ pub fn resolve_id(
 
 /// The archive's latest snapshot, for the live path (`/<archive>/<path>` with no ID).
 pub fn resolve_latest(catalog: &dyn Catalog, archive: &ArchiveName) -> Result<Resolution, TimeError> {
-    let view = catalog.read_view(archive, SnapshotId::now())?;
+    latest_in_view(catalog.read_view(archive, SnapshotId::now())?, archive)
+}
+
+/// `resolve_latest` on a view already read (`Catalog::read_file` with no ID reads one).
+pub fn latest_in_view(view: ReadView, archive: &ArchiveName) -> Result<Resolution, TimeError> {
     match view.latest {
         Some(latest) => Ok(Resolution { requested: latest.id, snapshot: latest, is_final: false, live: true }),
         None if view.archive_exists => Err(TimeError::NoSnapshots(archive.clone())),
