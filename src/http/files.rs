@@ -15,7 +15,10 @@ use super::{AppState, hot, listing, stream};
 use crate::catalog::Entry;
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use crate::manifest::Content;
-use crate::resolve::{PathError, Releases, Resolution, Resolved, TimeError, resolve_id, resolve_latest, resolve_path};
+use crate::resolve::{
+    PathError, Releases, Resolution, Resolved, TimeError, latest_in_view, resolve_id, resolve_in_view, resolve_latest,
+    resolve_path,
+};
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -81,15 +84,14 @@ pub async fn in_snapshot(
             super::access::check_read(s, &metrics, &archive, creds.as_deref())?;
             let catalog = s.catalog.as_ref();
             let releases = Releases { blobs: s.blobs.as_ref(), cache: &cache };
-            let res = match at {
-                At::Id(id) => resolve_id(catalog, &archive, id, SnapshotId::now())?,
-                At::Latest => resolve_latest(catalog, &archive)?,
-            };
+            let (res, direct) = resolve_with_entry(catalog, &archive, at, path.as_ref())?;
             // A path that names nothing is still a lookup done (and timed); only after
             // that is it an error.
             let found = match &path {
                 None => Ok(Resolved::Dir(None)),
-                Some(p) => match resolve_path(catalog, releases, res.snapshot.key, p)? {
+                Some(p) => match direct
+                    .map_or_else(|| resolve_path(catalog, releases, res.snapshot.key, p), |e| Ok(Some(e)))?
+                {
                     Some(found) => crate::takedown::screen(s.takedowns.as_ref(), res.snapshot.key, p, found)?
                         .map_err(|hit| ApiError::taken_down(p, hit)),
                     None => Err(not_found(catalog, releases, &res, p)?),
@@ -117,6 +119,35 @@ pub async fn in_snapshot(
         }
         Resolved::Dir(dir) => listing::snapshot_dir(st, headers, &res, dir).await,
     }
+}
+
+/// The resolution of `at` and, for the common request (a path stored as a plain file), its
+/// entry, from one consistent catalog read; `None` when the path needs `resolve_path`
+/// (symlinks, by-hash, directories, missing).
+fn resolve_with_entry(
+    catalog: &dyn crate::catalog::Catalog,
+    archive: &ArchiveName,
+    at: At,
+    path: Option<&RelPath>,
+) -> Result<(Resolution, Option<Resolved>), ApiError> {
+    let Some(path) = path else {
+        let res = match at {
+            At::Id(id) => resolve_id(catalog, archive, id, SnapshotId::now())?,
+            At::Latest => resolve_latest(catalog, archive)?,
+        };
+        return Ok((res, None));
+    };
+    let requested = match at {
+        At::Id(id) => Some(id),
+        At::Latest => None,
+    };
+    let read = catalog.read_file(archive, requested, path)?;
+    let res = match requested {
+        Some(id) => resolve_in_view(read.view, archive, id, SnapshotId::now())?,
+        None => latest_in_view(read.view, archive)?,
+    };
+    let file = read.entry.filter(|e| matches!(e.content, Content::File { .. }));
+    Ok((res, file.map(Resolved::File)))
 }
 
 /// The memory cache's key for a request that may be answered from it: anonymous (a token
