@@ -16,7 +16,7 @@ impl ServeEpoch for SqliteCatalog {
         // that merely read `n` could miss a commit whose frames it had already been told
         // about (see `change_watch`).
         conn.busy_timeout(Duration::ZERO)?;
-        let settled = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let settled = (|| match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => {
                 let n: i64 =
                     tx.prepare_cached("SELECT n FROM serve_epoch WHERE id = 1")?.query_row([], |r| r.get(0))?;
@@ -25,7 +25,8 @@ impl ServeEpoch for SqliteCatalog {
             }
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::DatabaseBusy => Ok(None),
             Err(e) => Err(CatalogError::from(e)),
-        };
+        })();
+        // Restored whatever happened: the connection goes back to the pool for writers.
         conn.busy_timeout(Duration::from_secs(30))?;
         settled
     }
