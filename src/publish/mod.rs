@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 pub use plan::{Mode, PlanError, PlannedChanges, StagedSource, Summary, summarize};
-pub use scan::{ScanError, ScannedEntry, ScannedKind, scan_tree};
+pub use scan::{ScanError, ScannedEntry, ScannedKind, ScannedTree, scan_tree, scan_tree_packed};
 pub use tree::{TreeError, TreeRoot};
 
 use crate::blob::{BlobBatch, PutError, local::hash_file};
@@ -121,8 +121,8 @@ pub fn publish_dir_cached(
     stat_cache: Option<&Path>,
 ) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
-    let scanned = scan_tree(dir)?;
-    publish_scanned_since(started, store, archive, dir, &scanned, opts, stat_cache)
+    let scanned = scan_tree_packed(dir)?;
+    publish_scanned_since(started, store, archive, dir, Scanned::Packed(&scanned), opts, stat_cache)
 }
 
 /// The second half of a publish: reads what `scan_tree(dir)` found (never through a
@@ -136,7 +136,33 @@ pub fn publish_scanned(
     opts: &PublishOptions,
     stat_cache: Option<&Path>,
 ) -> Result<PublishReport, PublishError> {
-    publish_scanned_since(Instant::now(), store, archive, dir, scanned, opts, stat_cache)
+    publish_scanned_since(Instant::now(), store, archive, dir, Scanned::Entries(scanned), opts, stat_cache)
+}
+
+/// What a scan found, handed out a round at a time.
+#[derive(Clone, Copy)]
+enum Scanned<'a> {
+    Entries(&'a [ScannedEntry]),
+    Packed(&'a ScannedTree),
+}
+
+impl<'a> Scanned<'a> {
+    fn len(self) -> usize {
+        match self {
+            Scanned::Entries(e) => e.len(),
+            Scanned::Packed(t) => t.len(),
+        }
+    }
+
+    fn rounds(self) -> impl Iterator<Item = std::borrow::Cow<'a, [ScannedEntry]>> {
+        (0..self.len()).step_by(ROUND).map(move |start| {
+            let range = start..(start + ROUND).min(self.len());
+            match self {
+                Scanned::Entries(e) => std::borrow::Cow::Borrowed(&e[range]),
+                Scanned::Packed(t) => std::borrow::Cow::Owned(t.entries(range)),
+            }
+        })
+    }
 }
 
 fn publish_scanned_since(
@@ -144,7 +170,7 @@ fn publish_scanned_since(
     store: &Store,
     archive: &ArchiveName,
     dir: &Path,
-    scanned: &[ScannedEntry],
+    scanned: Scanned<'_>,
     opts: &PublishOptions,
     stat_cache: Option<&Path>,
 ) -> Result<PublishReport, PublishError> {
@@ -172,12 +198,12 @@ fn publish_scanned_since(
         progress: opts.progress,
     };
     let mut done: Vec<Ingested> = Vec::new();
-    for round in scanned.chunks(ROUND).map(Some).chain([None]) {
+    for round in scanned.rounds().map(Some).chain([None]) {
         // The previous round is staged while this one is ingested.
         let (staged, next) = pool.install(|| {
             rayon::join(
                 || stage_round(&mut stage, &mut seen, std::mem::take(&mut done)),
-                || round.map_or(Ok(Vec::new()), |r| ingest.round(r)),
+                || round.map_or(Ok(Vec::new()), |r| ingest.round(&r)),
             )
         });
         staged?;
