@@ -123,7 +123,7 @@ impl Inner {
         if missing.is_empty() {
             return Ok(());
         }
-        missing.par_iter().try_for_each(|d| fs::create_dir_all(d))?;
+        missing.par_iter().try_for_each(fs::create_dir_all)?;
         let parents: std::collections::BTreeSet<&Path> = missing.iter().filter_map(|d| d.parent()).collect();
         parents.par_iter().try_for_each(|p| fsync_dir(p))?;
         let grands: std::collections::BTreeSet<&Path> = parents.iter().filter_map(|p| p.parent()).collect();
@@ -476,7 +476,7 @@ impl LocalBatch<'_> {
         }
         blobs.par_iter().try_for_each(|p| File::open(&p.tmp)?.sync_all())?;
         // The same bytes put twice: one copy is enough (the other's temp file goes).
-        blobs.sort_unstable_by(|a, b| a.digest.cmp(&b.digest));
+        blobs.sort_unstable_by_key(|a| a.digest);
         blobs.dedup_by(|a, b| a.digest == b.digest);
         let inner = &self.store.inner;
         let dests: Vec<PathBuf> = blobs.iter().map(|p| inner.path_of(&p.digest)).collect();
