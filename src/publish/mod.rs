@@ -2,7 +2,8 @@
 //! snapshot and commit the change set. Shared by the CLI, the demo and (later) HTTP uploads.
 //!
 //! Memory stays flat as the tree grows: files are ingested in rounds of `ROUND` entries
-//! whose results go to a disk stage (`staging`) and the stat cache file before the next
+//! whose results go to a disk stage (`staging`; in memory below `IN_MEMORY_MAX` files,
+//! where SQLite would cost more time than it saves memory) and the stat cache file before the next
 //! round; new blobs are made durable together (`BlobStore::batch`) before the commit.
 
 pub mod plan;
@@ -122,7 +123,8 @@ pub fn publish_dir_cached(
 ) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
     let scanned = scan_tree_packed(dir)?;
-    publish_scanned_since(started, store, archive, dir, Scanned::Packed(&scanned), opts, stat_cache)
+    let source = Scanned::Packed(&scanned);
+    publish_scanned_since(started, store, archive, dir, source, opts, stat_cache, IN_MEMORY_MAX)
 }
 
 /// The second half of a publish: reads what `scan_tree(dir)` found (never through a
@@ -136,7 +138,8 @@ pub fn publish_scanned(
     opts: &PublishOptions,
     stat_cache: Option<&Path>,
 ) -> Result<PublishReport, PublishError> {
-    publish_scanned_since(Instant::now(), store, archive, dir, Scanned::Entries(scanned), opts, stat_cache)
+    let source = Scanned::Entries(scanned);
+    publish_scanned_since(Instant::now(), store, archive, dir, source, opts, stat_cache, IN_MEMORY_MAX)
 }
 
 /// What a scan found, handed out a round at a time.
@@ -165,6 +168,7 @@ impl<'a> Scanned<'a> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn publish_scanned_since(
     started: Instant,
     store: &Store,
@@ -173,6 +177,7 @@ fn publish_scanned_since(
     scanned: Scanned<'_>,
     opts: &PublishOptions,
     stat_cache: Option<&Path>,
+    in_memory_max: usize,
 ) -> Result<PublishReport, PublishError> {
     let scanned_at = started.elapsed();
     let root = TreeRoot::open(dir)?;
@@ -188,7 +193,11 @@ fn publish_scanned_since(
     });
     let pool = ingest_pool()?;
     let blobs = store.blobs.batch();
-    let mut stage = staging::DiskStaging::new(&store.scratch)?;
+    let mut stage = if scanned.len() > in_memory_max {
+        Stage::Disk(staging::DiskStaging::new(&store.scratch)?)
+    } else {
+        Stage::Memory(Vec::with_capacity(scanned.len()))
+    };
     let ingest = Ingest {
         store,
         root: &root,
@@ -210,10 +219,10 @@ fn publish_scanned_since(
         done = next?;
     }
     let new = pool.install(|| blobs.commit()).map_err(PublishError::Blobs)?;
-    stage.seal()?;
+    let stage = stage.seal()?;
     opts.progress.finish();
     let ingested = started.elapsed();
-    let (snapshot, plan_stats) = commit_staged(store, archive, &stage, opts)?;
+    let (snapshot, plan_stats) = commit_staged(store, archive, stage.as_ref(), opts)?;
     tracing::debug!(
         scan_ms = scanned_at.as_millis() as u64,
         ingest_ms = (ingested - scanned_at).as_millis() as u64,
@@ -254,13 +263,42 @@ fn ingest_pool() -> Result<rayon::ThreadPool, PublishError> {
     })
 }
 
+/// Trees up to this many files keep their manifest in memory.
+const IN_MEMORY_MAX: usize = 100_000;
+
+/// Where the ingested manifest goes until the commit.
+enum Stage {
+    Memory(Vec<ManifestEntry>),
+    Disk(staging::DiskStaging),
+}
+
+impl Stage {
+    fn insert(&mut self, path: RelPath, content: Content) -> Result<(), PublishError> {
+        match self {
+            Stage::Memory(v) => v.push(ManifestEntry { path, content }),
+            Stage::Disk(d) => d.insert(&path, &plan::Staged::Put(content))?,
+        }
+        Ok(())
+    }
+
+    fn seal(self) -> Result<Box<dyn StagedSource>, PublishError> {
+        Ok(match self {
+            Stage::Memory(v) => Box::new(plan::MemoryStaged::full(v)),
+            Stage::Disk(mut d) => {
+                d.seal()?;
+                Box::new(d)
+            }
+        })
+    }
+}
+
 fn stage_round(
-    stage: &mut staging::DiskStaging,
+    stage: &mut Stage,
     seen: &mut Option<stat_cache::CacheWriter>,
     done: Vec<Ingested>,
 ) -> Result<(), PublishError> {
     for (path, content, state) in done {
-        stage.insert(&path, &plan::Staged::Put(content))?;
+        stage.insert(path, content)?;
         if let (Some(w), Some((stat, digest))) = (seen.as_mut(), state)
             && let Err(e) = w.push(&stat, &digest)
         {
@@ -388,4 +426,47 @@ pub fn plan_and_commit(
     let snapshot = store.catalog.commit(archive, &summary.plan, &changes)?;
     crate::packages::index::index_after_commit(store, archive);
     Ok((snapshot, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish_with(store: &Store, dir: &Path, cache: &Path, in_memory_max: usize) -> PublishReport {
+        let opts = PublishOptions { progress: &NoProgress, source: serde_json::Value::Null, always: true };
+        let scanned = scan_tree_packed(dir).unwrap();
+        let archive: ArchiveName = "a".parse().unwrap();
+        let source = Scanned::Packed(&scanned);
+        publish_scanned_since(Instant::now(), store, &archive, dir, source, &opts, Some(cache), in_memory_max).unwrap()
+    }
+
+    #[test]
+    fn a_tree_staged_on_disk_commits_what_one_staged_in_memory_does() {
+        let tree = tempfile::tempdir().unwrap();
+        // More than one round, names whose byte order differs from the walk's ("p-x" < "p/").
+        for i in 0..(ROUND + 100) {
+            let dir = tree.path().join(format!("p{}", i % 3)).join(format!("d{}", i % 11));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("f{i}")), format!("{}", i % 5000)).unwrap();
+        }
+        std::fs::write(tree.path().join("p-x"), "dash").unwrap();
+        std::os::unix::fs::symlink("p0/d0/f0", tree.path().join("link")).unwrap();
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (memory, disk) = (Store::open_local(d1.path()).unwrap(), Store::open_local(d2.path()).unwrap());
+        let a = publish_with(&memory, tree.path(), &d1.path().join("cache/c.bin"), usize::MAX);
+        let b = publish_with(&disk, tree.path(), &d2.path().join("cache/c.bin"), 0);
+        assert_eq!((b.files, b.added, b.new_blobs), ((ROUND + 102) as u64, (ROUND + 102) as u64, 5001));
+        assert_eq!(
+            (a.digest, a.files, a.bytes, a.new_blobs, a.new_bytes),
+            (b.digest, b.files, b.bytes, b.new_blobs, b.new_bytes)
+        );
+        // Changed, added and removed files, the second time through the stat cache.
+        std::fs::write(tree.path().join("p0/d0/f0"), "changed").unwrap();
+        std::fs::write(tree.path().join("p1/new"), "new").unwrap();
+        std::fs::remove_file(tree.path().join("p-x")).unwrap();
+        let a = publish_with(&memory, tree.path(), &d1.path().join("cache/c.bin"), usize::MAX);
+        let b = publish_with(&disk, tree.path(), &d2.path().join("cache/c.bin"), 0);
+        assert_eq!((b.added, b.changed, b.removed, b.new_blobs), (1, 1, 1, 2));
+        assert_eq!((a.digest, a.added, a.changed, a.removed), (b.digest, b.added, b.changed, b.removed));
+    }
 }
