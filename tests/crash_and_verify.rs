@@ -35,6 +35,11 @@ fn blob_count(data: &Path) -> usize {
     walkdir(&data.join("blobs/sha256"))
 }
 
+/// Blobs being written: a publish writes all its temp files before any blob appears.
+fn temp_count(data: &Path) -> usize {
+    walkdir(&data.join("blobs/tmp"))
+}
+
 fn walkdir(p: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
@@ -52,6 +57,7 @@ fn killed_publishes_leave_nothing_half_written() {
         let tree = tmp.path().join(format!("tree{attempt}"));
         make_tree(&tree, 300, 48 * 1024, &format!("attempt{attempt}"));
         let blobs_before = blob_count(&data);
+        let temps_before = temp_count(&data);
         let mut child = Command::new(bin())
             .arg("--data")
             .arg(&data)
@@ -69,7 +75,7 @@ fn killed_publishes_leave_nothing_half_written() {
             committed += 1;
         } else {
             assert_eq!(status.signal(), Some(9), "publish failed on its own: {status:?}");
-            if blob_count(&data) > blobs_before {
+            if blob_count(&data) > blobs_before || temp_count(&data) > temps_before {
                 killed_midway += 1;
             }
             // Killed after its commit (while indexing packages or exiting): the snapshot is

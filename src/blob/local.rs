@@ -1,5 +1,7 @@
 //! Blobs as files under `<root>/sha256/ab/cd/<hex>`, written through a temp file in
-//! `<root>/tmp`, fsynced, renamed into place, and the directory fsynced.
+//! `<root>/tmp`, fsynced, renamed into place, and the directory fsynced; a batch (a
+//! publish) writes all its temp files first, fsyncs them in parallel, renames them and
+//! fsyncs each directory once.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
@@ -7,7 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{BlobReader, BlobStore, BlobWriter, PutError, PutOutcome, RetiredBlob};
+use rayon::prelude::*;
+
+use super::{BatchTotals, BlobBatch, BlobReader, BlobStore, BlobWriter, PutError, PutOutcome, RetiredBlob};
 use crate::domain::Digest;
 use crate::domain::digest::Hasher;
 
@@ -24,6 +28,11 @@ struct Inner {
 }
 
 const COPY_BUF: usize = 256 * 1024;
+/// A batch commits on its own once it holds this many blobs or bytes: what it remembers
+/// per blob (a temp path) and the unsynced bytes in the page cache stay bounded, while a
+/// fan-out directory (65,536 of them) still gathers several blobs per fsync.
+const BATCH_BLOBS: usize = 65_536;
+const BATCH_BYTES: u64 = 1 << 30;
 
 impl LocalBlobStore {
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
@@ -51,6 +60,34 @@ impl LocalBlobStore {
         self.inner.path_of(digest)
     }
 
+    fn local_writer(&self) -> io::Result<LocalWriter> {
+        // The temp file deletes itself on drop, so an abandoned upload leaves nothing.
+        let tmp = tempfile::Builder::new().prefix("put-").tempfile_in(self.root().join("tmp"))?;
+        Ok(LocalWriter { store: self.inner.clone(), tmp, hasher: Hasher::new(), size: 0 })
+    }
+
+    /// Copies `src` into a temp file, hashing it; refuses more than `expected_len` bytes
+    /// as soon as they arrive.
+    fn write_from(&self, src: &mut dyn Read, expected_len: Option<u64>) -> Result<LocalWriter, PutError> {
+        let mut writer = self.local_writer()?;
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            writer.write(&buf[..n])?;
+            if let Some(limit) = expected_len
+                && writer.written() > limit
+            {
+                return Err(PutError::LengthMismatch { expected: limit, actual: writer.written() });
+            }
+        }
+        Ok(writer)
+    }
+
     /// Deletes temp files left by writers that died more than `older_than` ago.
     pub fn sweep_temp(&self, older_than: Duration) -> io::Result<usize> {
         let mut removed = 0;
@@ -74,17 +111,24 @@ impl Inner {
 
     /// Makes `sha256/ab/cd` exist durably before a blob is renamed into it.
     fn ensure_dir_durable(&self, dir: &Path) -> io::Result<()> {
-        if self.durable_dirs.lock().expect("not poisoned").contains(dir) {
+        self.ensure_dirs_durable(std::iter::once(dir))
+    }
+
+    /// `ensure_dir_durable` for many directories, each parent fsynced once, in parallel.
+    fn ensure_dirs_durable<'p>(&self, dirs: impl Iterator<Item = &'p Path>) -> io::Result<()> {
+        let missing: std::collections::BTreeSet<&Path> = {
+            let known = self.durable_dirs.lock().expect("not poisoned");
+            dirs.filter(|d| !known.contains(*d)).collect()
+        };
+        if missing.is_empty() {
             return Ok(());
         }
-        fs::create_dir_all(dir)?;
-        if let Some(parent) = dir.parent() {
-            fsync_dir(parent)?;
-            if let Some(grand) = parent.parent() {
-                fsync_dir(grand)?;
-            }
-        }
-        self.durable_dirs.lock().expect("not poisoned").insert(dir.to_path_buf());
+        missing.par_iter().try_for_each(fs::create_dir_all)?;
+        let parents: std::collections::BTreeSet<&Path> = missing.iter().filter_map(|d| d.parent()).collect();
+        parents.par_iter().try_for_each(|p| fsync_dir(p))?;
+        let grands: std::collections::BTreeSet<&Path> = parents.iter().filter_map(|p| p.parent()).collect();
+        grands.iter().try_for_each(|g| fsync_dir(g))?;
+        self.durable_dirs.lock().expect("not poisoned").extend(missing.into_iter().map(Path::to_path_buf));
         Ok(())
     }
 }
@@ -133,29 +177,15 @@ impl BlobStore for LocalBlobStore {
             // Already stored: still consume nothing, write nothing.
             return Ok(PutOutcome { digest: *d, size, created: false });
         }
-        let mut writer = self.writer()?;
-        let mut buf = vec![0u8; COPY_BUF];
-        loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            writer.write(&buf[..n])?;
-            if let Some(limit) = expected_len
-                && writer.written() > limit
-            {
-                return Err(PutError::LengthMismatch { expected: limit, actual: writer.written() });
-            }
-        }
-        writer.finish(expected, expected_len)
+        Box::new(self.write_from(src, expected_len)?).finish(expected, expected_len)
     }
 
     fn writer(&self) -> io::Result<Box<dyn BlobWriter>> {
-        // The temp file deletes itself on drop, so an abandoned upload leaves nothing.
-        let tmp = tempfile::Builder::new().prefix("put-").tempfile_in(self.root().join("tmp"))?;
-        Ok(Box::new(LocalWriter { store: self.inner.clone(), tmp, hasher: Hasher::new(), size: 0 }))
+        Ok(Box::new(self.local_writer()?))
+    }
+
+    fn batch(&self) -> Box<dyn BlobBatch + '_> {
+        Box::new(LocalBatch { store: self, pending: Default::default(), totals: Default::default() })
     }
 
     fn for_each(&self, f: &mut dyn FnMut(Digest) -> io::Result<()>) -> io::Result<()> {
@@ -348,18 +378,7 @@ impl BlobWriter for LocalWriter {
     }
 
     fn finish(self: Box<Self>, expected: Option<&Digest>, expected_len: Option<u64>) -> Result<PutOutcome, PutError> {
-        let LocalWriter { store, tmp, hasher, size } = *self;
-        if let Some(limit) = expected_len
-            && size != limit
-        {
-            return Err(PutError::LengthMismatch { expected: limit, actual: size });
-        }
-        let digest = hasher.finish();
-        if let Some(exp) = expected
-            && *exp != digest
-        {
-            return Err(PutError::DigestMismatch { expected: *exp, actual: digest });
-        }
+        let (store, tmp, digest, size) = self.checked(expected, expected_len)?;
         // Durable before the existence check: a stored and a new blob take the same time.
         tmp.as_file().sync_all()?;
         let dest = store.path_of(&digest);
@@ -373,6 +392,124 @@ impl BlobWriter for LocalWriter {
         tmp.persist(&dest).map_err(|e| e.error)?;
         fsync_dir(dir)?;
         Ok(PutOutcome { digest, size, created: true })
+    }
+}
+
+impl LocalWriter {
+    /// The written bytes, if they are what the caller said they would be.
+    #[allow(clippy::type_complexity)]
+    fn checked(
+        self,
+        expected: Option<&Digest>,
+        expected_len: Option<u64>,
+    ) -> Result<(std::sync::Arc<Inner>, tempfile::NamedTempFile, Digest, u64), PutError> {
+        let LocalWriter { store, tmp, hasher, size } = self;
+        if let Some(limit) = expected_len
+            && size != limit
+        {
+            return Err(PutError::LengthMismatch { expected: limit, actual: size });
+        }
+        let digest = hasher.finish();
+        if let Some(exp) = expected
+            && *exp != digest
+        {
+            return Err(PutError::DigestMismatch { expected: *exp, actual: digest });
+        }
+        Ok((store, tmp, digest, size))
+    }
+}
+
+/// A blob of a batch: complete and checked in a closed temp file, neither durable nor
+/// visible yet. (Closed: a batch holds up to `BATCH_BLOBS` of them, more than a process
+/// may keep open.)
+struct Pending {
+    tmp: tempfile::TempPath,
+    digest: Digest,
+    size: u64,
+}
+
+#[derive(Default)]
+struct PendingSet {
+    blobs: Vec<Pending>,
+    bytes: u64,
+}
+
+/// `BlobStore::batch` of the local store.
+struct LocalBatch<'a> {
+    store: &'a LocalBlobStore,
+    pending: std::sync::Mutex<PendingSet>,
+    totals: std::sync::Mutex<BatchTotals>,
+}
+
+impl BlobBatch for LocalBatch<'_> {
+    fn put_deferred(
+        &self,
+        src: &mut dyn Read,
+        expected: Option<&Digest>,
+        expected_len: Option<u64>,
+    ) -> Result<(Digest, u64), PutError> {
+        if let Some(d) = expected
+            && let Some(size) = self.store.claim(d)?
+        {
+            return Ok((*d, size));
+        }
+        let (_, tmp, digest, size) = self.store.write_from(src, expected_len)?.checked(expected, expected_len)?;
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o444))?;
+        let full = {
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.blobs.push(Pending { tmp: tmp.into_temp_path(), digest, size });
+            p.bytes += size;
+            (p.blobs.len() >= BATCH_BLOBS || p.bytes >= BATCH_BYTES).then(|| std::mem::take(&mut *p))
+        };
+        if let Some(full) = full {
+            self.settle(full.blobs)?;
+        }
+        Ok((digest, size))
+    }
+
+    fn commit(&self) -> Result<BatchTotals, PutError> {
+        let rest = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        self.settle(rest.blobs)?;
+        Ok(*self.totals.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl LocalBatch<'_> {
+    /// Makes `blobs` durable, then visible: every temp file fsynced (in parallel), then
+    /// renamed into place unless the blob is stored already, then each directory that
+    /// received one fsynced once. Killed anywhere, no name points at bytes not durable.
+    fn settle(&self, mut blobs: Vec<Pending>) -> Result<(), PutError> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        blobs.par_iter().try_for_each(|p| File::open(&p.tmp)?.sync_all())?;
+        // The same bytes put twice: one copy is enough (the other's temp file goes).
+        blobs.sort_unstable_by_key(|a| a.digest);
+        blobs.dedup_by(|a, b| a.digest == b.digest);
+        let inner = &self.store.inner;
+        let dests: Vec<PathBuf> = blobs.iter().map(|p| inner.path_of(&p.digest)).collect();
+        inner.ensure_dirs_durable(dests.iter().filter_map(|d| d.parent()))?;
+        let created: Vec<Option<u64>> = blobs
+            .into_par_iter()
+            .zip(&dests)
+            .map(|(p, dest)| {
+                // Still there after the touch: see `claim`.
+                if touch(dest)? && dest.exists() {
+                    return Ok(None);
+                }
+                p.tmp.persist(dest).map_err(|e| e.error)?;
+                Ok(Some(p.size))
+            })
+            .collect::<io::Result<_>>()?;
+        let dirs: std::collections::BTreeSet<&Path> =
+            dests.iter().zip(&created).filter(|(_, c)| c.is_some()).filter_map(|(d, _)| d.parent()).collect();
+        dirs.par_iter().try_for_each(|d| fsync_dir(d))?;
+        let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        for size in created.into_iter().flatten() {
+            totals.blobs += 1;
+            totals.bytes += size;
+        }
+        Ok(())
     }
 }
 
@@ -398,6 +535,7 @@ pub fn hash_file(file: &File) -> io::Result<(Digest, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::BatchTotals;
 
     #[test]
     fn put_is_content_addressed_and_idempotent() {
@@ -412,6 +550,91 @@ mod tests {
         store.open(&a.digest).unwrap().unwrap().reader.read_to_string(&mut s).unwrap();
         assert_eq!(s, "hello");
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    fn stored(store: &LocalBlobStore) -> Vec<Digest> {
+        let mut all = Vec::new();
+        store
+            .for_each(&mut |d| {
+                all.push(d);
+                Ok(())
+            })
+            .unwrap();
+        all
+    }
+
+    fn temp_files(dir: &Path) -> usize {
+        fs::read_dir(dir.join("tmp")).unwrap().count()
+    }
+
+    #[test]
+    fn a_batch_shows_nothing_until_commit_then_everything_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let old = store.put(&mut &b"old"[..], None, None).unwrap().digest;
+        let batch = store.batch();
+        let a = batch.put_deferred(&mut &b"alpha"[..], Some(&Digest::of(b"alpha")), Some(5)).unwrap();
+        assert_eq!(a, (Digest::of(b"alpha"), 5));
+        // The same new bytes twice, and bytes already stored: one copy, one blob, no write.
+        assert_eq!(batch.put_deferred(&mut &b"beta!"[..], None, None).unwrap(), (Digest::of(b"beta!"), 5));
+        assert_eq!(batch.put_deferred(&mut &b"beta!"[..], None, None).unwrap(), (Digest::of(b"beta!"), 5));
+        assert_eq!(batch.put_deferred(&mut &b"old"[..], Some(&old), Some(3)).unwrap(), (old, 3));
+        assert_eq!(stored(&store), [old]);
+        assert_eq!(store.size(&a.0).unwrap(), None);
+        assert_eq!(temp_files(dir.path()), 3);
+        assert_eq!(batch.commit().unwrap(), BatchTotals { blobs: 2, bytes: 10 });
+        let mut all = stored(&store);
+        all.sort();
+        let mut want = vec![old, Digest::of(b"alpha"), Digest::of(b"beta!")];
+        want.sort();
+        assert_eq!(all, want);
+        assert_eq!(temp_files(dir.path()), 0);
+        let meta = fs::metadata(store.path_of(&a.0)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o444);
+        assert_eq!(fs::read(store.path_of(&a.0)).unwrap(), b"alpha");
+        // Committing again adds nothing.
+        assert_eq!(batch.commit().unwrap(), BatchTotals { blobs: 2, bytes: 10 });
+    }
+
+    #[test]
+    fn a_batch_never_committed_leaves_no_blob_under_a_digest_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        // Forgotten, as a process killed before the commit forgets it: temp files stay.
+        let killed = store.batch();
+        killed.put_deferred(&mut &b"one"[..], None, None).unwrap();
+        killed.put_deferred(&mut &b"two"[..], Some(&Digest::of(b"two")), Some(3)).unwrap();
+        std::mem::forget(killed);
+        assert_eq!(stored(&store), []);
+        assert_eq!(temp_files(dir.path()), 2);
+        assert_eq!(store.sweep_temp(Duration::ZERO).unwrap(), 2);
+        // Dropped (an error on the way): the temp files go too.
+        let dropped = store.batch();
+        dropped.put_deferred(&mut &b"three"[..], None, None).unwrap();
+        drop(dropped);
+        assert_eq!(stored(&store), []);
+        assert_eq!(temp_files(dir.path()), 0);
+    }
+
+    #[test]
+    fn put_deferred_refuses_what_put_refuses_with_the_same_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let wrong = Digest::of(b"other");
+        let batch = store.batch();
+        for (expected, len) in [(Some(&wrong), None), (None, Some(3)), (None, Some(9)), (Some(&wrong), Some(5))] {
+            let by_put = store.put(&mut &b"hello"[..], expected, len).unwrap_err();
+            let by_batch = batch.put_deferred(&mut &b"hello"[..], expected, len).unwrap_err();
+            assert_eq!(by_batch.to_string(), by_put.to_string());
+            assert_eq!(std::mem::discriminant(&by_batch), std::mem::discriminant(&by_put));
+        }
+        assert_eq!(
+            batch.put_deferred(&mut &b"hello"[..], Some(&wrong), None).unwrap_err().to_string(),
+            format!("content hashes to {}, expected {wrong}", Digest::of(b"hello"))
+        );
+        assert_eq!(batch.commit().unwrap(), BatchTotals::default());
+        assert_eq!(stored(&store), []);
+        assert_eq!(temp_files(dir.path()), 0);
     }
 
     #[test]

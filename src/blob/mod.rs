@@ -114,6 +114,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// a stalled client never holds a thread. Nothing is visible until `finish`.
     fn writer(&self) -> io::Result<Box<dyn BlobWriter>>;
 
+    /// Starts a batch of puts (a publish's new blobs) whose durability is paid for together
+    /// at `BlobBatch::commit` rather than blob by blob. The default stores each blob at once.
+    fn batch(&self) -> Box<dyn BlobBatch + '_> {
+        Box::new(Immediate { store: self, totals: Default::default() })
+    }
+
     /// Calls `f` for every stored blob (for `verify` and, later, garbage collection).
     fn for_each(&self, f: &mut dyn FnMut(Digest) -> io::Result<()>) -> io::Result<()>;
 
@@ -127,4 +133,59 @@ pub trait BlobStore: Send + Sync + 'static {
     /// store's quarantine area, where nothing deletes them. Returns where they went (for
     /// operators), or `None` when the blob is absent.
     fn quarantine(&self, digest: &Digest) -> io::Result<Option<String>>;
+}
+
+/// New blobs a batch stored (created, not found already stored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchTotals {
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+/// Puts whose blobs become visible under their digest only at `commit`, and only once their
+/// bytes are durable: a store may write every blob first and then make them durable
+/// together. A batch dropped uncommitted stores nothing (at most temp files are left, swept
+/// as after any killed writer). Puts may run on many threads at once.
+pub trait BlobBatch: Send + Sync {
+    /// Blocking: checks the bytes of `src` as `BlobStore::put` does, failing with the same
+    /// errors, and keeps them for `commit`. Answers the digest and size; a blob already
+    /// stored is claimed (as `put` does) and nothing is written. A store may commit part of
+    /// the batch on its own (to bound what it holds), always durable before visible.
+    fn put_deferred(
+        &self,
+        src: &mut dyn Read,
+        expected: Option<&Digest>,
+        expected_len: Option<u64>,
+    ) -> Result<(Digest, u64), PutError>;
+
+    /// Blocking: makes every blob put so far durable and visible (call once every
+    /// `put_deferred` returned). Answers what the whole batch newly stored.
+    fn commit(&self) -> Result<BatchTotals, PutError>;
+}
+
+/// The default batch: each put is an ordinary `put`, durable and visible at once.
+struct Immediate<'a, S: ?Sized> {
+    store: &'a S,
+    totals: std::sync::Mutex<BatchTotals>,
+}
+
+impl<S: BlobStore + ?Sized> BlobBatch for Immediate<'_, S> {
+    fn put_deferred(
+        &self,
+        src: &mut dyn Read,
+        expected: Option<&Digest>,
+        expected_len: Option<u64>,
+    ) -> Result<(Digest, u64), PutError> {
+        let out = self.store.put(src, expected, expected_len)?;
+        if out.created {
+            let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+            t.blobs += 1;
+            t.bytes += out.size;
+        }
+        Ok((out.digest, out.size))
+    }
+
+    fn commit(&self) -> Result<BatchTotals, PutError> {
+        Ok(*self.totals.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
