@@ -69,7 +69,8 @@ report() {
   perf report -i "$W/$1.perf" --no-children --sort symbol --stdio -g none 2>/dev/null |
     grep -v '^#' | grep -v '^$' | sed -E 's/[ -]+$//' >"$OUT/$1-report.txt"
   head -30 "$OUT/$1-report.txt" >"$OUT/$1-top30.txt"
-  grep -F '[.]' "$OUT/$1-report.txt" | head -30 >"$OUT/$1-top30-user.txt"
+  # awk, not grep | head: head closing the pipe early is a SIGPIPE failure under pipefail.
+  awk 'index($0, "[.]") && n++ < 30' "$OUT/$1-report.txt" >"$OUT/$1-top30-user.txt"
   groups "$OUT/$1-report.txt" >"$OUT/$1-groups.txt"
   log "$1: top 10 symbols by self time"
   head -10 "$OUT/$1-top30.txt" >&2
