@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -22,8 +21,7 @@ use rustix::fs::FileType;
 
 use super::tree::DirCursor;
 use super::{PublishError, PublishOptions, PublishReport, ScanError, TreeRoot};
-use crate::blob::PutError;
-use crate::blob::local::hash_file;
+use crate::blob::BlobBatch;
 use crate::catalog::{CatalogError, Change, CommitPlan, Snapshot};
 use crate::domain::{ArchiveName, RelPath};
 use crate::manifest::{Content, DigestBuilder, ManifestEntry};
@@ -116,19 +114,12 @@ pub enum Next {
     Absent,
 }
 
-/// Blobs the ingest stored that were not stored before.
-#[derive(Default)]
-struct Created {
-    blobs: AtomicU64,
-    bytes: AtomicU64,
-}
-
 /// Looks at every listed path and stores the bytes of the files among them, in parallel.
 fn ingest_listed(
     store: &Store,
     root: &TreeRoot,
     listed: &[Listed],
-    created: &Created,
+    blobs: &dyn BlobBatch,
     progress: &dyn super::Progress,
 ) -> Result<Vec<Op>, PublishError> {
     let mut cursor = root.cursor();
@@ -141,7 +132,7 @@ fn ingest_listed(
             |cursor, (l, found)| {
                 let next = match found {
                     Found::File => {
-                        let content = ingest_one(store, cursor, &l.path, created)?;
+                        let content = ingest_one(store, cursor, &l.path, blobs)?;
                         progress.advance(content.size());
                         Next::Put(content)
                     }
@@ -155,37 +146,18 @@ fn ingest_listed(
         .collect()
 }
 
-/// Hashes a file first, so that a blob already stored costs one read and no write; the
-/// same descriptor is read again to store it. Unlike a full publish there is no set of the
-/// live manifest's digests to answer "may this blob be relied on" (it would be O(archive)):
-/// every file asks `gc::rely_on`, which for a thousand files is a thousand point queries.
+/// Stores a listed file. Unlike a full publish there is no set of the live manifest's
+/// digests to answer "may this blob be relied on" (it would be O(archive)): every file asks
+/// `gc::rely_on`, which for a thousand files is a thousand point queries.
 fn ingest_one(
     store: &Store,
     cursor: &mut DirCursor,
     path: &RelPath,
-    created: &Created,
+    blobs: &dyn BlobBatch,
 ) -> Result<Content, PublishError> {
-    use std::io::{Seek, SeekFrom};
     let (mut file, _) = cursor.open_file(path)?;
-    let read_err = |source| PublishError::Read { path: path.clone(), source };
-    let (digest, size) = hash_file(&file).map_err(read_err)?;
-    if crate::gc::rely_on(store, &digest).map_err(read_err)? {
-        return Ok(Content::File { size, sha256: digest });
-    }
-    file.seek(SeekFrom::Start(0)).map_err(read_err)?;
-    match store.blobs.put(&mut file, Some(&digest), Some(size)) {
-        Ok(out) => {
-            if out.created {
-                created.blobs.fetch_add(1, Ordering::Relaxed);
-                created.bytes.fetch_add(out.size, Ordering::Relaxed);
-            }
-            Ok(Content::File { size: out.size, sha256: out.digest })
-        }
-        Err(e @ (PutError::DigestMismatch { .. } | PutError::LengthMismatch { .. })) => {
-            Err(PublishError::Unstable { path: path.clone(), source: e })
-        }
-        Err(e) => Err(PublishError::Store { path: path.clone(), source: e }),
-    }
+    let (sha256, size) = super::hash_and_store(&mut file, path, blobs, |d| crate::gc::rely_on(store, d))?;
+    Ok(Content::File { size, sha256 })
 }
 
 /// Publishes the paths of `listed` from the tree under `dir` as changes to the latest
@@ -202,8 +174,10 @@ pub fn publish_changes(
     let base = store.catalog.latest(archive)?.ok_or_else(|| PublishError::Invalid(NO_BASE.into()))?;
     let root = TreeRoot::open(dir)?;
     opts.progress.start(listed.len() as u64);
-    let created = Created::default();
-    let ops = ingest_listed(store, &root, listed, &created, opts.progress)?;
+    // New blobs become durable and visible together, before the commit (as in a full publish).
+    let blobs = store.blobs.batch();
+    let ops = ingest_listed(store, &root, listed, blobs.as_ref(), opts.progress)?;
+    let new = blobs.commit().map_err(PublishError::Blobs)?;
     opts.progress.finish();
     let ingested = started.elapsed();
     let planned = plan(store, archive, &base, &ops, opts.source.clone())?;
@@ -226,8 +200,8 @@ pub fn publish_changes(
         digest: snapshot.digest,
         files: snapshot.files,
         bytes: snapshot.bytes,
-        new_blobs: created.blobs.into_inner(),
-        new_bytes: created.bytes.into_inner(),
+        new_blobs: new.blobs,
+        new_bytes: new.bytes,
         added: snapshot.added,
         changed: snapshot.changed,
         removed: snapshot.removed,

@@ -352,23 +352,33 @@ impl Ingest<'_> {
         Ok((e.path.clone(), Content::File { size, sha256: digest }, Some((stat, digest))))
     }
 
-    /// Hashes a file first, so that a blob already stored costs one read and no write. The
-    /// same descriptor is read again to store it: a path could meanwhile name something else.
     fn file(&self, file: &mut std::fs::File, path: &RelPath) -> Result<(Digest, u64), PublishError> {
-        use std::io::{Seek, SeekFrom};
-        let read_err = |source| PublishError::Read { path: path.clone(), source };
-        let (digest, size) = hash_file(file).map_err(read_err)?;
-        if self.reliance.rely_on(self.store, &digest).map_err(read_err)? {
-            return Ok((digest, size));
+        hash_and_store(file, path, self.blobs, |d| self.reliance.rely_on(self.store, d))
+    }
+}
+
+/// Hashes a file first, so that a blob already stored costs one read and no write. The same
+/// descriptor is read again to store it (into `blobs`, durable at its commit): a path could
+/// meanwhile name something else. `relied` says whether a digest is known to be stored.
+pub(crate) fn hash_and_store(
+    file: &mut std::fs::File,
+    path: &RelPath,
+    blobs: &dyn BlobBatch,
+    relied: impl FnOnce(&Digest) -> std::io::Result<bool>,
+) -> Result<(Digest, u64), PublishError> {
+    use std::io::{Seek, SeekFrom};
+    let read_err = |source| PublishError::Read { path: path.clone(), source };
+    let (digest, size) = hash_file(file).map_err(read_err)?;
+    if relied(&digest).map_err(read_err)? {
+        return Ok((digest, size));
+    }
+    file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+    match blobs.put_deferred(file, Some(&digest), Some(size)) {
+        Ok(out) => Ok(out),
+        Err(e @ (PutError::DigestMismatch { .. } | PutError::LengthMismatch { .. })) => {
+            Err(PublishError::Unstable { path: path.clone(), source: e })
         }
-        file.seek(SeekFrom::Start(0)).map_err(read_err)?;
-        match self.blobs.put_deferred(file, Some(&digest), Some(size)) {
-            Ok(out) => Ok(out),
-            Err(e @ (PutError::DigestMismatch { .. } | PutError::LengthMismatch { .. })) => {
-                Err(PublishError::Unstable { path: path.clone(), source: e })
-            }
-            Err(e) => Err(PublishError::Store { path: path.clone(), source: e }),
-        }
+        Err(e) => Err(PublishError::Store { path: path.clone(), source: e }),
     }
 }
 
