@@ -243,6 +243,9 @@ pub struct ServerConfig {
     /// Most connections served at once; further ones wait in the listen backlog (default:
     /// half of the open-files limit less 64, as each may hold a socket and a blob file).
     pub max_connections: Option<usize>,
+    /// Threads that accept and serve connections, each with its own event loop; catalog and
+    /// file reads run on a separate blocking pool (default: one per core).
+    pub threads: Option<usize>,
     /// On SIGTERM, seconds in-flight requests may take to finish before `serve` exits
     /// anyway (default 30).
     pub drain_timeout_secs: Option<u64>,

@@ -1,6 +1,7 @@
 //! Slow, idle and hostile clients against the real binary: out of descriptors with 300
 //! idle sockets, slowloris headers, idle keep-alive against a slow download, the raised
-//! open-files limit, and SIGTERM with a half-sent request and a download in flight.
+//! open-files limit, SIGTERM with a half-sent request and a download in flight, and the
+//! event threads connections are handed to.
 
 mod common;
 
@@ -402,4 +403,60 @@ fn sigterm_exits_0_after_the_drain_timeout_whatever_clients_do() {
     assert!(took < Duration::from_millis(3500), "exited after {took:?}: drain timeout is 2 s");
     let log = server.log_with("drain timeout");
     assert!(log.contains("drain timeout: closing the connections left connections=1"), "{log}");
+}
+
+/// CPU time of each of the server's event threads (`asof-http-N`), by name.
+fn event_thread_cpu(pid: u32) -> Vec<(String, u64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap().trim().to_string();
+        if !name.starts_with("asof-http-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        threads.push((name, fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()));
+    }
+    threads.sort();
+    threads
+}
+
+#[test]
+fn connections_are_handed_to_the_least_busy_of_the_configured_event_threads() {
+    let fx = fixture();
+    let server = Asof::start(&fx.data, "[server]\nthreads = 3\n", None);
+    assert!(server.log_with("max_connections=").contains("threads=3"), "{}", server.log());
+    let names: Vec<String> = event_thread_cpu(server.pid()).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["asof-http-0", "asof-http-1", "asof-http-2"]);
+    // Three connections held open at once go to three different threads: each thread must
+    // then spend CPU time answering its connection's requests.
+    let mut conns: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+    for _ in 0..3000 {
+        for s in &mut conns {
+            s.write_all(get_request(&fx.small, false).as_bytes()).unwrap();
+        }
+        for s in &mut conns {
+            assert_eq!(read_response(s, Duration::ZERO), (200, SMALL.to_vec()));
+        }
+    }
+    let cpu = event_thread_cpu(server.pid());
+    assert!(cpu.iter().all(|(_, ticks)| *ticks > 0), "a thread served nothing: {cpu:?}");
+}
+
+#[test]
+fn zero_event_threads_is_refused_at_start() {
+    let fx = fixture();
+    let config = fx.data.with_extension("toml");
+    std::fs::write(&config, "[server]\nthreads = 0\n").unwrap();
+    let out = Command::new(bin())
+        .arg("--data")
+        .arg(&fx.data)
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!((out.status.code(), err.as_ref()), (Some(2), "error: [server] threads must be at least 1\n"));
 }

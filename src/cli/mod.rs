@@ -843,6 +843,10 @@ fn apply_connection_limits(server: &crate::config::ServerConfig, options: &mut S
         anyhow::bail!("[server] max_connections must be at least 1");
     }
     options.max_connections = server.max_connections.or(options.max_connections);
+    if server.threads == Some(0) {
+        anyhow::bail!("[server] threads must be at least 1");
+    }
+    options.event_threads = server.threads.or(options.event_threads);
     server.rate_limits.apply(&mut options.rate_limits)
 }
 

@@ -67,6 +67,9 @@ pub struct ServeOptions {
     pub max_connections: Option<usize>,
     /// On SIGTERM, how long in-flight requests may take to finish before the server exits.
     pub drain_timeout: Duration,
+    /// Threads that accept and serve connections, each with its own event loop (`server`).
+    /// `None`: one per core.
+    pub event_threads: Option<usize>,
     /// Per-client token buckets by route class.
     pub rate_limits: RateLimitOptions,
     /// The service's URL as clients reach it (`server.public_url`), for the `Snapshots:`
@@ -89,6 +92,7 @@ impl Default for ServeOptions {
             idle_timeout: Duration::from_secs(60),
             max_connections: None,
             drain_timeout: Duration::from_secs(30),
+            event_threads: None,
             rate_limits: RateLimitOptions::default(),
             public_url: None,
             memory_cache_bytes: 16 << 20,
@@ -96,15 +100,27 @@ impl Default for ServeOptions {
     }
 }
 
+/// What every request handler reads, shared: cloning it (axum does, once per extractor and
+/// middleware of every request) is one reference count, not a copy of the options.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub options: ServeOptions,
     /// Parsed Release files (by-hash for every hash, Valid-Until), bounded.
     pub releases: Arc<crate::resolve::release::ReleaseCache>,
     /// Final answers and small files in memory (`hot`).
-    hot: Arc<hot::HotCache>,
+    hot: hot::HotCache,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -113,8 +129,8 @@ impl AppState {
     }
 
     pub fn with_metrics(store: Store, options: ServeOptions, metrics: Arc<Metrics>) -> Self {
-        let hot = Arc::new(hot::HotCache::new(&store, options.memory_cache_bytes));
-        Self { store, metrics, options, releases: Default::default(), hot }
+        let hot = hot::HotCache::new(&store, options.memory_cache_bytes);
+        Self(Arc::new(Shared { store, metrics, options, releases: Default::default(), hot }))
     }
 
     /// Runs catalog and blob work on the blocking pool so async workers never wait on I/O.
@@ -122,8 +138,8 @@ impl AppState {
         &self,
         f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store)).await.map_err(ApiError::internal)?
+        let st = self.clone();
+        tokio::task::spawn_blocking(move || f(&st.store)).await.map_err(ApiError::internal)?
     }
 
     fn short_cache(&self) -> HeaderValue {

@@ -1,14 +1,18 @@
-//! The accept loop of `asof serve`: a cap on concurrent connections, back-off when
+//! The accept loop of `asof serve`: event threads that each accept and serve connections
+//! on their own single-threaded runtime, a cap on concurrent connections, back-off when
 //! `accept` fails (EMFILE...), per-connection timeouts, and a bounded drain on shutdown.
 
 mod conn;
 mod fds;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use axum::Router;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 pub use fds::raise_nofile_limit;
@@ -17,6 +21,15 @@ use super::{AppState, router, spawn_sealer};
 
 /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
 /// for at most `drain_timeout`, and returns whatever clients still do.
+///
+/// Connections are served by `event_threads` threads, each with a current-thread runtime
+/// of its own (nginx's worker model): a connection lives on the thread it was handed to,
+/// so no worker wakes another to steal its tasks. On two cores the work-stealing runtime
+/// served no more requests with two workers than with one (docs/benchmarks.md, "Event
+/// threads"). This task accepts and hands each connection to the thread serving the fewest,
+/// which keeps the threads evenly loaded however the kernel orders the accepts. Catalog and
+/// blob work still goes to the blocking pool; the calling runtime keeps the sealer and the
+/// scheduled jobs.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -26,15 +39,138 @@ pub async fn serve(
     let options = state.options.clone();
     let cap = options.max_connections.unwrap_or_else(fds::default_max_connections).max(1);
     let timeouts = conn::Timeouts { header: options.header_read_timeout, idle: options.idle_timeout };
-    tracing::info!(max_connections = cap, ?timeouts, drain_timeout = ?options.drain_timeout, "connection limits");
-    let app = router(state);
-    let slots = Arc::new(Semaphore::new(cap));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let count = options.event_threads.unwrap_or_else(default_event_threads).max(1);
+    tracing::info!(max_connections = cap, threads = count, ?timeouts, drain_timeout = ?options.drain_timeout, "connection limits");
+    let (stop_tx, stop) = watch::channel(false);
+    let job = EventJob { app: router(state), timeouts, drain_timeout: options.drain_timeout, stop };
+    let (threads, finished) = start_event_threads(count, &job)?;
+    let mut finished = std::pin::pin!(futures::future::join_all(finished));
+    tokio::select! {
+        _ = accept_loop(listener, Arc::new(Semaphore::new(cap)), &threads, shutdown) => {}
+        // An event thread only ends before the stop if its runtime could not start.
+        results = &mut finished => return results.into_iter().find_map(|r| r.err()).map_or(Ok(()), Err),
+    }
+    // The listener is closed: new connections are refused from here on.
+    let _ = stop_tx.send(true);
+    finished.await.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(())
+}
+
+/// One event thread per core by default.
+fn default_event_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// An accepted connection on its way to an event thread.
+struct Accepted {
+    tcp: std::net::TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+}
+
+/// The accept loop's handle on an event thread.
+struct EventThread {
+    queue: mpsc::UnboundedSender<Accepted>,
+    /// Connections it serves now.
+    open: Arc<AtomicUsize>,
+}
+
+/// What each event thread runs its connections with.
+#[derive(Clone)]
+struct EventJob {
+    app: Router,
+    timeouts: conn::Timeouts,
+    drain_timeout: Duration,
+    stop: watch::Receiver<bool>,
+}
+
+type Finished = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
+fn start_event_threads(count: usize, job: &EventJob) -> anyhow::Result<(Vec<EventThread>, Vec<Finished>)> {
+    let (mut threads, mut finished) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    for index in 0..count {
+        let (queue, incoming) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        let (done_tx, done_rx) = oneshot::channel();
+        let (job, thread_open) = (job.clone(), open.clone());
+        std::thread::Builder::new().name(format!("asof-http-{index}")).spawn(move || {
+            let _ = done_tx.send(run_event_thread(incoming, thread_open, job));
+        })?;
+        threads.push(EventThread { queue, open });
+        finished.push(Box::pin(async move {
+            done_rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("an event thread panicked")))
+        }) as Finished);
+    }
+    Ok((threads, finished))
+}
+
+fn run_event_thread(
+    incoming: mpsc::UnboundedReceiver<Accepted>,
+    open: Arc<AtomicUsize>,
+    job: EventJob,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(serve_connections(incoming, open, job));
+    // A blocking read stuck on a dead disk must not hold the exit past the drain.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    Ok(())
+}
+
+/// Serves the connections handed to this thread until told to stop, then drains them.
+async fn serve_connections(mut incoming: mpsc::UnboundedReceiver<Accepted>, open: Arc<AtomicUsize>, job: EventJob) {
+    let EventJob { app, timeouts, drain_timeout, stop } = job;
+    let mut stopping = stop.clone();
     let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let Accepted { tcp, peer, slot } = tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => break,
+            accepted = incoming.recv() => match accepted {
+                Some(a) => a,
+                None => break,
+            },
+        };
+        let counted = Open::new(open.clone());
+        match TcpStream::from_std(tcp) {
+            Ok(tcp) => {
+                let conn = conn::run(tcp, peer, app.clone(), timeouts, stop.clone(), slot);
+                conns.spawn(async move {
+                    conn.await;
+                    drop(counted);
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, %peer, "could not register a connection"),
+        }
+    }
+    drain(conns, drain_timeout).await;
+}
+
+/// Counts a connection as open on its event thread while it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(open: Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Accepts connections until `shutdown`, each to the event thread serving the fewest.
+async fn accept_loop(
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    threads: &[EventThread],
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let mut backoff = Backoff::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        while conns.try_join_next().is_some() {}
         // At the cap, leave new connections in the listen backlog rather than accept and
         // drop them: they are served as soon as a slot frees.
         let slot = tokio::select! {
@@ -45,10 +181,13 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
+        match accepted.and_then(|(tcp, peer)| Ok((tcp.into_std()?, peer))) {
             Ok((tcp, peer)) => {
                 backoff.reset();
-                conns.spawn(conn::run(tcp, peer, app.clone(), timeouts, stop_rx.clone(), slot));
+                let least = threads.iter().min_by_key(|t| t.open.load(Ordering::Relaxed)).expect("at least one");
+                if least.queue.send(Accepted { tcp, peer, slot }).is_err() {
+                    tracing::warn!(%peer, "an event thread is gone: connection dropped");
+                }
             }
             Err(e) => {
                 drop(slot);
@@ -60,11 +199,6 @@ pub async fn serve(
             }
         }
     }
-    // New connections are refused from here on.
-    drop(listener);
-    let _ = stop_tx.send(true);
-    drain(conns, options.drain_timeout).await;
-    Ok(())
 }
 
 /// Waits for the connections to finish their requests, at most `limit`.
