@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use asof::blob::LocalBlobStore;
-use asof::catalog::{Catalog, Change, CommitPlan, SnapshotKey, SqliteCatalog};
+use asof::catalog::{Catalog, Change, CommitPlan, Reads, SnapshotKey, SqliteCatalog};
 use asof::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use asof::manifest::{Content, ManifestEntry, implied_dirs};
 use asof::resolve::release::ReleaseCache;
@@ -66,7 +66,7 @@ fn paths(s: &Shape) -> Vec<RelPath> {
 }
 
 fn build(db: &Path, s: &Shape) -> anyhow::Result<()> {
-    let catalog = SqliteCatalog::open(db)?;
+    let catalog = SqliteCatalog::open(db, Reads::Mapped)?;
     let archive: ArchiveName = "bench".parse()?;
     let mut rng = Rng(0x5eed);
     let paths = paths(s);
@@ -109,13 +109,22 @@ fn build(db: &Path, s: &Shape) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the bench reads the catalog: `ASOF_LOOKUP_READS=buffered` measures what commands
+/// use (`Reads::Buffered`); the default is the server's memory map.
+fn reads() -> Reads {
+    match std::env::var("ASOF_LOOKUP_READS").as_deref() {
+        Ok("buffered") => Reads::Buffered,
+        _ => Reads::Mapped,
+    }
+}
+
 fn catalog(s: &Shape) -> (SqliteCatalog, PathBuf) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("lookup-{}x{}", s.snapshots, s.paths));
     let db = dir.join("asof.db");
     let done = dir.join("complete");
     // A cache left by an older build whose schema this one cannot open is built again.
     if done.exists()
-        && let Ok(catalog) = SqliteCatalog::open(&db)
+        && let Ok(catalog) = SqliteCatalog::open(&db, reads())
     {
         return (catalog, dir);
     }
@@ -123,7 +132,7 @@ fn catalog(s: &Shape) -> (SqliteCatalog, PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     build(&db, s).unwrap();
     std::fs::write(&done, "").unwrap();
-    (SqliteCatalog::open(&db).unwrap(), dir)
+    (SqliteCatalog::open(&db, reads()).unwrap(), dir)
 }
 
 fn bench(c: &mut Criterion) {

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::auth::AuthStore;
 use crate::blob::{BlobStore, LocalBlobStore};
-use crate::catalog::{Catalog, SqliteCatalog};
+use crate::catalog::{Catalog, Reads, SqliteCatalog};
 
 #[derive(Clone)]
 pub struct Store {
@@ -44,8 +44,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the embedded default under `data_dir`.
+    /// Opens (creating if needed) the embedded default under `data_dir`, for a command.
     pub fn open_local(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::open_local_with(data_dir, Reads::Buffered)
+    }
+
+    /// `open_local` for `asof serve`: catalog reads through a memory map (`Reads::Mapped`).
+    pub fn open_local_for_serving(data_dir: &Path) -> anyhow::Result<Self> {
+        Self::open_local_with(data_dir, Reads::Mapped)
+    }
+
+    fn open_local_with(data_dir: &Path, reads: Reads) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let blobs = LocalBlobStore::open(data_dir.join("blobs"))
             .with_context(|| format!("opening blob store in {}", data_dir.display()))?;
@@ -55,7 +64,7 @@ impl Store {
         }
         let db = db_path(data_dir);
         let catalog =
-            SqliteCatalog::open(&db).with_context(|| format!("opening metadata database {}", db.display()))?;
+            SqliteCatalog::open(&db, reads).with_context(|| format!("opening metadata database {}", db.display()))?;
         let catalog = Arc::new(catalog);
         let scratch = data_dir.join("tmp");
         std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;

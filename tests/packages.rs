@@ -433,3 +433,44 @@ fn a_paragraph_changed_only_in_fields_the_index_does_not_keep_keeps_its_row() {
         ]
     );
 }
+
+#[test]
+fn an_index_larger_than_memory_holds_is_indexed_through_its_spill_file() {
+    // 20,000 packages: more new rows than indexing keeps in memory (8,192), so most of
+    // them go through the temporary file, on the first publish and on a later one.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_local(tmp.path()).unwrap();
+    let para = |i: u32, version: &str, description: &str| {
+        format!("Package: p{i:05}\nVersion: {version}\nArchitecture: amd64\nSize: {i}\nDescription: {description}\n")
+    };
+    let path = "dists/stable/main/binary-amd64/Packages";
+    let first: Vec<String> = (0..20_000).map(|i| para(i, "1", "d")).collect();
+    publish_tree(&store, &[(path, first.join("\n"))]);
+    // p15000 changes only its description, p19000 is upgraded, p18000 is removed and
+    // p20000 is new.
+    let second: Vec<String> = (0..=20_000)
+        .filter(|&i| i != 18_000)
+        .map(|i| match i {
+            15_000 => para(i, "1", "changed"),
+            19_000 => para(i, "2", "d"),
+            _ => para(i, "1", "d"),
+        })
+        .collect();
+    publish_tree(&store, &[(path, second.join("\n"))]);
+    let rows = package_rows(tmp.path());
+    assert_eq!(rows.len(), 20_002);
+    let of = |name: &str| rows.iter().filter(|r| r.0 == name).cloned().collect::<Vec<_>>();
+    let row = |name: &str, version: &str, first, last, paragraph: &str| {
+        (name.to_string(), version.to_string(), first, last, Some(digest_of(paragraph)))
+    };
+    assert_eq!(of("p00000"), [row("p00000", "1", 1, None, &para(0, "1", "d"))]);
+    assert_eq!(of("p15000"), [row("p15000", "1", 1, None, &para(15_000, "1", "changed"))]);
+    assert_eq!(of("p18000"), [row("p18000", "1", 1, Some(2), &para(18_000, "1", "d"))]);
+    assert_eq!(
+        of("p19000"),
+        [row("p19000", "1", 1, Some(2), &para(19_000, "1", "d")), row("p19000", "2", 2, None, &para(19_000, "2", "d"))]
+    );
+    assert_eq!(of("p19999"), [row("p19999", "1", 1, None, &para(19_999, "1", "d"))]);
+    assert_eq!(of("p20000"), [row("p20000", "1", 2, None, &para(20_000, "1", "d"))]);
+    assert_eq!(std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(), 0, "no spill file is left behind");
+}

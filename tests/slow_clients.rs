@@ -427,7 +427,15 @@ fn connections_are_handed_to_the_least_busy_of_the_configured_event_threads() {
     let fx = fixture();
     let server = Asof::start(&fx.data, "[server]\nthreads = 3\n", None);
     assert!(server.log_with("max_connections=").contains("threads=3"), "{}", server.log());
-    let names: Vec<String> = event_thread_cpu(server.pid()).into_iter().map(|(n, _)| n).collect();
+    // The threads start right after that line is logged.
+    let started = Instant::now();
+    let names = loop {
+        let names: Vec<String> = event_thread_cpu(server.pid()).into_iter().map(|(n, _)| n).collect();
+        if names.len() == 3 || started.elapsed() > Duration::from_secs(5) {
+            break names;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(names, ["asof-http-0", "asof-http-1", "asof-http-2"]);
     // Three connections held open at once go to three different threads: each thread must
     // then spend CPU time answering its connection's requests.

@@ -19,7 +19,7 @@ mod sqlite_takedowns;
 use serde::Serialize;
 
 pub use change_watch::ChangeWatch;
-pub use sqlite::SqliteCatalog;
+pub use sqlite::{Reads, SqliteCatalog};
 
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
 use crate::manifest::{Content, ManifestEntry};

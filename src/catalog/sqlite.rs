@@ -44,17 +44,35 @@ fn parent_hash(dir: &str) -> i64 {
 /// Prepared statements kept per connection (rusqlite's default is 16).
 const STATEMENT_CACHE: usize = 128;
 
-/// Reads of the database file go through a shared memory map instead of `pread` into each
-/// connection's private page cache: a page already in the OS page cache costs no syscall
-/// and no copy, whichever pooled connection asks. Safe with WAL: SQLite maps the file read
-/// only and still writes with `write`; a reader looks a page up in the WAL index before the
-/// file, and a checkpoint never overwrites a page of the file that a reader's snapshot
-/// still needs from it, so the map shows exactly what `pread` would. Pages the map reads
-/// count as shared file-backed memory, which the kernel reclaims like any page cache.
-const MMAP_AND_SYNC: &str = "PRAGMA mmap_size = 1073741824; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+/// How a process reads the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// `pread` into each connection's own small page cache: for commands, whose resident
+    /// set then stays small however large the catalog (a publish streams the whole live
+    /// manifest once; through a map, every page it read stayed resident, 400 MB at 600,000
+    /// files).
+    Buffered,
+    /// Through a shared memory map (up to 1 GiB): for the server, whose many small lookups
+    /// then cost no syscall and no copy for a page already in the OS page cache, whichever
+    /// pooled connection asks. Safe with WAL: SQLite maps the file read only and still
+    /// writes with `write`; a reader looks a page up in the WAL index before the file, and a
+    /// checkpoint never overwrites a page of the file that a reader's snapshot still needs
+    /// from it, so the map shows exactly what `pread` would. Mapped pages count as shared
+    /// file-backed memory, which the kernel reclaims like any page cache.
+    Mapped,
+}
+
+impl Reads {
+    fn pragmas(self) -> &'static str {
+        match self {
+            Reads::Buffered => "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            Reads::Mapped => "PRAGMA mmap_size = 1073741824; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        }
+    }
+}
 
 impl SqliteCatalog {
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, reads: Reads) -> Result<Self> {
         {
             // The journal mode is a property of the database file: set it once, alone,
             // before pooled connections open concurrently. WAL lets readers run beside a
@@ -63,12 +81,12 @@ impl SqliteCatalog {
             setup.busy_timeout(Duration::from_secs(30))?;
             setup.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         }
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
             c.busy_timeout(Duration::from_secs(30))?;
             // Room for every hot statement of the request path and of the other modules.
             c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             // FULL makes every commit durable before it is acknowledged.
-            c.execute_batch(MMAP_AND_SYNC)
+            c.execute_batch(reads.pragmas())
         });
         let pool = r2d2::Pool::builder()
             .max_size(16)

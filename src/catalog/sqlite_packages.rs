@@ -6,7 +6,7 @@ use super::{Result, SqliteCatalog};
 use crate::domain::{ArchiveName, Digest};
 use crate::packages::parse::{IndexId, Kind, Listed, ParagraphHash, pool_filename};
 use crate::packages::store::{
-    ChangedRow, IndexChanges, IndexProgress, NewPackage, PackageRow, PackageStore, StoredColumns, Toward,
+    ChangedRow, IndexChanges, IndexProgress, PackageRow, PackageStore, StoredColumns, Toward,
 };
 
 // Package columns joined with their index (`p` packages, `i` package_indices).
@@ -112,7 +112,7 @@ impl PackageStore for SqliteCatalog {
         Ok(out)
     }
 
-    fn apply_index(&self, archive_id: i64, seq: u64, changes: &IndexChanges) -> Result<bool> {
+    fn apply_index(&self, archive_id: i64, seq: u64, changes: &mut IndexChanges) -> Result<bool> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let done: i64 = tx
@@ -128,37 +128,32 @@ impl PackageStore for SqliteCatalog {
             for id in &changes.close {
                 close.execute(params![id, seq as i64])?;
             }
-            let mut ids: std::collections::HashMap<&IndexId, i64> = std::collections::HashMap::new();
             let mut rehash = tx.prepare_cached("UPDATE packages SET paragraph = ?2 WHERE id = ?1")?;
             for (id, paragraph) in &changes.rehash {
                 rehash.execute(params![id, paragraph])?;
             }
-            for NewPackage { index, listed: l, paragraph } in &changes.insert {
-                let index_id = match ids.get(index) {
-                    Some(id) => *id,
-                    None => {
-                        let id = index_id(&tx, archive_id, index)?;
-                        ids.insert(index, id);
-                        id
-                    }
-                };
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO packages (archive_id, index_id, name, version, source, source_version, filename, \
-                     size, sha256, first_seq, paragraph) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )?;
-                insert.execute(params![
-                    archive_id,
-                    index_id,
-                    l.name,
-                    l.version,
-                    (l.source != l.name).then_some(&l.source),
-                    (l.source_version != l.version).then_some(&l.source_version),
-                    (l.filename != pool_filename(index, &l.name, &l.version, &l.source)).then_some(&l.filename),
-                    l.size as i64,
-                    l.sha256.map(|d| d.as_bytes().to_vec()),
-                    seq as i64,
-                    paragraph
-                ])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO packages (archive_id, index_id, name, version, source, source_version, filename, \
+                 size, sha256, first_seq, paragraph) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for (index, rows) in &mut changes.insert {
+                let index_id = index_id(&tx, archive_id, index)?;
+                for row in rows.rows().map_err(spill_error)? {
+                    let (paragraph, l) = row.map_err(spill_error)?;
+                    insert.execute(params![
+                        archive_id,
+                        index_id,
+                        l.name,
+                        l.version,
+                        (l.source != l.name).then_some(&l.source),
+                        (l.source_version != l.version).then_some(&l.source_version),
+                        (l.filename != pool_filename(index, &l.name, &l.version, &l.source)).then_some(&l.filename),
+                        l.size as i64,
+                        l.sha256.map(|d| d.as_bytes().to_vec()),
+                        seq as i64,
+                        paragraph
+                    ])?;
+                }
             }
             let mut problem = tx.prepare_cached(
                 "INSERT OR REPLACE INTO package_index_problems (archive_id, seq, path, problem) VALUES (?1, ?2, ?3, ?4)",
@@ -275,4 +270,9 @@ impl PackageStore for SqliteCatalog {
         let rows = stmt.query_map(params![archive_id, seq as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// New rows spilled to a temporary file could not be read back.
+fn spill_error(e: std::io::Error) -> super::CatalogError {
+    super::CatalogError::Corrupt(format!("reading back the new packages of an index: {e}"))
 }

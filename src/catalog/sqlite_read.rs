@@ -189,7 +189,7 @@ mod tests {
     /// second is then deleted by retention.
     fn history() -> (tempfile::TempDir, SqliteCatalog, ArchiveName, [SnapshotId; 3]) {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("asof.db")).unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("asof.db"), super::super::Reads::Mapped).unwrap();
         let archive: ArchiveName = "a".parse().unwrap();
         let s1 = commit(&catalog, &archive, 0, vec![upsert("f", file(1))]);
         let s2 = commit(&catalog, &archive, 1, vec![upsert("f", file(2)), upsert("only2", file(9))]);

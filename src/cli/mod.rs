@@ -775,7 +775,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 scrub: config.scrub.schedule()?,
             };
             crate::http::raise_nofile_limit();
-            let store = Store::open_local(&data)?;
+            let store = Store::open_local_for_serving(&data)?;
             retention::declare(&store, &config.retention)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(store, data, listen, demo, options, jobs))?;

@@ -66,6 +66,9 @@ struct Accepted {
     tcp: std::net::TcpStream,
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
+    /// Counted on its thread from the moment it is handed over, so that connections
+    /// accepted in a burst, before the thread has taken the first, are spread too.
+    counted: Open,
 }
 
 /// The accept loop's handle on an event thread.
@@ -90,13 +93,12 @@ fn start_event_threads(count: usize, job: &EventJob) -> anyhow::Result<(Vec<Even
     let (mut threads, mut finished) = (Vec::with_capacity(count), Vec::with_capacity(count));
     for index in 0..count {
         let (queue, incoming) = mpsc::unbounded_channel();
-        let open = Arc::new(AtomicUsize::new(0));
         let (done_tx, done_rx) = oneshot::channel();
-        let (job, thread_open) = (job.clone(), open.clone());
+        let job = job.clone();
         std::thread::Builder::new().name(format!("asof-http-{index}")).spawn(move || {
-            let _ = done_tx.send(run_event_thread(incoming, thread_open, job));
+            let _ = done_tx.send(run_event_thread(incoming, job));
         })?;
-        threads.push(EventThread { queue, open });
+        threads.push(EventThread { queue, open: Arc::new(AtomicUsize::new(0)) });
         finished.push(Box::pin(async move {
             done_rx.await.unwrap_or_else(|_| Err(anyhow::anyhow!("an event thread panicked")))
         }) as Finished);
@@ -104,33 +106,28 @@ fn start_event_threads(count: usize, job: &EventJob) -> anyhow::Result<(Vec<Even
     Ok((threads, finished))
 }
 
-fn run_event_thread(
-    incoming: mpsc::UnboundedReceiver<Accepted>,
-    open: Arc<AtomicUsize>,
-    job: EventJob,
-) -> anyhow::Result<()> {
+fn run_event_thread(incoming: mpsc::UnboundedReceiver<Accepted>, job: EventJob) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(serve_connections(incoming, open, job));
+    rt.block_on(serve_connections(incoming, job));
     // A blocking read stuck on a dead disk must not hold the exit past the drain.
     rt.shutdown_timeout(Duration::from_secs(5));
     Ok(())
 }
 
 /// Serves the connections handed to this thread until told to stop, then drains them.
-async fn serve_connections(mut incoming: mpsc::UnboundedReceiver<Accepted>, open: Arc<AtomicUsize>, job: EventJob) {
+async fn serve_connections(mut incoming: mpsc::UnboundedReceiver<Accepted>, job: EventJob) {
     let EventJob { app, timeouts, drain_timeout, stop } = job;
     let mut stopping = stop.clone();
     let mut conns = JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}
-        let Accepted { tcp, peer, slot } = tokio::select! {
+        let Accepted { tcp, peer, slot, counted } = tokio::select! {
             _ = stopping.wait_for(|stop| *stop) => break,
             accepted = incoming.recv() => match accepted {
                 Some(a) => a,
                 None => break,
             },
         };
-        let counted = Open::new(open.clone());
         match TcpStream::from_std(tcp) {
             Ok(tcp) => {
                 let conn = conn::run(tcp, peer, app.clone(), timeouts, stop.clone(), slot);
@@ -185,7 +182,8 @@ async fn accept_loop(
             Ok((tcp, peer)) => {
                 backoff.reset();
                 let least = threads.iter().min_by_key(|t| t.open.load(Ordering::Relaxed)).expect("at least one");
-                if least.queue.send(Accepted { tcp, peer, slot }).is_err() {
+                let counted = Open::new(least.open.clone());
+                if least.queue.send(Accepted { tcp, peer, slot, counted }).is_err() {
                     tracing::warn!(%peer, "an event thread is gone: connection dropped");
                 }
             }

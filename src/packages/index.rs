@@ -8,8 +8,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::parse::{IndexId, Listed, ParagraphHash, read_new_paragraphs};
-use super::store::{IndexChanges, NewPackage, PackageRow};
+use super::parse::{IndexId, Listed, ParagraphHash, for_each_new_paragraph};
+use super::spill::PackageSpill;
+use super::store::{IndexChanges, PackageRow};
 use crate::catalog::{CatalogError, SnapshotKey};
 use crate::domain::{ArchiveName, RelPath};
 use crate::manifest::Content;
@@ -21,6 +22,8 @@ pub enum IndexError {
     Catalog(#[from] CatalogError),
     #[error("reading blob {path}: {source}")]
     Blob { path: String, source: std::io::Error },
+    #[error("temporary file of new packages: {0}")]
+    Spill(std::io::Error),
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -41,13 +44,13 @@ pub fn index_archive(
     let mut report = IndexReport::default();
     let Some(p) = store.packages.index_progress(archive)? else { return Ok(report) };
     for seq in p.indexed_seq + 1..=p.latest_seq {
-        let changes = index_one(store, p.archive_id, seq)?;
-        if !store.packages.apply_index(p.archive_id, seq, &changes)? {
+        let mut changes = index_one(store, p.archive_id, seq)?;
+        if !store.packages.apply_index(p.archive_id, seq, &mut changes)? {
             // Another indexer is on this archive: leave the rest to it.
             break;
         }
         report.snapshots += 1;
-        report.inserted += changes.insert.len() as u64;
+        report.inserted += changes.insert.iter().map(|(_, rows)| rows.len()).sum::<u64>();
         report.closed += changes.close.len() as u64;
         report.problems += changes.problems.len() as u64;
         for (path, problem) in &changes.problems {
@@ -96,24 +99,23 @@ fn index_changes(
         unmatched.entry(hash).or_default().push(id);
     }
     let known = |hash| unmatched.get_mut(&Some(hash)).and_then(Vec::pop).is_some();
-    let new = match read_current(store, key, index, known)? {
+    let mut new = PackageSpill::new(&store.scratch);
+    match read_current(store, key, index, known, &mut new)? {
         Current::Unreadable { path, problem } => {
             changes.problems.push((path, problem));
             return Ok(());
         }
-        Current::Read(new) => new,
-        Current::Gone => Vec::new(),
-    };
+        Current::Read | Current::Gone => {}
+    }
     let left: Vec<i64> = unmatched.into_values().flatten().collect();
     let old = if left.is_empty() { Vec::new() } else { store.packages.packages_by_id(&left)? };
-    match_rows(index, old, new, changes);
-    Ok(())
+    match_rows(index, old, new, changes).map_err(IndexError::Spill)
 }
 
 /// What snapshot `key` has of one index.
 enum Current {
-    /// The packages of the paragraphs `known` did not claim.
-    Read(Vec<(ParagraphHash, Listed)>),
+    /// Read: the packages of the paragraphs `known` did not claim went to the spill.
+    Read,
     /// No variant of the index any more.
     Gone,
     Unreadable {
@@ -128,6 +130,7 @@ fn read_current(
     key: SnapshotKey,
     index: &IndexId,
     known: impl FnMut(ParagraphHash) -> bool,
+    new: &mut PackageSpill,
 ) -> Result<Current, IndexError> {
     let base = match index.kind {
         super::parse::Kind::Binary => {
@@ -147,8 +150,9 @@ fn read_current(
                 problem: format!("blob {sha256} is missing from the store"),
             });
         };
-        return Ok(match read_new_paragraphs(&variant, index.kind, blob.reader, known) {
-            Ok(new) => Current::Read(new),
+        let found = |hash, listed| new.push(hash, listed);
+        return Ok(match for_each_new_paragraph(&variant, index.kind, blob.reader, known, found) {
+            Ok(()) => Current::Read,
             Err(e) => Current::Unreadable { path: variant, problem: e.to_string() },
         });
     }
@@ -158,18 +162,29 @@ fn read_current(
 /// Pairs the parsed new paragraphs with the unmatched old rows: the same package (another
 /// field of its paragraph changed) keeps its row under the new digest; the rest of the new
 /// are inserted and the rest of the old closed.
-fn match_rows(index: &IndexId, old: Vec<PackageRow>, new: Vec<(ParagraphHash, Listed)>, changes: &mut IndexChanges) {
+fn match_rows(
+    index: &IndexId,
+    old: Vec<PackageRow>,
+    mut new: PackageSpill,
+    changes: &mut IndexChanges,
+) -> std::io::Result<()> {
     let mut by_listed: HashMap<&Listed, Vec<i64>> = HashMap::new();
     for r in &old {
         by_listed.entry(&r.listed).or_default().push(r.id);
     }
-    for (paragraph, listed) in new {
+    let mut insert = new.sibling();
+    for row in new.rows()? {
+        let (paragraph, listed) = row?;
         match by_listed.get_mut(&listed).and_then(Vec::pop) {
             Some(id) => changes.rehash.push((id, paragraph)),
-            None => changes.insert.push(NewPackage { index: index.clone(), listed, paragraph }),
+            None => insert.push(paragraph, listed),
         }
     }
+    if !insert.is_empty() {
+        changes.insert.push((index.clone(), insert));
+    }
     changes.close.extend(by_listed.into_values().flatten());
+    Ok(())
 }
 
 /// Under `asof serve` (see `background::every`): indexes what is not indexed yet

@@ -3,5 +3,6 @@
 pub mod index;
 pub mod parse;
 pub mod query;
+pub mod spill;
 pub mod store;
 pub mod version;

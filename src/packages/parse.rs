@@ -125,17 +125,31 @@ pub fn read_new_paragraphs(
     path: &str,
     kind: Kind,
     raw: impl Read,
-    mut known: impl FnMut(ParagraphHash) -> bool,
+    known: impl FnMut(ParagraphHash) -> bool,
 ) -> Result<Vec<(ParagraphHash, Listed)>, ParseError> {
     let mut out = Vec::new();
+    for_each_new_paragraph(path, kind, raw, known, |hash, listed| out.push((hash, listed)))?;
+    Ok(out)
+}
+
+/// `read_new_paragraphs`, handing each new package to `found` as it is parsed instead of
+/// gathering them.
+pub fn for_each_new_paragraph(
+    path: &str,
+    kind: Kind,
+    raw: impl Read,
+    mut known: impl FnMut(ParagraphHash) -> bool,
+    mut found: impl FnMut(ParagraphHash, Listed),
+) -> Result<(), ParseError> {
     for_each_raw_paragraph(path, raw, |n, first_line, bytes| {
         let hash = paragraph_hash(bytes);
-        if !known(hash) {
-            out.extend(parse_paragraph(kind, n, first_line, bytes)?.map(|l| (hash, l)));
+        if !known(hash)
+            && let Some(listed) = parse_paragraph(kind, n, first_line, bytes)?
+        {
+            found(hash, listed);
         }
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// Calls `f(paragraph number, its first line number, its bytes)` for every paragraph, the

@@ -2,6 +2,7 @@
 //! default, `catalog::sqlite_packages`).
 
 use super::parse::{IndexId, Kind, Listed, ParagraphHash};
+use super::spill::PackageSpill;
 use crate::catalog::CatalogError;
 use crate::domain::ArchiveName;
 
@@ -74,19 +75,13 @@ pub struct IndexProgress {
     pub latest_seq: u64,
 }
 
-/// A package row to add, with the digest of the index paragraph it came from.
-#[derive(Debug)]
-pub struct NewPackage {
-    pub index: IndexId,
-    pub listed: Listed,
-    pub paragraph: ParagraphHash,
-}
-
 /// One snapshot's worth of index changes, applied in one transaction.
 #[derive(Debug, Default)]
 pub struct IndexChanges {
     pub close: Vec<i64>,
-    pub insert: Vec<NewPackage>,
+    /// New rows by index: (paragraph digest, package), in memory or spilled to a file
+    /// (a first publish inserts every package of the archive).
+    pub insert: Vec<(IndexId, PackageSpill)>,
     /// Rows that stay, whose paragraph changed in fields the index does not keep (or that
     /// were indexed before rows kept a digest): (row id, the new paragraph's digest).
     pub rehash: Vec<(i64, ParagraphHash)>,
@@ -109,7 +104,7 @@ pub trait PackageStore: Send + Sync + 'static {
     fn packages_by_id(&self, ids: &[i64]) -> Result<Vec<PackageRow>, CatalogError>;
     /// Records snapshot `seq` as indexed (from `seq - 1`) with its changes; false, and
     /// nothing written, if another indexer got there first.
-    fn apply_index(&self, archive_id: i64, seq: u64, changes: &IndexChanges) -> Result<bool, CatalogError>;
+    fn apply_index(&self, archive_id: i64, seq: u64, changes: &mut IndexChanges) -> Result<bool, CatalogError>;
     /// Every row ever recorded for a package name (binaries, or sources when `kind` says),
     /// and for sources also the binaries built from it when `with_binaries`.
     fn package_rows(&self, archive_id: i64, name: &str, kind: Kind) -> Result<Vec<PackageRow>, CatalogError>;
