@@ -4,7 +4,7 @@
 # quick A/B of serving changes without regenerating or republishing anything.
 #
 #   TESTS="small mix large huge"   which path lists to load (default: small mix)
-#   NGINX=1                         measure nginx on the same lists first (run.sh's config)
+#   WITH_NGINX=1                    measure nginx on the same lists first (run.sh's config)
 #
 # Each test: a warm-up of SECONDS (default 5), then wrk -t2 -c64 for SECONDS; prints req/s,
 # MB/s, p50, p99 and the server's VmHWM. Only 127.0.0.1 is contacted.
@@ -31,7 +31,7 @@ load() { # load URL PATHS LABEL
     jq -r --arg t "$3" '"\($t)\t\(.requests / (.duration_us / 1e6) | floor) req/s\t\(.bytes / (.duration_us / 1e6) / 1e6 | floor) MB/s\tp50 \(.p50_us / 1000) ms\tp99 \(.p99_us / 1000) ms\terrors \(.errors_status + .errors_read)"'
 }
 
-if [[ -n ${NGINX:-} ]]; then
+if [[ -n ${WITH_NGINX:-} ]]; then
   nginx -e "$W/nginx/error.log" -c "$W/nginx/nginx.conf" &
   NGINX_PID=$!
   sleep 1
