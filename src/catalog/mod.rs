@@ -2,7 +2,10 @@
 //! The embedded default is SQLite (`SqliteCatalog`); PostgreSQL would be a second impl.
 
 mod change_watch;
+#[cfg(test)]
+pub(crate) mod conformance;
 mod migrations;
+pub mod rules;
 mod sqlite;
 mod sqlite_auth;
 mod sqlite_channels;
@@ -28,10 +31,13 @@ use crate::manifest::{Content, ManifestEntry};
 pub enum CatalogError {
     #[error("archive {archive} moved on: expected its latest snapshot to be #{expected}, it is #{actual}")]
     Conflict { archive: ArchiveName, expected: u64, actual: u64 },
+    /// The metadata store has no space left for a write; nothing of it was kept.
+    #[error("metadata database is full: {0}")]
+    DiskFull(String),
+    /// Any other failure of the backend: an SQL error, a lost connection, a pool timeout.
+    /// Each backend converts its own errors (see `sqlite::backend_error`).
     #[error("metadata database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("metadata connection pool: {0}")]
-    Pool(#[from] r2d2::Error),
+    Backend(String),
     #[error("metadata is inconsistent: {0}")]
     Corrupt(String),
     #[error("migrating metadata schema: {0}")]
@@ -143,6 +149,8 @@ pub struct ReadView {
     pub latest: Option<Snapshot>,
     /// The latest snapshot at or before the requested ID.
     pub floor: Option<Snapshot>,
+    /// The archive's first snapshot, looked up only when there is no floor (to tell "before
+    /// the first" from "no snapshots"); `None` otherwise.
     pub first: Option<SnapshotId>,
     /// No snapshot will ever be stamped at or before this (see schema/0003_seal.sql).
     pub sealed_until: i64,

@@ -112,6 +112,21 @@ pub(super) fn under_retention(conn: &rusqlite::Connection, archive_id: i64) -> R
         .query_row([archive_id], |r| r.get::<_, bool>(0))?)
 }
 
+impl From<rusqlite::Error> for CatalogError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => CatalogError::DiskFull(e.to_string()),
+            _ => CatalogError::Backend(e.to_string()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for CatalogError {
+    fn from(e: r2d2::Error) -> Self {
+        CatalogError::Backend(format!("connection pool: {e}"))
+    }
+}
+
 pub(super) fn bad(msg: impl Into<String>) -> CatalogError {
     CatalogError::Corrupt(msg.into())
 }
@@ -439,12 +454,12 @@ impl Catalog for SqliteCatalog {
                 Ok(())
             })?;
         }
-        // The ID: the commit time, but above the previous snapshot and above the seal, so
-        // that no answer already served as final can change (docs/architecture.md).
         let sealed_until: i64 = tx.query_row("SELECT sealed_until FROM seal WHERE id = 1", [], |r| r.get(0))?;
         let now = chrono::Utc::now();
-        let id = now.timestamp().max(prev_id.map_or(i64::MIN, |p| p + 1)).max(sealed_until + 1);
-        let snapshot_id = SnapshotId::from_unix(id).map_err(|e| bad(e.to_string()))?;
+        let previous = prev_id.map(SnapshotId::from_unix).transpose().map_err(|e| bad(e.to_string()))?;
+        let snapshot_id = rules::stamp(now.timestamp(), previous, sealed_until)
+            .ok_or_else(|| bad(format!("archive {archive} has no snapshot ID left after {previous:?}")))?;
+        let id = snapshot_id.unix();
         tx.execute(
             "INSERT INTO snapshots (archive_id, seq, id, committed_at, digest, files, bytes, added, changed, removed, source) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -517,5 +532,29 @@ impl Catalog for SqliteCatalog {
             entry_rows: count("SELECT COUNT(*) FROM entries")?,
             database_bytes: count("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    use std::sync::Arc;
+
+    use super::{Reads, SqliteCatalog};
+    use crate::catalog::conformance::{Fixture, catalog_conformance};
+
+    fn fresh(reads: Reads) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = SqliteCatalog::open(&dir.path().join("asof.db"), reads).unwrap();
+        Fixture { catalog: Arc::new(catalog), _guard: Box::new(dir) }
+    }
+
+    mod mapped {
+        use super::*;
+        catalog_conformance!(fresh(Reads::Mapped));
+    }
+
+    mod buffered {
+        use super::*;
+        catalog_conformance!(fresh(Reads::Buffered));
     }
 }

@@ -23,7 +23,7 @@ pub enum SnapshotIdError {
 }
 
 impl SnapshotId {
-    const MAX_UNIX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    pub const MAX_UNIX: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
 
     pub fn from_unix(secs: i64) -> Result<Self, SnapshotIdError> {
         if (0..=Self::MAX_UNIX).contains(&secs) { Ok(Self(secs)) } else { Err(SnapshotIdError::OutOfRange(secs)) }

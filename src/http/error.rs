@@ -156,9 +156,8 @@ const DISK_FULL: &str = "the server has no space left to store this; nothing was
 
 impl From<crate::catalog::CatalogError> for ApiError {
     fn from(e: crate::catalog::CatalogError) -> Self {
-        use rusqlite::ErrorCode::DiskFull;
         match &e {
-            crate::catalog::CatalogError::Sqlite(s) if s.sqlite_error_code() == Some(DiskFull) => {
+            crate::catalog::CatalogError::DiskFull(_) => {
                 tracing::error!(error = %e, "metadata write failed: disk full");
                 ApiError::InsufficientStorage(DISK_FULL.into())
             }
