@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
+# PostgreSQL for the catalog conformance suite (src/catalog/pg); its URL in ASOF_TEST_POSTGRES.
+scripts/services.sh start postgres
+. "${ASOF_SERVICES_DIR:-/var/tmp/asof-services}/env"
 cargo test --locked --all-targets

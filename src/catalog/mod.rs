@@ -5,6 +5,7 @@ mod change_watch;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod migrations;
+pub mod pg;
 pub mod rules;
 mod sqlite;
 mod sqlite_auth;
@@ -22,6 +23,7 @@ mod sqlite_takedowns;
 use serde::Serialize;
 
 pub use change_watch::ChangeWatch;
+pub use pg::PgCatalog;
 pub use sqlite::{Reads, SqliteCatalog};
 
 use crate::domain::{ArchiveName, Digest, RelPath, SnapshotId};
@@ -45,6 +47,12 @@ pub enum CatalogError {
 }
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+impl From<r2d2::Error> for CatalogError {
+    fn from(e: r2d2::Error) -> Self {
+        CatalogError::Backend(format!("connection pool: {e}"))
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveSummary {
@@ -113,6 +121,25 @@ pub struct CommitPlan {
     pub changed: u64,
     pub removed: u64,
     pub source: serde_json::Value,
+}
+
+impl CommitPlan {
+    /// The snapshot this plan became once committed as `key` and stamped `id`.
+    pub fn committed(&self, key: SnapshotKey, archive: &ArchiveName, id: SnapshotId, committed_at_ms: i64) -> Snapshot {
+        Snapshot {
+            key,
+            archive: archive.clone(),
+            id,
+            committed_at_ms,
+            digest: self.digest,
+            files: self.files,
+            bytes: self.bytes,
+            added: self.added,
+            changed: self.changed,
+            removed: self.removed,
+            source: self.source.clone(),
+        }
+    }
 }
 
 /// One change a commit applies to the archive's latest manifest.

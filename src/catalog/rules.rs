@@ -12,6 +12,14 @@ pub fn stamp(now_unix: i64, previous: Option<SnapshotId>, sealed_until: i64) -> 
     SnapshotId::from_unix(now_unix.max(after_previous).max(sealed_until.saturating_add(1))).ok()
 }
 
+/// The key of a directory in `entries_by_parent` (schema/0001_init.sql): the first 8 bytes of
+/// SHA-256 of its path (`""` for the root) as a signed integer. Readers compare the real
+/// parent, so a collision costs a row read, never a wrong answer.
+pub fn parent_hash(dir: &str) -> i64 {
+    let d = crate::domain::Digest::of(dir.as_bytes());
+    i64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
+use super::rules::parent_hash;
 use super::*;
 
 pub struct SqliteCatalog {
@@ -34,11 +35,6 @@ macro_rules! visible_at {
     () => {
         "e.first_seq <= ?3 AND (e.last_seq IS NULL OR e.last_seq > ?3)"
     };
-}
-/// The key of a directory in `entries_by_parent` (see schema/0001_init.sql).
-fn parent_hash(dir: &str) -> i64 {
-    let d = Digest::of(dir.as_bytes());
-    i64::from_le_bytes(d.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 /// Prepared statements kept per connection (rusqlite's default is 16).
@@ -118,12 +114,6 @@ impl From<rusqlite::Error> for CatalogError {
             Some(rusqlite::ErrorCode::DiskFull) => CatalogError::DiskFull(e.to_string()),
             _ => CatalogError::Backend(e.to_string()),
         }
-    }
-}
-
-impl From<r2d2::Error> for CatalogError {
-    fn from(e: r2d2::Error) -> Self {
-        CatalogError::Backend(format!("connection pool: {e}"))
     }
 }
 
@@ -478,19 +468,7 @@ impl Catalog for SqliteCatalog {
             ],
         )?;
         tx.commit()?;
-        Ok(Snapshot {
-            key: SnapshotKey { archive_id, seq: seq as u64 },
-            archive: archive.clone(),
-            id: snapshot_id,
-            committed_at_ms: now.timestamp_millis(),
-            digest: plan.digest,
-            files: plan.files,
-            bytes: plan.bytes,
-            added: plan.added,
-            changed: plan.changed,
-            removed: plan.removed,
-            source: plan.source.clone(),
-        })
+        Ok(plan.committed(SnapshotKey { archive_id, seq: seq as u64 }, archive, snapshot_id, now.timestamp_millis()))
     }
 
     fn referenced_blobs(&self, f: &mut dyn FnMut(Digest, u64) -> Result<()>) -> Result<()> {
@@ -542,10 +520,10 @@ mod conformance {
     use super::{Reads, SqliteCatalog};
     use crate::catalog::conformance::{Fixture, catalog_conformance};
 
-    fn fresh(reads: Reads) -> Fixture {
+    fn fresh(reads: Reads) -> Option<Fixture> {
         let dir = tempfile::tempdir().unwrap();
         let catalog = SqliteCatalog::open(&dir.path().join("asof.db"), reads).unwrap();
-        Fixture { catalog: Arc::new(catalog), _guard: Box::new(dir) }
+        Some(Fixture { catalog: Arc::new(catalog), _guard: Box::new(dir) })
     }
 
     mod mapped {
