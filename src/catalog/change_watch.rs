@@ -21,6 +21,23 @@ pub struct ChangeWatch {
     writes: AtomicU64,
 }
 
+impl super::ChangeSignal for ChangeWatch {
+    /// A count that grows whenever the database may have been written since the previous
+    /// call. When nothing happened: one `ioctl` asking how much is queued, and an
+    /// uncontended lock, so that concurrent requests never queue behind each other's
+    /// syscalls (they did when every look read under the lock: futex waits on every
+    /// other request in the serving profile).
+    fn writes(&self) -> u64 {
+        if rustix::io::ioctl_fionread(&self.fd).is_ok_and(|queued| queued == 0) {
+            // Nothing is queued now, but a look that took events out just before may not
+            // have counted them yet: it holds the lock from its read to its count.
+            drop(self.seen.lock().unwrap_or_else(|p| p.into_inner()));
+            return self.writes.load(Ordering::SeqCst);
+        }
+        self.drain()
+    }
+}
+
 impl ChangeWatch {
     /// Watches the directory holding `db`: SQLite writes the WAL and the database file with
     /// `write`, and recreates the WAL, all visible as directory events (the shared-memory
@@ -36,21 +53,6 @@ impl ChangeWatch {
         inotify::add_watch(&fd, dir, events)?;
         // Start as "written": nothing has been read through this watch yet.
         Ok(Self { fd, seen: Mutex::new(()), writes: AtomicU64::new(1) })
-    }
-
-    /// A count that grows whenever the database may have been written since the previous
-    /// call. When nothing happened: one `ioctl` asking how much is queued, and an
-    /// uncontended lock, so that concurrent requests never queue behind each other's
-    /// syscalls (they did when every look read under the lock: futex waits on every
-    /// other request in the serving profile).
-    pub fn writes(&self) -> u64 {
-        if rustix::io::ioctl_fionread(&self.fd).is_ok_and(|queued| queued == 0) {
-            // Nothing is queued now, but a look that took events out just before may not
-            // have counted them yet: it holds the lock from its read to its count.
-            drop(self.seen.lock().unwrap_or_else(|p| p.into_inner()));
-            return self.writes.load(Ordering::SeqCst);
-        }
-        self.drain()
     }
 
     /// Takes every queued event out and counts them as one write.
@@ -79,6 +81,7 @@ impl ChangeWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::ChangeSignal;
 
     #[test]
     fn a_write_by_anyone_to_a_file_beside_the_database_is_seen_once() {

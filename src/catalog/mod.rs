@@ -301,5 +301,11 @@ pub trait ServeEpoch: Send + Sync + 'static {
     /// A cheap, non-blocking signal that the catalog may have been written since the last
     /// look, by any process; `None` when the catalog cannot give one (then nothing may be
     /// cached, since nothing would tell when to drop it).
-    fn watch(&self) -> std::io::Result<Option<ChangeWatch>>;
+    fn watch(&self) -> std::io::Result<Option<Box<dyn ChangeSignal>>>;
+}
+
+/// A count that grows whenever the catalog may have been written since the previous look
+/// (`ServeEpoch::watch`). Never blocks: requests call it on the event threads.
+pub trait ChangeSignal: Send + Sync {
+    fn writes(&self) -> u64;
 }

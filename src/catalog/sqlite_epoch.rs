@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{ErrorCode, TransactionBehavior};
 
 use super::change_watch::ChangeWatch;
-use super::{CatalogError, Result, ServeEpoch, SqliteCatalog};
+use super::{CatalogError, ChangeSignal, Result, ServeEpoch, SqliteCatalog};
 
 impl ServeEpoch for SqliteCatalog {
     fn settled_epoch(&self) -> Result<Option<u64>> {
@@ -31,10 +31,10 @@ impl ServeEpoch for SqliteCatalog {
         settled
     }
 
-    fn watch(&self) -> std::io::Result<Option<ChangeWatch>> {
+    fn watch(&self) -> std::io::Result<Option<Box<dyn ChangeSignal>>> {
         let conn = self.conn().map_err(std::io::Error::other)?;
         // An in-memory or temporary database has no file another process could write.
         let Some(path) = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from) else { return Ok(None) };
-        ChangeWatch::new(&path).map(Some)
+        Ok(Some(Box::new(ChangeWatch::new(&path)?)))
     }
 }

@@ -20,7 +20,7 @@ use quick_cache::sync::Cache;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::catalog::ChangeWatch;
+use crate::catalog::ChangeSignal;
 use crate::domain::Digest;
 
 /// Memory for answers (a key and an answer are a few hundred bytes: about 40,000 of them).
@@ -38,7 +38,7 @@ pub struct HotCache {
 }
 
 struct Watch {
-    changes: ChangeWatch,
+    changes: Box<dyn ChangeSignal>,
     /// The change count that the last settled epoch read covers.
     checked: AtomicU64,
     /// The catalog's epoch as last read.

@@ -9,6 +9,7 @@
 //! agree run in one `REPEATABLE READ` transaction.
 
 mod catalog;
+mod epoch;
 mod rows;
 
 use std::time::Duration;
@@ -21,6 +22,8 @@ use super::{CatalogError, Result};
 
 pub struct PgCatalog {
     pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    /// For connections of its own (the change listener).
+    config: postgres::Config,
 }
 
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -43,13 +46,13 @@ impl PgCatalog {
             .map_err(|e| CatalogError::Backend(format!("connecting to {}: {}", redact(url), describe(&e))))?;
         migrate(&mut first)?;
         drop(first);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(30))
             .build(manager)?;
-        Ok(Self { pool })
+        Ok(Self { pool, config })
     }
 
     fn conn(&self) -> Result<Conn> {
