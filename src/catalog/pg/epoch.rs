@@ -132,18 +132,21 @@ mod tests {
     fn two_frontends() -> Option<(TestDatabase, PgCatalog, PgCatalog)> {
         let db = TestDatabase::create(&admin_url()?);
         let (a, b) = (PgCatalog::open(&db.url).unwrap(), PgCatalog::open(&db.url).unwrap());
-        let plan = CommitPlan {
-            base_seq: 0,
-            digest: Digest::of(b"x"),
+        b.commit(&"deb".parse().unwrap(), &empty_plan(0), &Vec::new()).unwrap();
+        Some((db, a, b))
+    }
+
+    fn empty_plan(base_seq: u64) -> CommitPlan {
+        CommitPlan {
+            base_seq,
+            digest: Digest::of(&base_seq.to_le_bytes()),
             files: 0,
             bytes: 0,
             added: 0,
             changed: 0,
             removed: 0,
             source: serde_json::json!({}),
-        };
-        b.commit(&"deb".parse().unwrap(), &plan, &Vec::new()).unwrap();
-        Some((db, a, b))
+        }
     }
 
     fn sql(db: &TestDatabase) -> postgres::Client {
@@ -180,17 +183,7 @@ mod tests {
         let watch = a.watch().unwrap().unwrap();
         let before = watch.writes();
         let latest = b.latest(&"deb".parse().unwrap()).unwrap().unwrap();
-        let plan = CommitPlan {
-            base_seq: latest.key.seq,
-            digest: Digest::of(b"y"),
-            files: 0,
-            bytes: 0,
-            added: 0,
-            changed: 0,
-            removed: 0,
-            source: serde_json::json!({}),
-        };
-        b.commit(&"deb".parse().unwrap(), &plan, &Vec::new()).unwrap();
+        b.commit(&"deb".parse().unwrap(), &empty_plan(latest.key.seq), &Vec::new()).unwrap();
         seen_within_a_second(&*watch, before);
         assert_eq!(a.settled_epoch().unwrap(), Some(0), "commits do not move the epoch");
     }
