@@ -2,6 +2,8 @@
 //! SHA-256 of the secret is stored, found by id and compared in constant time.
 
 pub mod blob_access;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod last_use;
 mod scope;
 
@@ -25,6 +27,19 @@ pub struct TokenRecord {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+}
+
+/// Scopes as every catalog stores them: a JSON array of their texts.
+pub fn scopes_to_json(scopes: &[Scope]) -> String {
+    let texts: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+    serde_json::to_string(&texts).expect("strings")
+}
+
+/// Scopes read back; one that no longer parses (or a column that is not such an array)
+/// grants nothing.
+pub fn scopes_from_json(text: &str) -> Vec<Scope> {
+    let texts: Vec<String> = serde_json::from_str(text).unwrap_or_default();
+    texts.iter().filter_map(|s| s.parse::<Scope>().ok()).collect()
 }
 
 /// Where tokens and archive visibility are kept (SQLite in the embedded default).

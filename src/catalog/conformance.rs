@@ -7,9 +7,11 @@ use std::sync::Arc;
 use super::*;
 use crate::manifest::Content;
 
-/// A fresh, empty catalog, and whatever must outlive it (a temp dir, a test database).
+/// A fresh, empty catalog seen through each store trait it implements, and whatever must
+/// outlive it (a temp dir, a test database).
 pub(crate) struct Fixture {
     pub catalog: Arc<dyn Catalog>,
+    pub auth: Arc<dyn crate::auth::AuthStore>,
     pub _guard: Box<dyn Send>,
 }
 

@@ -522,13 +522,14 @@ mod conformance {
 
     fn fresh(reads: Reads) -> Option<Fixture> {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&dir.path().join("asof.db"), reads).unwrap();
-        Some(Fixture { catalog: Arc::new(catalog), _guard: Box::new(dir) })
+        let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("asof.db"), reads).unwrap());
+        Some(Fixture { catalog: catalog.clone(), auth: catalog, _guard: Box::new(dir) })
     }
 
     mod mapped {
         use super::*;
         catalog_conformance!(fresh(Reads::Mapped));
+        crate::auth::conformance::auth_conformance!(fresh(Reads::Mapped));
     }
 
     mod buffered {

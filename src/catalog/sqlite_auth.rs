@@ -3,18 +3,16 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{CatalogError, Result, SqliteCatalog};
-use crate::auth::{AuthStore, Scope, TokenRecord};
+use crate::auth::{AuthStore, Scope, TokenRecord, scopes_from_json, scopes_to_json};
 use crate::domain::{ArchiveName, Digest};
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<(TokenRecord, Vec<u8>)> {
     let scopes: String = r.get(2)?;
-    let scopes: Vec<String> = serde_json::from_str(&scopes).unwrap_or_default();
     Ok((
         TokenRecord {
             id: r.get(0)?,
             name: r.get(1)?,
-            // A scope that no longer parses grants nothing.
-            scopes: scopes.iter().filter_map(|s| s.parse::<Scope>().ok()).collect(),
+            scopes: scopes_from_json(&scopes),
             created_at: r.get(3)?,
             expires_at: r.get(4)?,
             revoked_at: r.get(5)?,
@@ -36,16 +34,9 @@ impl AuthStore for SqliteCatalog {
         expires_at: Option<i64>,
     ) -> Result<i64> {
         let conn = self.conn()?;
-        let scopes: Vec<String> = scopes.iter().map(ToString::to_string).collect();
         conn.execute(
             "INSERT INTO tokens (name, secret_hash, scopes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                name,
-                &secret_hash.as_bytes()[..],
-                serde_json::to_string(&scopes).expect("strings"),
-                now,
-                expires_at
-            ],
+            params![name, &secret_hash.as_bytes()[..], scopes_to_json(scopes), now, expires_at],
         )?;
         Ok(conn.last_insert_rowid())
     }

@@ -8,6 +8,7 @@
 //! stamping, and a commit that reads the seal after it sees the new value. Reads that must
 //! agree run in one `REPEATABLE READ` transaction.
 
+mod auth;
 mod catalog;
 mod epoch;
 mod rows;
@@ -29,7 +30,10 @@ pub struct PgCatalog {
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
 /// Migrations, compiled in; applied in order, each once, recorded by name.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_core.sql", include_str!("../../../schema/postgres/0001_core.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_core.sql", include_str!("../../../schema/postgres/0001_core.sql")),
+    ("0002_auth.sql", include_str!("../../../schema/postgres/0002_auth.sql")),
+];
 
 /// The advisory lock that serializes schema migrations of processes starting together.
 const MIGRATION_LOCK: i64 = 0x6173_6f66_6d69_6772; // "asofmigr"
@@ -154,5 +158,10 @@ mod tests {
     mod conformance {
         use crate::catalog::conformance::catalog_conformance;
         catalog_conformance!(super::super::testdb::fresh_catalog());
+    }
+
+    mod auth_conformance {
+        use crate::auth::conformance::auth_conformance;
+        auth_conformance!(super::super::testdb::fresh_catalog());
     }
 }

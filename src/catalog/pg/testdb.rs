@@ -59,6 +59,6 @@ fn rand_u64() -> u64 {
 /// A fresh, empty PostgreSQL catalog for the conformance suite.
 pub(crate) fn fresh_catalog() -> Option<Fixture> {
     let db = TestDatabase::create(&admin_url()?);
-    let catalog = PgCatalog::open(&db.url).unwrap();
-    Some(Fixture { catalog: Arc::new(catalog), _guard: Box::new(db) })
+    let catalog = Arc::new(PgCatalog::open(&db.url).unwrap());
+    Some(Fixture { catalog: catalog.clone(), auth: catalog, _guard: Box::new(db) })
 }
