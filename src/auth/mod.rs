@@ -2,8 +2,6 @@
 //! SHA-256 of the secret is stored, found by id and compared in constant time.
 
 pub mod blob_access;
-#[cfg(test)]
-pub(crate) mod conformance;
 pub mod last_use;
 mod scope;
 

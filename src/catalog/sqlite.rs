@@ -522,14 +522,13 @@ mod conformance {
 
     fn fresh(reads: Reads) -> Option<Fixture> {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = Arc::new(SqliteCatalog::open(&dir.path().join("asof.db"), reads).unwrap());
-        Some(Fixture { catalog: catalog.clone(), auth: catalog, _guard: Box::new(dir) })
+        let catalog = SqliteCatalog::open(&dir.path().join("asof.db"), reads).unwrap();
+        Some(Fixture::of(Arc::new(catalog), dir))
     }
 
     mod mapped {
         use super::*;
         catalog_conformance!(fresh(Reads::Mapped));
-        crate::auth::conformance::auth_conformance!(fresh(Reads::Mapped));
     }
 
     mod buffered {

@@ -11,7 +11,10 @@
 mod auth;
 mod catalog;
 mod epoch;
+mod gc;
 mod rows;
+mod signing;
+mod space;
 
 use std::time::Duration;
 
@@ -33,6 +36,7 @@ type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_core.sql", include_str!("../../../schema/postgres/0001_core.sql")),
     ("0002_auth.sql", include_str!("../../../schema/postgres/0002_auth.sql")),
+    ("0003_signing_space_gc.sql", include_str!("../../../schema/postgres/0003_signing_space_gc.sql")),
 ];
 
 /// The advisory lock that serializes schema migrations of processes starting together.
@@ -158,10 +162,5 @@ mod tests {
     mod conformance {
         use crate::catalog::conformance::catalog_conformance;
         catalog_conformance!(super::super::testdb::fresh_catalog());
-    }
-
-    mod auth_conformance {
-        use crate::auth::conformance::auth_conformance;
-        auth_conformance!(super::super::testdb::fresh_catalog());
     }
 }

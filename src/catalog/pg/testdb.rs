@@ -59,6 +59,6 @@ fn rand_u64() -> u64 {
 /// A fresh, empty PostgreSQL catalog for the conformance suite.
 pub(crate) fn fresh_catalog() -> Option<Fixture> {
     let db = TestDatabase::create(&admin_url()?);
-    let catalog = Arc::new(PgCatalog::open(&db.url).unwrap());
-    Some(Fixture { catalog: catalog.clone(), auth: catalog, _guard: Box::new(db) })
+    let catalog = PgCatalog::open(&db.url).unwrap();
+    Some(Fixture::of(Arc::new(catalog), db))
 }

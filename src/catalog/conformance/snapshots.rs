@@ -1,71 +1,26 @@
-//! The behaviour every `Catalog` backend must show, as one suite of cases that take a fresh,
-//! empty catalog: a backend's tests instantiate it with `catalog_conformance!`, so SQLite
-//! and each backend to come are held to the same floors, stamps, conflicts and atomicity.
+//! `Catalog` itself: floors, stamps, conflicts, atomicity, the seal, listings and concurrent
+//! committers.
 
-use std::sync::Arc;
-
-use super::*;
+use crate::catalog::*;
 use crate::manifest::Content;
 
-/// A fresh, empty catalog seen through each store trait it implements, and whatever must
-/// outlive it (a temp dir, a test database).
-pub(crate) struct Fixture {
-    pub catalog: Arc<dyn Catalog>,
-    pub auth: Arc<dyn crate::auth::AuthStore>,
-    pub _guard: Box<dyn Send>,
-}
-
-/// Expands to one `#[test]` per case of the suite, each on a catalog from `$new` (an
-/// `Option<Fixture>`).
-macro_rules! catalog_conformance {
-    ($new:expr) => {
-        $crate::catalog::conformance::catalog_conformance!(@cases $new;
-            an_empty_catalog_knows_nothing,
-            a_commit_is_visible_whole_with_its_stamp_and_counts,
-            ids_resolve_to_the_latest_snapshot_at_or_before_them,
-            a_stale_base_is_a_conflict_and_writes_nothing,
-            a_failing_change_leaves_no_part_of_the_commit,
-            ids_strictly_increase_within_a_second_and_above_the_seal,
-            the_seal_never_moves_backwards,
-            entries_children_and_by_digest_follow_the_snapshot,
-            the_live_manifest_streams_in_path_order_for_its_base_only,
-            snapshot_queries_filter_order_and_page,
-            blobs_referenced_and_their_holders,
-            concurrent_committers_all_land_with_increasing_ids,
-        );
-    };
-    (@cases $new:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $case() {
-                // `None`: the backend's server is not available here (its factory says why).
-                let fixture: Option<$crate::catalog::conformance::Fixture> = $new;
-                if let Some(fixture) = fixture {
-                    $crate::catalog::conformance::$case(&*fixture.catalog);
-                }
-            }
-        )*
-    };
-}
-pub(crate) use catalog_conformance;
-
-fn name(s: &str) -> ArchiveName {
+pub(super) fn name(s: &str) -> ArchiveName {
     s.parse().unwrap()
 }
 
-fn path(s: &str) -> RelPath {
+pub(super) fn path(s: &str) -> RelPath {
     RelPath::new(s).unwrap()
 }
 
-fn file(byte: u8) -> Content {
+pub(super) fn file(byte: u8) -> Content {
     Content::File { size: u64::from(byte) + 1, sha256: Digest::of(&[byte]) }
 }
 
-fn upsert(p: &str, content: Content) -> Change {
+pub(super) fn upsert(p: &str, content: Content) -> Change {
     Change::Upsert(ManifestEntry { path: path(p), content })
 }
 
-fn plan(base_seq: u64, files: u64) -> CommitPlan {
+pub(super) fn plan(base_seq: u64, files: u64) -> CommitPlan {
     CommitPlan {
         base_seq,
         digest: Digest::of(&base_seq.to_le_bytes()),
@@ -78,20 +33,20 @@ fn plan(base_seq: u64, files: u64) -> CommitPlan {
     }
 }
 
-fn latest_seq(c: &dyn Catalog, archive: &ArchiveName) -> u64 {
+pub(super) fn latest_seq(c: &dyn Catalog, archive: &ArchiveName) -> u64 {
     c.latest(archive).unwrap().map_or(0, |s| s.key.seq)
 }
 
 /// Commits on top of the archive's latest snapshot, first sealing 10 s past it so that IDs
 /// between snapshots exist without waiting for the clock.
-fn commit_gapped(c: &dyn Catalog, archive: &ArchiveName, changes: Vec<Change>) -> Snapshot {
+pub(super) fn commit_gapped(c: &dyn Catalog, archive: &ArchiveName, changes: Vec<Change>) -> Snapshot {
     if let Some(latest) = c.latest(archive).unwrap() {
         c.seal(latest.id.unix() + 10).unwrap();
     }
     c.commit(archive, &plan(latest_seq(c, archive), changes.len() as u64), &changes).unwrap()
 }
 
-fn id(unix: i64) -> SnapshotId {
+pub(super) fn id(unix: i64) -> SnapshotId {
     SnapshotId::from_unix(unix).unwrap()
 }
 
@@ -99,7 +54,8 @@ fn ids(snapshots: &[Snapshot]) -> Vec<SnapshotId> {
     snapshots.iter().map(|s| s.id).collect()
 }
 
-pub(crate) fn an_empty_catalog_knows_nothing(c: &dyn Catalog) {
+pub(crate) fn an_empty_catalog_knows_nothing(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     c.ping().unwrap();
     assert!(c.archives().unwrap().is_empty());
     let a = name("deb");
@@ -120,7 +76,8 @@ pub(crate) fn an_empty_catalog_knows_nothing(c: &dyn Catalog) {
     assert_eq!((stats.archives, stats.snapshots, stats.entry_rows), (0, 0, 0));
 }
 
-pub(crate) fn a_commit_is_visible_whole_with_its_stamp_and_counts(c: &dyn Catalog) {
+pub(crate) fn a_commit_is_visible_whole_with_its_stamp_and_counts(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let a = name("deb");
     let before = SnapshotId::now();
     let s = c.commit(&a, &plan(0, 2), &vec![upsert("dists", Content::Dir), upsert("dists/Release", file(1))]).unwrap();
@@ -144,7 +101,8 @@ pub(crate) fn a_commit_is_visible_whole_with_its_stamp_and_counts(c: &dyn Catalo
     assert_eq!(c.stats().unwrap().snapshots, 1);
 }
 
-pub(crate) fn ids_resolve_to_the_latest_snapshot_at_or_before_them(c: &dyn Catalog) {
+pub(crate) fn ids_resolve_to_the_latest_snapshot_at_or_before_them(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let a = name("deb");
     let s1 = commit_gapped(c, &a, vec![upsert("f", file(1))]);
     let s2 = commit_gapped(c, &a, vec![upsert("f", file(2))]);
@@ -166,7 +124,8 @@ pub(crate) fn ids_resolve_to_the_latest_snapshot_at_or_before_them(c: &dyn Catal
     assert_eq!(c.neighbours(s2.key).unwrap(), (Some(s1.id), None));
 }
 
-pub(crate) fn a_stale_base_is_a_conflict_and_writes_nothing(c: &dyn Catalog) {
+pub(crate) fn a_stale_base_is_a_conflict_and_writes_nothing(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let a = name("deb");
     commit_gapped(c, &a, vec![upsert("f", file(1))]);
     match c.commit(&a, &plan(0, 1), &vec![upsert("g", file(2))]) {
@@ -190,7 +149,8 @@ impl ChangeSource for FailingHalfway {
     }
 }
 
-pub(crate) fn a_failing_change_leaves_no_part_of_the_commit(c: &dyn Catalog) {
+pub(crate) fn a_failing_change_leaves_no_part_of_the_commit(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let a = name("deb");
     let s1 = commit_gapped(c, &a, vec![upsert("f", file(1))]);
     let err = c.commit(&a, &plan(1, 1), &FailingHalfway).unwrap_err();
@@ -218,7 +178,8 @@ pub(crate) fn a_failing_change_leaves_no_part_of_the_commit(c: &dyn Catalog) {
     assert!(c.archive(&name("other")).unwrap().is_none_or(|s| s.snapshots == 0));
 }
 
-pub(crate) fn ids_strictly_increase_within_a_second_and_above_the_seal(c: &dyn Catalog) {
+pub(crate) fn ids_strictly_increase_within_a_second_and_above_the_seal(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let a = name("deb");
     let mut previous: Option<SnapshotId> = None;
     for i in 0..5u8 {
@@ -237,7 +198,8 @@ pub(crate) fn ids_strictly_increase_within_a_second_and_above_the_seal(c: &dyn C
     assert!(b.id.unix() > sealed);
 }
 
-pub(crate) fn the_seal_never_moves_backwards(c: &dyn Catalog) {
+pub(crate) fn the_seal_never_moves_backwards(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let now = SnapshotId::now().unix();
     assert_eq!(c.seal(now).unwrap(), now);
     assert_eq!(c.seal(now - 100).unwrap(), now, "an older seal is ignored");
@@ -245,7 +207,8 @@ pub(crate) fn the_seal_never_moves_backwards(c: &dyn Catalog) {
     assert_eq!(c.read_view(&name("deb"), SnapshotId::now()).unwrap().sealed_until, now + 5);
 }
 
-pub(crate) fn entries_children_and_by_digest_follow_the_snapshot(c: &dyn Catalog) {
+pub(crate) fn entries_children_and_by_digest_follow_the_snapshot(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let a = name("deb");
     let s1 = commit_gapped(
         c,
@@ -296,7 +259,8 @@ pub(crate) fn entries_children_and_by_digest_follow_the_snapshot(c: &dyn Catalog
     assert_eq!(read.entry.map(|e| e.content), Some(file(3)), "the live path's entry");
 }
 
-pub(crate) fn the_live_manifest_streams_in_path_order_for_its_base_only(c: &dyn Catalog) {
+pub(crate) fn the_live_manifest_streams_in_path_order_for_its_base_only(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let a = name("deb");
     // Inserted out of order, and with names that sort differently by bytes and by locale.
     commit_gapped(
@@ -321,7 +285,8 @@ pub(crate) fn the_live_manifest_streams_in_path_order_for_its_base_only(c: &dyn 
     assert!(matches!(stale, Err(CatalogError::Conflict { expected: 0, actual: 1, .. })), "{stale:?}");
 }
 
-pub(crate) fn snapshot_queries_filter_order_and_page(c: &dyn Catalog) {
+pub(crate) fn snapshot_queries_filter_order_and_page(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     let a = name("deb");
     let all: Vec<Snapshot> = (0..5u8).map(|i| commit_gapped(c, &a, vec![upsert("f", file(i))])).collect();
     let all_ids = ids(&all);
@@ -346,7 +311,8 @@ pub(crate) fn snapshot_queries_filter_order_and_page(c: &dyn Catalog) {
     assert_eq!((summary[0].snapshots, summary[0].first, summary[0].latest), (5, Some(all_ids[0]), Some(all_ids[4])));
 }
 
-pub(crate) fn blobs_referenced_and_their_holders(c: &dyn Catalog) {
+pub(crate) fn blobs_referenced_and_their_holders(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     commit_gapped(c, &name("one"), vec![upsert("x", file(1)), upsert("y", file(2))]);
     commit_gapped(c, &name("two"), vec![upsert("x", file(1))]);
     // Replaced later, still referenced by the first snapshot.
@@ -378,7 +344,8 @@ pub(crate) fn blobs_referenced_and_their_holders(c: &dyn Catalog) {
 /// sequence, with strictly increasing IDs; a commit after a seal stamps above it; and no
 /// snapshot that a read view did not see yet is stamped at or below the seal it saw (what
 /// makes answers up to the seal final).
-pub(crate) fn concurrent_committers_all_land_with_increasing_ids(c: &dyn Catalog) {
+pub(crate) fn concurrent_committers_all_land_with_increasing_ids(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
     const THREADS: u8 = 4;
     const EACH: u8 = 8;
     let a = name("deb");

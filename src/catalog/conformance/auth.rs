@@ -1,40 +1,14 @@
-//! The behaviour every `AuthStore` backend must show, run by each backend's tests through
-//! `auth_conformance!` on a fresh store (see `catalog::conformance`).
+//! `AuthStore`: tokens, revocation, privacy, upload grants, last use.
 
-use super::{AuthStore, Scope};
+use crate::auth::Scope;
 use crate::domain::{ArchiveName, Digest};
-
-/// Expands to one `#[test]` per case, each on the `AuthStore` of a fresh fixture from `$new`
-/// (an `Option<catalog::conformance::Fixture>`).
-macro_rules! auth_conformance {
-    ($new:expr) => {
-        $crate::auth::conformance::auth_conformance!(@cases $new;
-            tokens_are_kept_with_their_hash_scopes_and_times,
-            a_revocation_keeps_its_first_time,
-            privacy_creates_the_archive_and_is_read_back,
-            upload_grants_count_from_their_latest_time,
-            last_use_only_moves_forward,
-        );
-    };
-    (@cases $new:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $case() {
-                let fixture: Option<$crate::catalog::conformance::Fixture> = $new;
-                if let Some(fixture) = fixture {
-                    $crate::auth::conformance::$case(&*fixture.auth);
-                }
-            }
-        )*
-    };
-}
-pub(crate) use auth_conformance;
 
 fn scopes(list: &[&str]) -> Vec<Scope> {
     list.iter().map(|s| s.parse().unwrap()).collect()
 }
 
-pub(crate) fn tokens_are_kept_with_their_hash_scopes_and_times(a: &dyn AuthStore) {
+pub(crate) fn tokens_are_kept_with_their_hash_scopes_and_times(fixture: &super::Fixture) {
+    let a = &*fixture.auth;
     assert!(a.tokens().unwrap().is_empty());
     assert!(a.token(1).unwrap().is_none());
     let first = a.insert_token("ci", &Digest::of(b"s1"), &scopes(&["publish:deb", "read:*"]), 100, None).unwrap();
@@ -53,7 +27,8 @@ pub(crate) fn tokens_are_kept_with_their_hash_scopes_and_times(a: &dyn AuthStore
     );
 }
 
-pub(crate) fn a_revocation_keeps_its_first_time(a: &dyn AuthStore) {
+pub(crate) fn a_revocation_keeps_its_first_time(fixture: &super::Fixture) {
+    let a = &*fixture.auth;
     let id = a.insert_token("ci", &Digest::of(b"s"), &scopes(&["admin"]), 100, None).unwrap();
     assert!(a.revoke_token(id, 150).unwrap());
     assert!(a.revoke_token(id, 170).unwrap(), "revoking again is not an error");
@@ -61,7 +36,8 @@ pub(crate) fn a_revocation_keeps_its_first_time(a: &dyn AuthStore) {
     assert!(!a.revoke_token(id + 100, 150).unwrap(), "no such token");
 }
 
-pub(crate) fn privacy_creates_the_archive_and_is_read_back(a: &dyn AuthStore) {
+pub(crate) fn privacy_creates_the_archive_and_is_read_back(fixture: &super::Fixture) {
+    let a = &*fixture.auth;
     let deb: ArchiveName = "deb".parse().unwrap();
     assert_eq!(a.visibility(&deb).unwrap(), None);
     assert!(!a.is_private(&deb).unwrap());
@@ -73,7 +49,8 @@ pub(crate) fn privacy_creates_the_archive_and_is_read_back(a: &dyn AuthStore) {
     assert_eq!(a.visibility(&"other".parse().unwrap()).unwrap(), None);
 }
 
-pub(crate) fn upload_grants_count_from_their_latest_time(a: &dyn AuthStore) {
+pub(crate) fn upload_grants_count_from_their_latest_time(fixture: &super::Fixture) {
+    let a = &*fixture.auth;
     let blob = Digest::of(b"bytes");
     assert!(!a.upload_granted(1, &blob, 0).unwrap());
     a.grant_upload(1, &blob, 100).unwrap();
@@ -86,7 +63,8 @@ pub(crate) fn upload_grants_count_from_their_latest_time(a: &dyn AuthStore) {
     assert!(a.upload_granted(1, &blob, 500).unwrap());
 }
 
-pub(crate) fn last_use_only_moves_forward(a: &dyn AuthStore) {
+pub(crate) fn last_use_only_moves_forward(fixture: &super::Fixture) {
+    let a = &*fixture.auth;
     let one = a.insert_token("one", &Digest::of(b"1"), &scopes(&["admin"]), 100, None).unwrap();
     let two = a.insert_token("two", &Digest::of(b"2"), &scopes(&["admin"]), 100, None).unwrap();
     a.touch_tokens(&[(one, 300), (two, 200)]).unwrap();
