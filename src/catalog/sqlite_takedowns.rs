@@ -48,11 +48,7 @@ fn takedown_from_row(r: &rusqlite::Row<'_>) -> Result<Takedown> {
         sha256: sha256.as_deref().map(digest).transpose()?,
         status: status(r.get(4)?)?,
         reason: r.get(5)?,
-        state: match (active, purged) {
-            (_, true) => State::Purged,
-            (true, false) => State::Active,
-            (false, false) => State::Undone,
-        },
+        state: State::from_flags(active, purged),
         log: Vec::new(),
     })
 }

@@ -76,6 +76,17 @@ pub enum State {
     Undone,
 }
 
+impl State {
+    /// From the catalog's two flags: a purge is never undone, whatever `active` says.
+    pub fn from_flags(active: bool, purged: bool) -> Self {
+        match (active, purged) {
+            (_, true) => State::Purged,
+            (true, false) => State::Active,
+            (false, false) => State::Undone,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {

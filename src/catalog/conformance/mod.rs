@@ -8,6 +8,7 @@ pub(crate) mod gc;
 pub(crate) mod signing;
 pub(crate) mod snapshots;
 pub(crate) mod space;
+pub(crate) mod takedowns;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub(crate) struct Fixture {
     pub signing: Arc<dyn crate::signing::SigningStore>,
     pub space: Arc<dyn crate::space::SpaceCatalog>,
     pub gc: Arc<dyn crate::gc::GcCatalog>,
+    pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
     pub _guard: Box<dyn Send + Sync>,
 }
 
@@ -30,14 +32,16 @@ impl Fixture {
             + crate::auth::AuthStore
             + crate::signing::SigningStore
             + crate::space::SpaceCatalog
-            + crate::gc::GcCatalog,
+            + crate::gc::GcCatalog
+            + crate::takedown::TakedownStore,
     {
         Self {
             catalog: catalog.clone(),
             auth: catalog.clone(),
             signing: catalog.clone(),
             space: catalog.clone(),
-            gc: catalog,
+            gc: catalog.clone(),
+            takedowns: catalog,
             _guard: Box::new(guard),
         }
     }
@@ -81,6 +85,12 @@ macro_rules! catalog_conformance {
             due_candidates_come_in_order_after_the_cursor,
             a_collection_gives_each_candidate_its_verdict,
             a_commit_waits_while_a_collection_sets_bytes_aside,
+        );
+        $crate::catalog::conformance::catalog_conformance!(@suite $new; takedowns;
+            a_path_takedown_hides_until_undone_and_is_logged,
+            a_content_takedown_hides_everywhere_and_path_takedowns_come_first,
+            a_purge_is_refused_while_the_bytes_are_served_elsewhere,
+            contents_lists_what_a_path_ever_held,
         );
     };
     (@suite $new:expr; $suite:ident; $($case:ident),* $(,)?) => {

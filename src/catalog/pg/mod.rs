@@ -15,6 +15,7 @@ mod gc;
 mod rows;
 mod signing;
 mod space;
+mod takedowns;
 
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_core.sql", include_str!("../../../schema/postgres/0001_core.sql")),
     ("0002_auth.sql", include_str!("../../../schema/postgres/0002_auth.sql")),
     ("0003_signing_space_gc.sql", include_str!("../../../schema/postgres/0003_signing_space_gc.sql")),
+    ("0004_takedowns.sql", include_str!("../../../schema/postgres/0004_takedowns.sql")),
 ];
 
 /// The advisory lock that serializes schema migrations of processes starting together.
