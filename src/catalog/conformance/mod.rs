@@ -5,6 +5,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod gc;
+pub(crate) mod scrub;
 pub(crate) mod signing;
 pub(crate) mod snapshots;
 pub(crate) mod space;
@@ -21,6 +22,7 @@ pub(crate) struct Fixture {
     pub space: Arc<dyn crate::space::SpaceCatalog>,
     pub gc: Arc<dyn crate::gc::GcCatalog>,
     pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
+    pub scrub: Arc<dyn crate::scrub::ScrubCatalog>,
     pub _guard: Box<dyn Send + Sync>,
 }
 
@@ -33,7 +35,8 @@ impl Fixture {
             + crate::signing::SigningStore
             + crate::space::SpaceCatalog
             + crate::gc::GcCatalog
-            + crate::takedown::TakedownStore,
+            + crate::takedown::TakedownStore
+            + crate::scrub::ScrubCatalog,
     {
         Self {
             catalog: catalog.clone(),
@@ -41,7 +44,8 @@ impl Fixture {
             signing: catalog.clone(),
             space: catalog.clone(),
             gc: catalog.clone(),
-            takedowns: catalog,
+            takedowns: catalog.clone(),
+            scrub: catalog,
             _guard: Box::new(guard),
         }
     }
@@ -91,6 +95,11 @@ macro_rules! catalog_conformance {
             a_content_takedown_hides_everywhere_and_path_takedowns_come_first,
             a_purge_is_refused_while_the_bytes_are_served_elsewhere,
             contents_lists_what_a_path_ever_held,
+        );
+        $crate::catalog::conformance::catalog_conformance!(@suite $new; scrub;
+            the_cursor_starts_at_zero_and_is_kept,
+            selections_cut_the_digest_space_and_skip_what_was_verified,
+            quarantine_records_the_damage_until_lifted,
         );
     };
     (@suite $new:expr; $suite:ident; $($case:ident),* $(,)?) => {

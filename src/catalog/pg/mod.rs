@@ -13,6 +13,7 @@ mod catalog;
 mod epoch;
 mod gc;
 mod rows;
+mod scrub;
 mod signing;
 mod space;
 mod takedowns;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_auth.sql", include_str!("../../../schema/postgres/0002_auth.sql")),
     ("0003_signing_space_gc.sql", include_str!("../../../schema/postgres/0003_signing_space_gc.sql")),
     ("0004_takedowns.sql", include_str!("../../../schema/postgres/0004_takedowns.sql")),
+    ("0005_scrub.sql", include_str!("../../../schema/postgres/0005_scrub.sql")),
 ];
 
 /// The advisory lock that serializes schema migrations of processes starting together.
