@@ -4,9 +4,9 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{Result, SqliteCatalog};
 use crate::domain::{ArchiveName, Digest};
-use crate::packages::parse::{IndexId, Kind, Listed, ParagraphHash, pool_filename};
+use crate::packages::parse::{IndexId, Kind, ParagraphHash, pool_filename};
 use crate::packages::store::{
-    ChangedRow, IndexChanges, IndexProgress, PackageRow, PackageStore, StoredColumns, Toward,
+    ChangedRow, IndexChanges, IndexProgress, PackageRow, PackageStore, StoredColumns, StoredRow, Toward,
 };
 
 // Package columns joined with their index (`p` packages, `i` package_indices).
@@ -16,30 +16,22 @@ const FROM: &str = "packages p JOIN package_indices i ON i.id = p.index_id";
 
 fn row(r: &Row) -> rusqlite::Result<PackageRow> {
     let sha: Option<Vec<u8>> = r.get(11)?;
-    let name: String = r.get(5)?;
-    let version: String = r.get(6)?;
     let index =
         IndexId { kind: Kind::from_code(r.get(1)?), suite: r.get(2)?, component: r.get(3)?, architecture: r.get(4)? };
-    let source = r.get::<_, Option<String>>(7)?.unwrap_or_else(|| name.clone());
-    let filename = match r.get::<_, Option<String>>(9)? {
-        Some(f) => f,
-        None => pool_filename(&index, &name, &version, &source),
-    };
-    Ok(PackageRow {
+    Ok(StoredRow {
         id: r.get(0)?,
         index,
-        listed: Listed {
-            source,
-            source_version: r.get::<_, Option<String>>(8)?.unwrap_or_else(|| version.clone()),
-            name,
-            version,
-            filename,
-            size: r.get::<_, i64>(10)? as u64,
-            sha256: sha.and_then(|s| Digest::from_slice(&s)),
-        },
+        name: r.get(5)?,
+        version: r.get(6)?,
+        source: r.get(7)?,
+        source_version: r.get(8)?,
+        filename: r.get(9)?,
+        size: r.get::<_, i64>(10)? as u64,
+        sha256: sha.and_then(|s| Digest::from_slice(&s)),
         first_seq: r.get::<_, i64>(12)? as u64,
         last_seq: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
-    })
+    }
+    .into())
 }
 
 /// The id of an index of an archive, created on first use.

@@ -26,6 +26,48 @@ pub struct PackageRow {
     pub last_seq: Option<u64>,
 }
 
+/// A package row's columns as every catalog stores them: source, source version and file
+/// name only where they differ from what they default to (the name, the version, and
+/// Debian's pool layout).
+pub struct StoredRow {
+    pub id: i64,
+    pub index: IndexId,
+    pub name: String,
+    pub version: String,
+    pub source: Option<String>,
+    pub source_version: Option<String>,
+    pub filename: Option<String>,
+    pub size: u64,
+    pub sha256: Option<crate::domain::Digest>,
+    pub first_seq: u64,
+    pub last_seq: Option<u64>,
+}
+
+impl From<StoredRow> for PackageRow {
+    fn from(r: StoredRow) -> Self {
+        let source = r.source.unwrap_or_else(|| r.name.clone());
+        let filename = match r.filename {
+            Some(f) => f,
+            None => super::parse::pool_filename(&r.index, &r.name, &r.version, &source),
+        };
+        PackageRow {
+            id: r.id,
+            index: r.index,
+            listed: Listed {
+                source,
+                source_version: r.source_version.unwrap_or_else(|| r.version.clone()),
+                name: r.name,
+                version: r.version,
+                filename,
+                size: r.size,
+                sha256: r.sha256,
+            },
+            first_seq: r.first_seq,
+            last_seq: r.last_seq,
+        }
+    }
+}
+
 impl PackageRow {
     /// Whether the row is in snapshot `seq`.
     pub fn covers(&self, seq: u64) -> bool {

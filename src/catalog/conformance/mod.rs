@@ -5,6 +5,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod gc;
+pub(crate) mod packages;
 pub(crate) mod scrub;
 pub(crate) mod signing;
 pub(crate) mod snapshots;
@@ -23,6 +24,7 @@ pub(crate) struct Fixture {
     pub gc: Arc<dyn crate::gc::GcCatalog>,
     pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
     pub scrub: Arc<dyn crate::scrub::ScrubCatalog>,
+    pub packages: Arc<dyn crate::packages::store::PackageStore>,
     pub _guard: Box<dyn Send + Sync>,
 }
 
@@ -36,7 +38,8 @@ impl Fixture {
             + crate::space::SpaceCatalog
             + crate::gc::GcCatalog
             + crate::takedown::TakedownStore
-            + crate::scrub::ScrubCatalog,
+            + crate::scrub::ScrubCatalog
+            + crate::packages::store::PackageStore,
     {
         Self {
             catalog: catalog.clone(),
@@ -45,7 +48,8 @@ impl Fixture {
             space: catalog.clone(),
             gc: catalog.clone(),
             takedowns: catalog.clone(),
-            scrub: catalog,
+            scrub: catalog.clone(),
+            packages: catalog,
             _guard: Box::new(guard),
         }
     }
@@ -100,6 +104,9 @@ macro_rules! catalog_conformance {
             the_cursor_starts_at_zero_and_is_kept,
             selections_cut_the_digest_space_and_skip_what_was_verified,
             quarantine_records_the_damage_until_lifted,
+        );
+        $crate::catalog::conformance::catalog_conformance!(@suite $new; packages;
+            indexing_goes_in_order_once_and_every_query_reads_it,
         );
     };
     (@suite $new:expr; $suite:ident; $($case:ident),* $(,)?) => {

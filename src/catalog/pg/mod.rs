@@ -12,6 +12,7 @@ mod auth;
 mod catalog;
 mod epoch;
 mod gc;
+mod packages;
 mod rows;
 mod scrub;
 mod signing;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_signing_space_gc.sql", include_str!("../../../schema/postgres/0003_signing_space_gc.sql")),
     ("0004_takedowns.sql", include_str!("../../../schema/postgres/0004_takedowns.sql")),
     ("0005_scrub.sql", include_str!("../../../schema/postgres/0005_scrub.sql")),
+    ("0006_packages.sql", include_str!("../../../schema/postgres/0006_packages.sql")),
 ];
 
 /// The advisory lock that serializes schema migrations of processes starting together.
