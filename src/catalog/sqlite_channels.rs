@@ -1,107 +1,38 @@
 //! `ChannelStore` on the embedded SQLite catalog (schema/0008_channels.sql).
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use serde::{Deserialize, Serialize};
 
 use super::{CatalogError, Result, SqliteCatalog};
-use crate::domain::{ChannelName, NodeName, SnapshotId};
+use crate::domain::{ChannelName, NodeName};
 use crate::rollout::gate::RingHealth;
-use crate::rollout::spec::SpecJson;
-use crate::rollout::store::RingCount;
-use crate::rollout::{ChannelRecord, ChannelStore, ChannelWrite, Event, RingState, Rollout, Status};
+use crate::rollout::store::{ROLLOUT_COLUMNS, RingCount, StoredRollout, parse_spec, pause_reason, rings_json};
+use crate::rollout::{ChannelRecord, ChannelStore, ChannelWrite, Event, Rollout};
 
 fn bad(msg: impl Into<String>) -> CatalogError {
     CatalogError::Corrupt(msg.into())
 }
 
-#[derive(Serialize, Deserialize)]
-struct RingRow {
-    from: Option<i64>,
-    started_at: Option<i64>,
-}
-
-fn id(secs: i64) -> Result<SnapshotId> {
-    SnapshotId::from_unix(secs).map_err(|e| bad(e.to_string()))
-}
-
-struct RolloutRow {
-    id: i64,
-    requested: i64,
-    target: i64,
-    started_at: i64,
-    status: String,
-    reason: Option<String>,
-    ended_at: Option<i64>,
-    resumed_at: i64,
-    rings: String,
-}
-
-impl RolloutRow {
-    fn read(r: &rusqlite::Row) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get(0)?,
-            requested: r.get(1)?,
-            target: r.get(2)?,
-            started_at: r.get(3)?,
-            status: r.get(4)?,
-            reason: r.get(5)?,
-            ended_at: r.get(6)?,
-            resumed_at: r.get(7)?,
-            rings: r.get(8)?,
-        })
-    }
-
-    fn parse(self) -> Result<Rollout> {
-        let status = match (self.status.as_str(), self.reason) {
-            ("running", _) => Status::Running,
-            ("paused", reason) => Status::Paused { reason: reason.unwrap_or_default() },
-            ("completed", _) => Status::Completed,
-            ("aborted", _) => Status::Aborted,
-            ("superseded", _) => Status::Superseded,
-            (other, _) => return Err(bad(format!("rollout {} has unknown status {other:?}", self.id))),
-        };
-        let rings: Vec<RingRow> =
-            serde_json::from_str(&self.rings).map_err(|e| bad(format!("rollout {} rings: {e}", self.id)))?;
-        let rings = rings
-            .into_iter()
-            .map(|r| Ok(RingState { from: r.from.map(id).transpose()?, started_at: r.started_at }))
-            .collect::<Result<_>>()?;
-        Ok(Rollout {
-            id: self.id,
-            requested: id(self.requested)?,
-            target: id(self.target)?,
-            started_at: self.started_at,
-            status,
-            ended_at: self.ended_at,
-            resumed_at: self.resumed_at,
-            rings,
-        })
-    }
-}
-
-const ROLLOUT_COLUMNS: &str = "id, requested, target, started_at, status, reason, ended_at, resumed_at, rings";
-
-fn ring_json(r: &Rollout) -> String {
-    let rows: Vec<RingRow> =
-        r.rings.iter().map(|x| RingRow { from: x.from.map(SnapshotId::unix), started_at: x.started_at }).collect();
-    serde_json::to_string(&rows).expect("serializable")
-}
-
-fn reason(s: &Status) -> Option<&str> {
-    match s {
-        Status::Paused { reason } => Some(reason),
-        _ => None,
-    }
+fn read_rollout(r: &rusqlite::Row) -> rusqlite::Result<StoredRollout> {
+    Ok(StoredRollout {
+        id: r.get(0)?,
+        requested: r.get(1)?,
+        target: r.get(2)?,
+        started_at: r.get(3)?,
+        status: r.get(4)?,
+        reason: r.get(5)?,
+        ended_at: r.get(6)?,
+        resumed_at: r.get(7)?,
+        rings: r.get(8)?,
+    })
 }
 
 fn record(conn: &rusqlite::Connection, row: (i64, String, String, i64, i64, i64)) -> Result<ChannelRecord> {
     let (cid, name, spec, version, created_at, updated_at) = row;
-    let spec: SpecJson = serde_json::from_str(&spec).map_err(|e| bad(format!("channel {name} spec: {e}")))?;
-    let spec = spec.validate().map_err(|e| bad(format!("channel {name} spec: {e}")))?;
+    let spec = parse_spec(&name, &spec)?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE channel_id = ?1 ORDER BY id DESC LIMIT 1"
     ))?;
-    let rollout = stmt.query_row([cid], RolloutRow::read).optional()?.map(RolloutRow::parse).transpose()?;
+    let rollout = stmt.query_row([cid], read_rollout).optional()?.map(StoredRollout::parse).transpose()?;
     Ok(ChannelRecord {
         id: cid,
         name: name.parse().map_err(|e| bad(format!("channel name {name:?}: {e}")))?,
@@ -221,16 +152,7 @@ impl ChannelStore for SqliteCatalog {
         .execute(params![rings.rollout_id, node.as_str(), failed, at])?;
         let ring = (rings.ring_of)(node);
         let h = &mut health[ring];
-        match previous {
-            // Already counted since `since`: only its outcome may change.
-            Some((was_failed, when)) if when >= rings.since => {
-                h.failures = (h.failures + u32::from(failed)).saturating_sub(u32::from(was_failed));
-            }
-            _ => {
-                h.reports += 1;
-                h.failures += u32::from(failed);
-            }
-        }
+        h.count_report(previous, failed, rings.since);
         tx.prepare_cached(
             "UPDATE rollout_ring_health SET reports = ?3, failures = ?4 WHERE rollout_id = ?1 AND ring = ?2",
         )?
@@ -280,10 +202,10 @@ fn write_rollout(tx: &rusqlite::Transaction, channel_id: i64, r: &Rollout) -> Re
         r.target.unix(),
         r.started_at,
         r.status.name(),
-        reason(&r.status),
+        pause_reason(&r.status),
         r.ended_at,
         r.resumed_at,
-        ring_json(r),
+        rings_json(r),
         r.id,
     ];
     if r.id == 0 {

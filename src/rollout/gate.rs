@@ -17,6 +17,23 @@ pub struct RingHealth {
     pub failures: u32,
 }
 
+impl RingHealth {
+    /// Counts a node's new report into its ring's counters: `previous` is its earlier report
+    /// (failed, when), if any. A node already counted since `since` changes only the
+    /// failure count; otherwise it is one more report.
+    pub fn count_report(&mut self, previous: Option<(bool, super::Millis)>, failed: bool, since: super::Millis) {
+        match previous {
+            Some((was_failed, when)) if when >= since => {
+                self.failures = (self.failures + u32::from(failed)).saturating_sub(u32::from(was_failed));
+            }
+            _ => {
+                self.reports += 1;
+                self.failures += u32::from(failed);
+            }
+        }
+    }
+}
+
 /// Reports counted per ring; `latest` holds each node's latest outcome (true: failed).
 pub fn health(channel: &ChannelName, spec: &ChannelSpec, latest: &[(NodeName, bool)]) -> Vec<RingHealth> {
     let ring_of = |node: &NodeName| ring_of(channel, node, &spec.rings);

@@ -4,6 +4,7 @@
 //! signing records, space counts and garbage-collection verdicts.
 
 pub(crate) mod auth;
+pub(crate) mod channels;
 pub(crate) mod gc;
 pub(crate) mod packages;
 pub(crate) mod scrub;
@@ -25,6 +26,7 @@ pub(crate) struct Fixture {
     pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
     pub scrub: Arc<dyn crate::scrub::ScrubCatalog>,
     pub packages: Arc<dyn crate::packages::store::PackageStore>,
+    pub channels: Arc<dyn crate::rollout::ChannelStore>,
     pub _guard: Box<dyn Send + Sync>,
 }
 
@@ -39,7 +41,8 @@ impl Fixture {
             + crate::gc::GcCatalog
             + crate::takedown::TakedownStore
             + crate::scrub::ScrubCatalog
-            + crate::packages::store::PackageStore,
+            + crate::packages::store::PackageStore
+            + crate::rollout::ChannelStore,
     {
         Self {
             catalog: catalog.clone(),
@@ -49,7 +52,8 @@ impl Fixture {
             gc: catalog.clone(),
             takedowns: catalog.clone(),
             scrub: catalog.clone(),
-            packages: catalog,
+            packages: catalog.clone(),
+            channels: catalog,
             _guard: Box::new(guard),
         }
     }
@@ -107,6 +111,10 @@ macro_rules! catalog_conformance {
         );
         $crate::catalog::conformance::catalog_conformance!(@suite $new; packages;
             indexing_goes_in_order_once_and_every_query_reads_it,
+        );
+        $crate::catalog::conformance::catalog_conformance!(@suite $new; channels;
+            channels_are_saved_with_optimistic_versions_and_their_history,
+            reports_are_counted_per_ring_as_they_come,
         );
     };
     (@suite $new:expr; $suite:ident; $($case:ident),* $(,)?) => {

@@ -10,6 +10,7 @@
 
 mod auth;
 mod catalog;
+mod channels;
 mod epoch;
 mod gc;
 mod packages;
@@ -43,6 +44,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_takedowns.sql", include_str!("../../../schema/postgres/0004_takedowns.sql")),
     ("0005_scrub.sql", include_str!("../../../schema/postgres/0005_scrub.sql")),
     ("0006_packages.sql", include_str!("../../../schema/postgres/0006_packages.sql")),
+    ("0007_channels.sql", include_str!("../../../schema/postgres/0007_channels.sql")),
 ];
 
 /// The advisory lock that serializes schema migrations of processes starting together.
