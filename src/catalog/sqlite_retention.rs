@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{CatalogError, DeletedSnapshot, Result, SqliteCatalog};
 use crate::domain::{ArchiveName, SnapshotId};
+use crate::retention::deletion::{DoomedRow, Held, deleted_spans};
 use crate::retention::{Deletion, Pin, Policy, Reclaim, RetentionStore};
 
 fn archive_id(conn: &rusqlite::Connection, archive: &ArchiveName) -> Result<Option<i64>> {
@@ -204,34 +205,6 @@ fn snapshot_seqs(conn: &Connection, archive_id: i64) -> Result<Vec<(i64, i64)>> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Each maximal run of snapshots whose IDs are in `doomed`, with the sequence numbers of
-/// the kept snapshots around it. A run at either end (the first or the latest snapshot)
-/// is not deleted, so it is left out.
-fn deleted_spans(seqs: &[(i64, i64)], doomed: &HashSet<i64>) -> Vec<(i64, i64, Vec<i64>)> {
-    let mut spans = Vec::new();
-    let mut before: Option<i64> = None;
-    let mut run = Vec::new();
-    for &(seq, id) in seqs {
-        if doomed.contains(&id) {
-            run.push(seq);
-            continue;
-        }
-        if let (Some(a), false) = (before, run.is_empty()) {
-            spans.push((a, seq, std::mem::take(&mut run)));
-        }
-        run.clear();
-        before = Some(seq);
-    }
-    spans
-}
-
-struct DoomedRow {
-    path: String,
-    first_seq: i64,
-    sha256: Option<Vec<u8>>,
-    size: i64,
-}
-
 /// The entry rows no snapshot outside (a, b) sees: they start after `a` and end by `b`.
 fn doomed_rows(conn: &Connection, archive_id: i64, a: i64, b: i64) -> Result<Vec<DoomedRow>> {
     let mut stmt = conn.prepare_cached(
@@ -248,14 +221,6 @@ fn resigned_of(conn: &Connection, archive_id: i64, seq: i64) -> Result<Vec<(Vec<
     let mut stmt = conn.prepare_cached("SELECT sha256, size FROM resigned_files WHERE archive_id = ?1 AND seq = ?2")?;
     let rows = stmt.query_map(params![archive_id, seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// References to one blob that a deletion would drop.
-#[derive(Default)]
-struct Held {
-    size: i64,
-    entry_rows: i64,
-    resigned: i64,
 }
 
 /// Whether anything but the references in `dropping` still names the blob.

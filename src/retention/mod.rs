@@ -3,6 +3,7 @@
 //! transaction, in time proportional to what is deleted.
 
 pub mod apply;
+pub mod deletion;
 pub mod policy;
 
 pub use apply::{Applied, Plan, apply, plan};

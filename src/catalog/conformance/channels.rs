@@ -7,7 +7,7 @@ use crate::rollout::gate::RingHealth;
 use crate::rollout::store::RingCount;
 use crate::rollout::{Advance, ChannelSpec, ChannelWrite, Event, Gate, Ring, RingState, Rollout, Status};
 
-fn spec(archive: &str) -> ChannelSpec {
+pub(super) fn spec(archive: &str) -> ChannelSpec {
     ChannelSpec {
         archive: archive.parse().unwrap(),
         rings: vec![

@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod channels;
 pub(crate) mod gc;
 pub(crate) mod packages;
+pub(crate) mod retention;
 pub(crate) mod scrub;
 pub(crate) mod signing;
 pub(crate) mod snapshots;
@@ -27,6 +28,7 @@ pub(crate) struct Fixture {
     pub scrub: Arc<dyn crate::scrub::ScrubCatalog>,
     pub packages: Arc<dyn crate::packages::store::PackageStore>,
     pub channels: Arc<dyn crate::rollout::ChannelStore>,
+    pub retention: Arc<dyn crate::retention::RetentionStore>,
     pub _guard: Box<dyn Send + Sync>,
 }
 
@@ -42,7 +44,8 @@ impl Fixture {
             + crate::takedown::TakedownStore
             + crate::scrub::ScrubCatalog
             + crate::packages::store::PackageStore
-            + crate::rollout::ChannelStore,
+            + crate::rollout::ChannelStore
+            + crate::retention::RetentionStore,
     {
         Self {
             catalog: catalog.clone(),
@@ -53,7 +56,8 @@ impl Fixture {
             takedowns: catalog.clone(),
             scrub: catalog.clone(),
             packages: catalog.clone(),
-            channels: catalog,
+            channels: catalog.clone(),
+            retention: catalog,
             _guard: Box::new(guard),
         }
     }
@@ -115,6 +119,11 @@ macro_rules! catalog_conformance {
         $crate::catalog::conformance::catalog_conformance!(@suite $new; channels;
             channels_are_saved_with_optimistic_versions_and_their_history,
             reports_are_counted_per_ring_as_they_come,
+        );
+        $crate::catalog::conformance::catalog_conformance!(@suite $new; retention;
+            policies_are_set_read_and_removed,
+            pins_come_from_operators_and_from_rollout_channels,
+            a_deletion_keeps_what_must_stay_and_reclaims_what_only_it_held,
         );
     };
     (@suite $new:expr; $suite:ident; $($case:ident),* $(,)?) => {

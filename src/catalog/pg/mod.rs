@@ -14,6 +14,7 @@ mod channels;
 mod epoch;
 mod gc;
 mod packages;
+mod retention;
 mod rows;
 mod scrub;
 mod signing;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_scrub.sql", include_str!("../../../schema/postgres/0005_scrub.sql")),
     ("0006_packages.sql", include_str!("../../../schema/postgres/0006_packages.sql")),
     ("0007_channels.sql", include_str!("../../../schema/postgres/0007_channels.sql")),
+    ("0008_retention.sql", include_str!("../../../schema/postgres/0008_retention.sql")),
 ];
 
 /// The advisory lock that serializes schema migrations of processes starting together.
