@@ -12,6 +12,10 @@ use serde::Deserialize;
 pub struct Config {
     /// Data directory of the embedded default (SQLite database and blob store).
     pub data: Option<PathBuf>,
+    /// Where the metadata lives instead of `asof.db` in the data directory: a PostgreSQL
+    /// URL (`postgres://user@host/db`). Blobs, scratch space and `label.key` stay in the
+    /// data directory.
+    pub catalog: Option<String>,
     /// Settings of `asof serve`.
     #[serde(default)]
     pub server: ServerConfig,

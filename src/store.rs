@@ -43,18 +43,59 @@ pub struct Store {
     pub label_key: [u8; 32],
 }
 
+/// Where a store's parts live: the data directory (blobs, scratch space, `label.key`, and
+/// `asof.db` unless the catalog is elsewhere) and, optionally, a PostgreSQL catalog.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub data: PathBuf,
+    /// `postgres://…`; `None`: the embedded SQLite catalog.
+    pub catalog: Option<String>,
+}
+
 impl Store {
     /// Opens (creating if needed) the embedded default under `data_dir`, for a command.
     pub fn open_local(data_dir: &Path) -> anyhow::Result<Self> {
-        Self::open_local_with(data_dir, Reads::Buffered)
+        Self::open(&Location { data: data_dir.to_path_buf(), catalog: None }, Reads::Buffered)
     }
 
     /// `open_local` for `asof serve`: catalog reads through a memory map (`Reads::Mapped`).
     pub fn open_local_for_serving(data_dir: &Path) -> anyhow::Result<Self> {
-        Self::open_local_with(data_dir, Reads::Mapped)
+        Self::open(&Location { data: data_dir.to_path_buf(), catalog: None }, Reads::Mapped)
     }
 
-    fn open_local_with(data_dir: &Path, reads: Reads) -> anyhow::Result<Self> {
+    /// Opens the store at `at`; `reads` applies to the embedded catalog only.
+    pub fn open(at: &Location, reads: Reads) -> anyhow::Result<Self> {
+        match &at.catalog {
+            None => {
+                let db = db_path(&at.data);
+                std::fs::create_dir_all(&at.data)
+                    .with_context(|| format!("creating data directory {}", at.data.display()))?;
+                let catalog = SqliteCatalog::open(&db, reads)
+                    .with_context(|| format!("opening metadata database {}", db.display()))?;
+                Self::with_catalog(&at.data, Arc::new(catalog))
+            }
+            Some(url) => {
+                let catalog = crate::catalog::PgCatalog::open(url).context("opening the PostgreSQL catalog")?;
+                Self::with_catalog(&at.data, Arc::new(catalog))
+            }
+        }
+    }
+
+    /// The store of `data_dir` (blobs, scratch, label key) around `catalog`.
+    fn with_catalog<C>(data_dir: &Path, catalog: Arc<C>) -> anyhow::Result<Self>
+    where
+        C: Catalog
+            + AuthStore
+            + crate::packages::store::PackageStore
+            + crate::signing::SigningStore
+            + crate::gc::GcCatalog
+            + crate::scrub::ScrubCatalog
+            + crate::space::SpaceCatalog
+            + crate::catalog::ServeEpoch
+            + crate::retention::RetentionStore
+            + crate::takedown::TakedownStore
+            + crate::rollout::ChannelStore,
+    {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let blobs = LocalBlobStore::open(data_dir.join("blobs"))
             .with_context(|| format!("opening blob store in {}", data_dir.display()))?;
@@ -62,10 +103,6 @@ impl Store {
         if let Err(e) = blobs.sweep_temp(Duration::from_secs(24 * 3600)) {
             tracing::warn!(error = %e, "could not sweep stale temp blobs");
         }
-        let db = db_path(data_dir);
-        let catalog =
-            SqliteCatalog::open(&db, reads).with_context(|| format!("opening metadata database {}", db.display()))?;
-        let catalog = Arc::new(catalog);
         let scratch = data_dir.join("tmp");
         std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
         sweep_scratch(&scratch);

@@ -31,6 +31,10 @@ pub struct Cli {
     /// Data directory of the embedded default (SQLite + blobs) [default: ./asof-data]
     #[arg(long, env = "ASOF_DATA", global = true)]
     pub data: Option<PathBuf>,
+    /// Keep the metadata in PostgreSQL (`postgres://user@host/db`) instead of `asof.db` in
+    /// the data directory; blobs stay in the data directory.
+    #[arg(long, env = "ASOF_CATALOG", global = true)]
+    pub catalog: Option<String>,
     /// TOML config file; unknown keys are rejected.
     #[arg(long, env = "ASOF_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -387,10 +391,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         None => Config::default(),
     };
     let data = cli.data.clone().or(config.data.clone()).unwrap_or_else(|| PathBuf::from("asof-data"));
+    let at = crate::store::Location { data: data.clone(), catalog: cli.catalog.clone().or(config.catalog.clone()) };
+    let open = || Store::open(&at, crate::catalog::Reads::Buffered);
     match cli.command {
         Command::Publish { archive, dir, if_changed, json, rehash, changes } => {
             let archive = parse_archive(&archive)?;
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             let bar = progress::TerminalProgress::new(std::io::stderr().is_terminal());
             // The API shows `source` to readers: name the tree, not the server's file system.
             let tree =
@@ -439,12 +445,12 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Channel(cmd) => {
-            channels::run(&Store::open_local(&data)?, cmd)?;
+            channels::run(&open()?, cmd)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Snapshots { archive, json } => {
             let archive = parse_archive(&archive)?;
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             if store.catalog.archive(&archive)?.is_none() {
                 bail!("no archive named '{archive}'");
             }
@@ -470,7 +476,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Mirror(args) => {
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             let specs: Vec<crate::mirror::MirrorSpec> = match &args.archive {
                 Some(archive) => vec![crate::mirror::MirrorSpec {
                     archive: parse_archive(archive)?,
@@ -599,7 +605,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Token(cmd) => {
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             match cmd {
                 TokenCommand::Create { scopes, expires, name } => {
                     let scopes =
@@ -642,7 +648,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Archive(cmd) => {
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             let (name, private) = match cmd {
                 ArchiveCommand::Private { archive } => (archive, true),
                 ArchiveCommand::Public { archive } => (archive, false),
@@ -671,47 +677,45 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Diff { archive, from, to, suite, architecture, name, json } => {
             let archive = parse_archive(&archive)?;
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             let filter = crate::packages::query::DiffFilter { suite, architecture, name };
             packages::diff(&store, &archive, &from, &to, filter, json)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Packages { archive, name, json } => {
             let archive = parse_archive(&archive)?;
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             packages::packages(&store, &archive, &name, json)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Pin { archive, id, reason, remove: _ } => {
             let archive = parse_archive(&archive)?;
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             retention::pin(&store, &archive, &id, reason.as_deref())?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Retention(RetentionCommand::Plan { archive, at, json }) => {
             let archive = parse_archive(&archive)?;
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             retention::declare(&store, &config.retention)?;
             retention::plan(&store, &archive, at.as_deref(), json)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Retention(RetentionCommand::Apply { archive, dry_run, json }) => {
             let archive = archive.as_deref().map(parse_archive).transpose()?;
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             retention::declare(&store, &config.retention)?;
             retention::apply(&store, archive.as_ref(), dry_run, json)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Gc { dry_run, grace, rescan, json } => {
             let grace = crate::gc::checked_grace(grace.map_or_else(|| config.gc.grace(), Ok)?)?;
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             gc_command(&store, crate::gc::GcOptions { grace, dry_run, rescan }, json)
         }
-        Command::Takedown(args) => {
-            takedown::run(&Store::open_local(&data)?, args).map(|()| std::process::ExitCode::SUCCESS)
-        }
+        Command::Takedown(args) => takedown::run(&open()?, args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Verify { json, scrub } => {
-            let store = Store::open_local(&data)?;
+            let store = open()?;
             if scrub.is_scrub() {
                 return scrub::scrub(store, &scrub, json);
             }
@@ -775,7 +779,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 scrub: config.scrub.schedule()?,
             };
             crate::http::raise_nofile_limit();
-            let store = Store::open_local_for_serving(&data)?;
+            let store = Store::open(&at, crate::catalog::Reads::Mapped)?;
             retention::declare(&store, &config.retention)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(store, data, listen, demo, options, jobs))?;

@@ -60,14 +60,26 @@ impl Drop for NotifyWatch {
 }
 
 impl NotifyWatch {
-    /// Connects and listens before answering, so that no change after this returns is missed.
+    /// Listens before answering, so that no change after this returns is missed. The
+    /// connection is made on the listener's own thread: the blocking client runs a runtime
+    /// of its own, which may not be entered from a thread that drives async tasks (the
+    /// server builds its caches on one).
     fn start(config: postgres::Config) -> std::io::Result<Self> {
-        let client = listen(&config).map_err(std::io::Error::other)?;
         // Starts as "written": nothing has been read through this watch yet.
         let writes = Arc::new(AtomicU64::new(1));
         let stop = Arc::new(AtomicBool::new(false));
         let (w, s) = (writes.clone(), stop.clone());
-        std::thread::Builder::new().name("asof-pg-listen".into()).spawn(move || run(client, &config, &w, &s))?;
+        let (ready, listening) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("asof-pg-listen".into()).spawn(move || match listen(&config) {
+            Ok(client) => {
+                let _ = ready.send(Ok(()));
+                run(client, &config, &w, &s)
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+            }
+        })?;
+        listening.recv().map_err(std::io::Error::other)?.map_err(std::io::Error::other)?;
         Ok(Self { writes, stop })
     }
 }
