@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::auth::AuthStore;
 use crate::blob::{BlobStore, LocalBlobStore};
-use crate::catalog::{Catalog, Reads, SqliteCatalog};
+use crate::catalog::{Catalog, CatalogBackend, Reads, SqliteCatalog};
 
 #[derive(Clone)]
 pub struct Store {
@@ -58,18 +58,12 @@ impl Store {
         Self::open(&Location { data: data_dir.to_path_buf(), catalog: None }, Reads::Buffered)
     }
 
-    /// `open_local` for `asof serve`: catalog reads through a memory map (`Reads::Mapped`).
-    pub fn open_local_for_serving(data_dir: &Path) -> anyhow::Result<Self> {
-        Self::open(&Location { data: data_dir.to_path_buf(), catalog: None }, Reads::Mapped)
-    }
-
     /// Opens the store at `at`; `reads` applies to the embedded catalog only.
     pub fn open(at: &Location, reads: Reads) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&at.data).with_context(|| format!("creating data directory {}", at.data.display()))?;
         match &at.catalog {
             None => {
                 let db = db_path(&at.data);
-                std::fs::create_dir_all(&at.data)
-                    .with_context(|| format!("creating data directory {}", at.data.display()))?;
                 let catalog = SqliteCatalog::open(&db, reads)
                     .with_context(|| format!("opening metadata database {}", db.display()))?;
                 Self::with_catalog(&at.data, Arc::new(catalog))
@@ -82,21 +76,7 @@ impl Store {
     }
 
     /// The store of `data_dir` (blobs, scratch, label key) around `catalog`.
-    fn with_catalog<C>(data_dir: &Path, catalog: Arc<C>) -> anyhow::Result<Self>
-    where
-        C: Catalog
-            + AuthStore
-            + crate::packages::store::PackageStore
-            + crate::signing::SigningStore
-            + crate::gc::GcCatalog
-            + crate::scrub::ScrubCatalog
-            + crate::space::SpaceCatalog
-            + crate::catalog::ServeEpoch
-            + crate::retention::RetentionStore
-            + crate::takedown::TakedownStore
-            + crate::rollout::ChannelStore,
-    {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    fn with_catalog<C: CatalogBackend>(data_dir: &Path, catalog: Arc<C>) -> anyhow::Result<Self> {
         let blobs = LocalBlobStore::open(data_dir.join("blobs"))
             .with_context(|| format!("opening blob store in {}", data_dir.display()))?;
         // Temp files older than a day belong to writers that died; younger ones may be live.

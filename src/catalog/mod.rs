@@ -304,6 +304,38 @@ pub trait ServeEpoch: Send + Sync + 'static {
     fn watch(&self) -> std::io::Result<Option<Box<dyn ChangeSignal>>>;
 }
 
+/// Everything a catalog backend implements: one object behind every store trait of a
+/// `Store` (the embedded SQLite catalog, PostgreSQL).
+pub trait CatalogBackend:
+    Catalog
+    + ServeEpoch
+    + crate::auth::AuthStore
+    + crate::packages::store::PackageStore
+    + crate::signing::SigningStore
+    + crate::gc::GcCatalog
+    + crate::scrub::ScrubCatalog
+    + crate::space::SpaceCatalog
+    + crate::retention::RetentionStore
+    + crate::takedown::TakedownStore
+    + crate::rollout::ChannelStore
+{
+}
+
+impl<C> CatalogBackend for C where
+    C: Catalog
+        + ServeEpoch
+        + crate::auth::AuthStore
+        + crate::packages::store::PackageStore
+        + crate::signing::SigningStore
+        + crate::gc::GcCatalog
+        + crate::scrub::ScrubCatalog
+        + crate::space::SpaceCatalog
+        + crate::retention::RetentionStore
+        + crate::takedown::TakedownStore
+        + crate::rollout::ChannelStore
+{
+}
+
 /// A count that grows whenever the catalog may have been written since the previous look
 /// (`ServeEpoch::watch`). Never blocks: requests call it on the event threads.
 pub trait ChangeSignal: Send + Sync {

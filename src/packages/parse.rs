@@ -119,21 +119,8 @@ pub fn paragraph_hash(bytes: &[u8]) -> ParagraphHash {
 }
 
 /// Reads an index variant (compressed or not) paragraph by paragraph. A paragraph for which
-/// `known(hash)` answers true is already recorded and is skipped unparsed; the others are
-/// parsed and returned with their digest.
-pub fn read_new_paragraphs(
-    path: &str,
-    kind: Kind,
-    raw: impl Read,
-    known: impl FnMut(ParagraphHash) -> bool,
-) -> Result<Vec<(ParagraphHash, Listed)>, ParseError> {
-    let mut out = Vec::new();
-    for_each_new_paragraph(path, kind, raw, known, |hash, listed| out.push((hash, listed)))?;
-    Ok(out)
-}
-
-/// `read_new_paragraphs`, handing each new package to `found` as it is parsed instead of
-/// gathering them.
+/// `known(hash)` answers true is already recorded and is skipped unparsed; each other one is
+/// parsed and handed to `found` with its digest, as it is read (nothing is gathered).
 pub fn for_each_new_paragraph(
     path: &str,
     kind: Kind,
@@ -264,6 +251,18 @@ fn source(p: &crate::mirror::deb822::Paragraph, name: String, version: String, n
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `for_each_new_paragraph`, gathered.
+    fn read_new_paragraphs(
+        path: &str,
+        kind: Kind,
+        raw: impl Read,
+        known: impl FnMut(ParagraphHash) -> bool,
+    ) -> Result<Vec<(ParagraphHash, Listed)>, ParseError> {
+        let mut out = Vec::new();
+        for_each_new_paragraph(path, kind, raw, known, |hash, listed| out.push((hash, listed)))?;
+        Ok(out)
+    }
 
     #[test]
     fn recognises_index_paths() {

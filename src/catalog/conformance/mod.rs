@@ -34,19 +34,7 @@ pub(crate) struct Fixture {
 
 impl Fixture {
     /// One backend object behind every trait.
-    pub fn of<C>(catalog: Arc<C>, guard: impl Send + Sync + 'static) -> Self
-    where
-        C: crate::catalog::Catalog
-            + crate::auth::AuthStore
-            + crate::signing::SigningStore
-            + crate::space::SpaceCatalog
-            + crate::gc::GcCatalog
-            + crate::takedown::TakedownStore
-            + crate::scrub::ScrubCatalog
-            + crate::packages::store::PackageStore
-            + crate::rollout::ChannelStore
-            + crate::retention::RetentionStore,
-    {
+    pub fn of<C: crate::catalog::CatalogBackend>(catalog: Arc<C>, guard: impl Send + Sync + 'static) -> Self {
         Self {
             catalog: catalog.clone(),
             auth: catalog.clone(),
