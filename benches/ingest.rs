@@ -62,11 +62,11 @@ fn bench(c: &mut Criterion) {
             n += 1;
             let mut data = blob.clone();
             data[..8].copy_from_slice(&n.to_le_bytes());
-            store.put(&mut data.as_slice(), None, None).unwrap()
+            store.blocking().put(&mut data.as_slice(), None, None).unwrap()
         })
     });
     g.bench_function("100KiB_existing", |b| {
-        b.iter(|| store.put(&mut blob.as_slice(), Some(&Digest::of(&blob)), None).unwrap())
+        b.iter(|| store.blocking().put(&mut blob.as_slice(), Some(&Digest::of(&blob)), None).unwrap())
     });
     g.finish();
 

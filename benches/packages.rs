@@ -274,7 +274,7 @@ fn synthetic_history(store: &Store, archive: &ArchiveName, s: &Shape) -> Vec<u32
                     1000 + i
                 ));
             }
-            let put = store.blobs.put(&mut text.as_bytes(), None, None).unwrap();
+            let put = store.blobs.blocking().put(&mut text.as_bytes(), None, None).unwrap();
             manifest.push(ManifestEntry {
                 path: RelPath::new(&format!("dists/stable/c{c}/binary-amd64/Packages")).unwrap(),
                 content: Content::File { size: put.size, sha256: put.digest },

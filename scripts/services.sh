@@ -99,7 +99,8 @@ install_s3() {
 
 start_s3() {
   running s3 && return 0
-  mkdir -p "$STATE/s3"
+  # s3s-fs keeps a bucket as a directory: this one is the tests'.
+  mkdir -p "$STATE/s3/asof-test"
   setsid "$TOOLS/cargo/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" \
     --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$STATE/s3" >"$STATE/s3.log" 2>&1 &
   echo $! >"$STATE/s3.pid"
@@ -130,6 +131,28 @@ start_azure() {
     --location "$STATE/azure" --skipApiVersionCheck --loose >"$STATE/azure.log" 2>&1 &
   echo $! >"$STATE/azure.pid"
   wait_for_port azure "$AZURE_PORT" 60
+  create_azure_container asof-test
+}
+
+# Azurite starts empty; the tests' container is made with a Shared Key request (object
+# stores have no call for it), signed as in Microsoft's "Authorize with Shared Key".
+create_azure_container() { # name
+  AZ_PORT="$AZURE_PORT" AZ_ACCOUNT="$AZURE_ACCOUNT" AZ_KEY="$AZURE_KEY" AZ_CONTAINER="$1" python3 - <<'PY'
+import base64, hashlib, hmac, os, sys, urllib.request, urllib.error
+from email.utils import formatdate
+port, account, key, container = (os.environ[k] for k in ("AZ_PORT", "AZ_ACCOUNT", "AZ_KEY", "AZ_CONTAINER"))
+date, version = formatdate(usegmt=True), "2021-08-06"
+to_sign = "PUT\n\n\n\n\n\n\n\n\n\n\n\n" + f"x-ms-date:{date}\nx-ms-version:{version}\n" + \
+    f"/{account}/{account}/{container}\nrestype:container"
+sig = base64.b64encode(hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()).decode()
+req = urllib.request.Request(f"http://127.0.0.1:{port}/{account}/{container}?restype=container", method="PUT",
+    headers={"x-ms-date": date, "x-ms-version": version, "Authorization": f"SharedKey {account}:{sig}", "Content-Length": "0"})
+try:
+    urllib.request.urlopen(req)
+except urllib.error.HTTPError as e:
+    if e.code != 409:  # 409: it exists already
+        sys.exit(f"creating Azurite container {container}: {e.code} {e.read()[:300]!r}")
+PY
 }
 
 stop_pidfile() { # name

@@ -13,9 +13,12 @@ pub struct Config {
     /// Data directory of the embedded default (SQLite database and blob store).
     pub data: Option<PathBuf>,
     /// Where the metadata lives instead of `asof.db` in the data directory: a PostgreSQL
-    /// URL (`postgres://user@host/db`). Blobs, scratch space and `label.key` stay in the
-    /// data directory.
+    /// URL (`postgres://user@host/db`). Scratch space and `label.key` stay in the data
+    /// directory.
     pub catalog: Option<String>,
+    /// Where the blobs live instead of `blobs/` in the data directory: `s3://BUCKET/PREFIX`
+    /// or `azure://CONTAINER/PREFIX`, credentials from the standard environment variables.
+    pub blobs: Option<String>,
     /// Settings of `asof serve`.
     #[serde(default)]
     pub server: ServerConfig,

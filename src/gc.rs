@@ -144,9 +144,9 @@ pub fn rely_on(store: &Store, digest: &Digest) -> io::Result<bool> {
 /// `rely_on`, with the stored size.
 pub fn rely_on_sized(store: &Store, digest: &Digest) -> io::Result<Option<u64>> {
     if store.gc.gc_referenced(digest).map_err(io::Error::other)? {
-        store.blobs.size(digest)
+        store.blobs.blocking().size(digest)
     } else {
-        store.blobs.claim(digest)
+        store.blobs.blocking().claim(digest)
     }
 }
 
@@ -254,7 +254,7 @@ fn lock(path: &Path) -> Result<File, GcError> {
 /// referenced goes back; one whose row is gone and that nothing references was collected
 /// by a committed run, and goes.
 fn recover(store: &Store, report: &mut GcReport) -> Result<(), GcError> {
-    for (digest, blob) in store.blobs.left_aside()? {
+    for (digest, blob) in store.blobs.blocking().left_aside()? {
         if store.gc.gc_is_candidate(&digest)? || store.gc.gc_referenced(&digest)? {
             blob.restore()?;
             report.restored += 1;
@@ -269,7 +269,7 @@ fn recover(store: &Store, report: &mut GcReport) -> Result<(), GcError> {
 
 fn rescan(store: &Store, now: i64, report: &mut GcReport) -> Result<(), GcError> {
     let mut found = Vec::new();
-    store.blobs.for_each(&mut |d| {
+    store.blobs.blocking().for_each(&mut |d| {
         found.push(d);
         Ok(())
     })?;
@@ -294,9 +294,9 @@ fn collect(
     let mut retired: Vec<(Digest, Box<dyn RetiredBlob>)> = Vec::new();
     let started = Instant::now();
     let verdicts = store.gc.gc_collect(batch, before, &mut |digest| {
-        let r = store.blobs.retire(digest, grace)?;
+        let r = store.blobs.blocking().retire(digest, grace)?;
         // Absent bytes (deleted by a run killed after its commit): the row goes too.
-        let free = r.is_some() || store.blobs.size(digest)?.is_none();
+        let free = r.is_some() || store.blobs.blocking().size(digest)?.is_none();
         retired.extend(r.map(|r| (*digest, r)));
         Ok(free)
     })?;
@@ -336,7 +336,7 @@ fn dry_verdict(
     if verdict != Verdict::Collected {
         return Ok(verdict);
     }
-    Ok(match store.blobs.last_use(digest)? {
+    Ok(match store.blobs.blocking().last_use(digest)? {
         Some((_, used)) if used > std::time::SystemTime::now() - grace => Verdict::RecentlyUsed,
         Some((size, _)) => {
             *freed += size;
@@ -416,7 +416,7 @@ mod tests {
         let old = filetime::FileTime::from_system_time(std::time::SystemTime::now() - 2 * DEFAULT_GRACE);
         let long_ago = chrono::Utc::now().timestamp() - 2 * DEFAULT_GRACE.as_secs() as i64;
         for i in 0..150u32 {
-            let out = store.blobs.put(&mut &i.to_le_bytes()[..], None, None).unwrap();
+            let out = store.blobs.blocking().put(&mut &i.to_le_bytes()[..], None, None).unwrap();
             let path = dir.path().join("blobs/sha256").join(&out.digest.hex()[..2]).join(&out.digest.hex()[2..4]);
             filetime::set_file_mtime(path.join(out.digest.hex()), old).unwrap();
             assert!(store.gc.gc_enqueue_if_unreferenced(&out.digest, long_ago).unwrap());
@@ -482,7 +482,7 @@ mod tests {
         let quarantined = store
             .scrub
             .scrub_quarantine(&bad, crate::scrub::ProblemKind::Corrupt, 0, &mut || {
-                store.blobs.quarantine(&bad).map(|w| w.expect("stored"))
+                store.blobs.blocking().quarantine(&bad).map(|w| w.expect("stored"))
             })
             .unwrap();
         assert!(quarantined);
@@ -496,7 +496,7 @@ mod tests {
         let reliance = Reliance::of_latest(&store, &archive).unwrap();
         // Deleted behind the catalog's back after the set was read: trusted without a look,
         // which is the stat this set saves (gc never takes a referenced blob).
-        store.blobs.remove(&removed).unwrap();
+        store.blobs.blocking().remove(&removed).unwrap();
         assert!(reliance.rely_on(&store, &kept).unwrap());
         assert!(reliance.rely_on(&store, &removed).unwrap());
         // Quarantined and purged bytes are looked for, and are not there.
@@ -505,8 +505,8 @@ mod tests {
         // So a publish that has those bytes stores them again.
         let report = crate::publish::publish_dir(&store, &archive, tree.path(), &opts).unwrap();
         assert_eq!((report.new_blobs, report.new_bytes), (2, 9));
-        assert_eq!(store.blobs.size(&bad).unwrap(), Some(3));
-        assert_eq!(store.blobs.size(&purged).unwrap(), Some(6));
-        assert_eq!(store.blobs.size(&removed).unwrap(), None);
+        assert_eq!(store.blobs.blocking().size(&bad).unwrap(), Some(3));
+        assert_eq!(store.blobs.blocking().size(&purged).unwrap(), Some(6));
+        assert_eq!(store.blobs.blocking().size(&removed).unwrap(), None);
     }
 }

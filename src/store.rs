@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::auth::AuthStore;
-use crate::blob::{BlobStore, LocalBlobStore};
+use crate::blob::{BlobLocation, BlobStore, LocalBlobStore, ObjectBlobStore};
 use crate::catalog::{Catalog, CatalogBackend, Reads, SqliteCatalog};
 
 #[derive(Clone)]
@@ -43,19 +43,24 @@ pub struct Store {
     pub label_key: [u8; 32],
 }
 
-/// Where a store's parts live: the data directory (blobs, scratch space, `label.key`, and
-/// `asof.db` unless the catalog is elsewhere) and, optionally, a PostgreSQL catalog.
+/// Where a store's parts live: the data directory (scratch space, `label.key`, and
+/// `asof.db` and `blobs/` unless they are elsewhere), and optionally a PostgreSQL catalog
+/// and an object-storage bucket.
 #[derive(Debug, Clone)]
 pub struct Location {
     pub data: PathBuf,
     /// `postgres://…`; `None`: the embedded SQLite catalog.
     pub catalog: Option<String>,
+    pub blobs: BlobLocation,
 }
 
 impl Store {
     /// Opens (creating if needed) the embedded default under `data_dir`, for a command.
     pub fn open_local(data_dir: &Path) -> anyhow::Result<Self> {
-        Self::open(&Location { data: data_dir.to_path_buf(), catalog: None }, Reads::Buffered)
+        Self::open(
+            &Location { data: data_dir.to_path_buf(), catalog: None, blobs: BlobLocation::Local },
+            Reads::Buffered,
+        )
     }
 
     /// Opens the store at `at`; `reads` applies to the embedded catalog only.
@@ -66,30 +71,26 @@ impl Store {
                 let db = db_path(&at.data);
                 let catalog = SqliteCatalog::open(&db, reads)
                     .with_context(|| format!("opening metadata database {}", db.display()))?;
-                Self::with_catalog(&at.data, Arc::new(catalog))
+                Self::with_catalog(at, Arc::new(catalog))
             }
             Some(url) => {
                 let catalog = crate::catalog::PgCatalog::open(url).context("opening the PostgreSQL catalog")?;
-                Self::with_catalog(&at.data, Arc::new(catalog))
+                Self::with_catalog(at, Arc::new(catalog))
             }
         }
     }
 
-    /// The store of `data_dir` (blobs, scratch, label key) around `catalog`.
-    fn with_catalog<C: CatalogBackend>(data_dir: &Path, catalog: Arc<C>) -> anyhow::Result<Self> {
-        let blobs = LocalBlobStore::open(data_dir.join("blobs"))
-            .with_context(|| format!("opening blob store in {}", data_dir.display()))?;
-        // Temp files older than a day belong to writers that died; younger ones may be live.
-        if let Err(e) = blobs.sweep_temp(Duration::from_secs(24 * 3600)) {
-            tracing::warn!(error = %e, "could not sweep stale temp blobs");
-        }
+    /// The store at `at` (blobs, scratch, label key) around `catalog`.
+    fn with_catalog<C: CatalogBackend>(at: &Location, catalog: Arc<C>) -> anyhow::Result<Self> {
+        let data_dir = at.data.as_path();
         let scratch = data_dir.join("tmp");
         std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
         sweep_scratch(&scratch);
+        let blobs = open_blobs(at, &scratch)?;
         let label_key = label_key(data_dir).context("reading or creating label.key in the data directory")?;
         Ok(Self {
             catalog: catalog.clone(),
-            blobs: Arc::new(blobs),
+            blobs,
             auth: catalog.clone(),
             packages: catalog.clone(),
             signing: catalog.clone(),
@@ -105,6 +106,23 @@ impl Store {
             label_key,
         })
     }
+}
+
+/// The blob store `at` names: `blobs/` of the data directory, or a bucket (uploads hashed
+/// in `scratch` before they are sent).
+fn open_blobs(at: &Location, scratch: &Path) -> anyhow::Result<Arc<dyn BlobStore>> {
+    if at.blobs == BlobLocation::Local {
+        let blobs = LocalBlobStore::open(at.data.join("blobs"))
+            .with_context(|| format!("opening blob store in {}", at.data.display()))?;
+        // Temp files older than a day belong to writers that died; younger ones may be live.
+        if let Err(e) = blobs.sweep_temp(Duration::from_secs(24 * 3600)) {
+            tracing::warn!(error = %e, "could not sweep stale temp blobs");
+        }
+        return Ok(Arc::new(blobs));
+    }
+    let blobs = ObjectBlobStore::open(&at.blobs, &[], scratch.to_path_buf())
+        .with_context(|| format!("opening the blob store {}", at.blobs))?;
+    Ok(Arc::new(blobs))
 }
 
 /// The secret of `label.key`, created (random, readable by the owner only) on first use.

@@ -125,10 +125,10 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
     let mut buf = vec![0u8; 256 * 1024];
     // Good blobs are recorded as verified now (for `asof verify --since`), in batches.
     let (mut verified, now) = (Vec::new(), chrono::Utc::now().timestamp());
-    store.blobs.for_each(&mut |digest| {
+    store.blobs.blocking().for_each(&mut |digest| {
         report.blobs_checked += 1;
-        let location = store.blobs.describe(&digest);
-        let Some(mut blob) = store.blobs.open(&digest)? else {
+        let location = store.blobs.blocking().describe(&digest);
+        let Some(mut blob) = store.blobs.blocking().open(&digest)? else {
             return Ok(());
         };
         let actual = match hash_reader(&mut blob.reader, &mut buf, &mut |n| report.bytes_hashed += n as u64) {
@@ -218,7 +218,7 @@ pub fn verify(store: &Store) -> anyhow::Result<VerifyReport> {
             continue;
         }
         let used_by = missing_users.remove(&digest).unwrap_or_else(|| "an unreachable entry".into());
-        report.problems.push(match store.blobs.aside_location(&digest)? {
+        report.problems.push(match store.blobs.blocking().aside_location(&digest)? {
             Some(location) => Problem::SetAsideBlob { digest, size, used_by, location },
             None => Problem::MissingBlob { digest, size, used_by },
         });

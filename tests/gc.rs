@@ -20,7 +20,7 @@ fn orphan(data: &Path, bytes: &[u8], age: Duration) -> (Digest, PathBuf) {
 }
 
 fn orphan_in(blobs: &LocalBlobStore, bytes: &[u8], age: Duration) -> (Digest, PathBuf) {
-    let out = blobs.put(&mut &bytes[..], None, None).unwrap();
+    let out = blobs.blocking().put(&mut &bytes[..], None, None).unwrap();
     let path = blobs.path_of(&out.digest);
     filetime::set_file_mtime(&path, filetime::FileTime::from_system_time(SystemTime::now() - age)).unwrap();
     (out.digest, path)

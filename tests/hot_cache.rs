@@ -118,7 +118,7 @@ async fn a_quarantined_blob_is_not_served_from_memory() {
     assert_eq!(app.get(&uri, None).await.body, BYTES);
     let digest = Digest::of(BYTES);
     let blobs = app.store.blobs.clone();
-    let mut set_aside = || blobs.quarantine(&digest).map(|to| to.unwrap_or_default());
+    let mut set_aside = || blobs.blocking().quarantine(&digest).map(|to| to.unwrap_or_default());
     assert!(app.store.scrub.scrub_quarantine(&digest, asof::scrub::ProblemKind::Corrupt, 4, &mut set_aside).unwrap());
     assert_eq!(app.get(&uri, None).await.status, StatusCode::SERVICE_UNAVAILABLE);
 }

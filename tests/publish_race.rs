@@ -31,7 +31,10 @@ fn setup(tmp: &Path) -> (Store, ArchiveName) {
 }
 
 fn assert_secret_not_stored(store: &Store) {
-    assert!(!store.blobs.contains(&Digest::of(SECRET.as_bytes())).unwrap(), "content from outside the tree was stored");
+    assert!(
+        !store.blobs.blocking().contains(&Digest::of(SECRET.as_bytes())).unwrap(),
+        "content from outside the tree was stored"
+    );
 }
 
 #[test]

@@ -11,10 +11,14 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
-use super::{BatchTotals, BlobBatch, BlobReader, BlobStore, BlobWriter, PutError, PutOutcome, RetiredBlob};
+use super::{
+    BatchTotals, BlobBatch, BlobReader, BlobStore, BlobWriter, BlockingBlobs, ByteStream, PutError, PutOutcome,
+    RetiredBlob,
+};
 use crate::domain::Digest;
 use crate::domain::digest::Hasher;
 
+#[derive(Clone)]
 pub struct LocalBlobStore {
     inner: std::sync::Arc<Inner>,
 }
@@ -70,21 +74,7 @@ impl LocalBlobStore {
     /// as soon as they arrive.
     fn write_from(&self, src: &mut dyn Read, expected_len: Option<u64>) -> Result<LocalWriter, PutError> {
         let mut writer = self.local_writer()?;
-        let mut buf = vec![0u8; COPY_BUF];
-        loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            writer.write(&buf[..n])?;
-            if let Some(limit) = expected_len
-                && writer.written() > limit
-            {
-                return Err(PutError::LengthMismatch { expected: limit, actual: writer.written() });
-            }
-        }
+        super::stream::copy_into(&mut writer, src, expected_len)?;
         Ok(writer)
     }
 
@@ -137,7 +127,7 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-impl BlobStore for LocalBlobStore {
+impl BlockingBlobs for LocalBlobStore {
     fn size(&self, digest: &Digest) -> io::Result<Option<u64>> {
         match fs::metadata(self.path_of(digest)) {
             Ok(m) => Ok(Some(m.len())),
@@ -220,7 +210,7 @@ impl BlobStore for LocalBlobStore {
         // Looked up again after the touch: a collection's move can land between the
         // touch's path lookup and its write, touching the file already aside; then it is
         // no longer here, and the claim fails (the caller stores the bytes again).
-        self.size(digest)
+        BlockingBlobs::size(self, digest)
     }
 
     fn retire(&self, digest: &Digest, idle: Duration) -> io::Result<Option<Box<dyn RetiredBlob>>> {
@@ -291,6 +281,60 @@ impl BlobStore for LocalBlobStore {
         fsync_dir(&dir)?;
         Ok(Some(dest.display().to_string()))
     }
+}
+
+/// The async face: each call does its file work on the blocking pool.
+#[async_trait::async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn size(&self, digest: &Digest) -> io::Result<Option<u64>> {
+        let (store, digest) = (self.clone(), *digest);
+        on_pool(move || BlockingBlobs::size(&store, &digest)).await
+    }
+
+    async fn contains(&self, digest: &Digest) -> io::Result<bool> {
+        let (store, digest) = (self.clone(), *digest);
+        on_pool(move || BlockingBlobs::contains(&store, &digest)).await
+    }
+
+    async fn get_range(&self, digest: &Digest, range: std::ops::Range<u64>) -> io::Result<Option<ByteStream>> {
+        let (store, digest) = (self.clone(), *digest);
+        let start = range.start;
+        let opened = on_pool(move || {
+            let Some(mut file) = store.open_local(&digest)? else { return Ok(None) };
+            io::Seek::seek(&mut file, io::SeekFrom::Start(start))?;
+            Ok(Some(file))
+        })
+        .await?;
+        Ok(opened.map(|file| super::stream::from_reader(Box::new(file), range.end - range.start)))
+    }
+
+    async fn put(
+        &self,
+        src: ByteStream,
+        expected: Option<&Digest>,
+        expected_len: Option<u64>,
+    ) -> Result<PutOutcome, PutError> {
+        let store = self.clone();
+        let writer = on_pool(move || store.writer()).await?;
+        super::stream::finish_from(writer, src, expected, expected_len).await
+    }
+
+    async fn delete(&self, digest: &Digest) -> io::Result<()> {
+        let (store, digest) = (self.clone(), *digest);
+        on_pool(move || store.remove(&digest)).await
+    }
+
+    fn blocking(&self) -> &dyn BlockingBlobs {
+        self
+    }
+
+    fn has_local_files(&self) -> bool {
+        true
+    }
+}
+
+async fn on_pool<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
 }
 
 /// Sets a blob's modification time to now, by path (a descriptor opened earlier could
@@ -434,7 +478,7 @@ struct PendingSet {
     bytes: u64,
 }
 
-/// `BlobStore::batch` of the local store.
+/// `BlockingBlobs::batch` of the local store.
 struct LocalBatch<'a> {
     store: &'a LocalBlobStore,
     pending: std::sync::Mutex<PendingSet>,
@@ -533,6 +577,26 @@ pub fn hash_file(file: &File) -> io::Result<(Digest, u64)> {
 }
 
 #[cfg(test)]
+mod conformance {
+    use super::*;
+    use crate::blob::conformance::{Fixture, blob_conformance};
+
+    fn fresh() -> Option<Fixture> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        let planted = store.clone();
+        let plant = move |d: &Digest, bytes: &[u8]| {
+            let path = planted.path_of(d);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, bytes).unwrap();
+        };
+        Some(Fixture { store: std::sync::Arc::new(store), plant: Box::new(plant), _guard: Box::new(dir) })
+    }
+
+    blob_conformance!(fresh());
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::blob::BatchTotals;
@@ -541,10 +605,10 @@ mod tests {
     fn put_is_content_addressed_and_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(dir.path()).unwrap();
-        let a = store.put(&mut &b"hello"[..], None, None).unwrap();
+        let a = store.blocking().put(&mut &b"hello"[..], None, None).unwrap();
         assert!(a.created);
         assert_eq!(a.digest, Digest::of(b"hello"));
-        let b = store.put(&mut &b"hello"[..], None, None).unwrap();
+        let b = store.blocking().put(&mut &b"hello"[..], None, None).unwrap();
         assert!(!b.created);
         let mut s = String::new();
         store.open(&a.digest).unwrap().unwrap().reader.read_to_string(&mut s).unwrap();
@@ -571,7 +635,7 @@ mod tests {
     fn a_batch_shows_nothing_until_commit_then_everything_durable() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(dir.path()).unwrap();
-        let old = store.put(&mut &b"old"[..], None, None).unwrap().digest;
+        let old = store.blocking().put(&mut &b"old"[..], None, None).unwrap().digest;
         let batch = store.batch();
         let a = batch.put_deferred(&mut &b"alpha"[..], Some(&Digest::of(b"alpha")), Some(5)).unwrap();
         assert_eq!(a, (Digest::of(b"alpha"), 5));
@@ -580,7 +644,7 @@ mod tests {
         assert_eq!(batch.put_deferred(&mut &b"beta!"[..], None, None).unwrap(), (Digest::of(b"beta!"), 5));
         assert_eq!(batch.put_deferred(&mut &b"old"[..], Some(&old), Some(3)).unwrap(), (old, 3));
         assert_eq!(stored(&store), [old]);
-        assert_eq!(store.size(&a.0).unwrap(), None);
+        assert_eq!(store.blocking().size(&a.0).unwrap(), None);
         assert_eq!(temp_files(dir.path()), 3);
         assert_eq!(batch.commit().unwrap(), BatchTotals { blobs: 2, bytes: 10 });
         let mut all = stored(&store);
@@ -623,7 +687,7 @@ mod tests {
         let wrong = Digest::of(b"other");
         let batch = store.batch();
         for (expected, len) in [(Some(&wrong), None), (None, Some(3)), (None, Some(9)), (Some(&wrong), Some(5))] {
-            let by_put = store.put(&mut &b"hello"[..], expected, len).unwrap_err();
+            let by_put = store.blocking().put(&mut &b"hello"[..], expected, len).unwrap_err();
             let by_batch = batch.put_deferred(&mut &b"hello"[..], expected, len).unwrap_err();
             assert_eq!(by_batch.to_string(), by_put.to_string());
             assert_eq!(std::mem::discriminant(&by_batch), std::mem::discriminant(&by_put));
@@ -642,8 +706,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(dir.path()).unwrap();
         let wrong = Digest::of(b"other");
-        assert!(matches!(store.put(&mut &b"hello"[..], Some(&wrong), None), Err(PutError::DigestMismatch { .. })));
-        assert!(matches!(store.put(&mut &b"hello"[..], None, Some(3)), Err(PutError::LengthMismatch { .. })));
+        assert!(matches!(
+            store.blocking().put(&mut &b"hello"[..], Some(&wrong), None),
+            Err(PutError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            store.blocking().put(&mut &b"hello"[..], None, Some(3)),
+            Err(PutError::LengthMismatch { .. })
+        ));
         let mut n = 0;
         store
             .for_each(&mut |_| {

@@ -1,13 +1,72 @@
-//! Content-addressed blob storage: the `BlobStore` trait and its local-filesystem backend.
-//! A second backend (S3, Azure Blob) implements the same trait.
+//! Content-addressed blob storage: the async, range-based `BlobStore` trait, its blocking
+//! face `BlockingBlobs` for code already on the blocking pool, and the backends: files on
+//! this machine (`local`) and object storage, S3 or Azure Blob (`object`).
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod local;
+pub mod location;
+pub mod object;
+pub mod stream;
 
 use std::io::{self, Read, Seek};
+use std::ops::Range;
+use std::time::Duration;
 
 pub use local::LocalBlobStore;
+pub use location::BlobLocation;
+pub use object::ObjectBlobStore;
 
 use crate::domain::Digest;
+
+/// Bytes arriving piece by piece, from a store or for one.
+pub type ByteStream = futures::stream::BoxStream<'static, io::Result<bytes::Bytes>>;
+
+/// What serving and uploads need from blob storage, shaped like an object store's API so
+/// that a network backend needs no blocking at all; the local backend does its blocking
+/// file work on the blocking pool itself. Jobs that already run on the blocking pool
+/// (publish, gc, scrub, verify) use `blocking()`, the same store's synchronous face.
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Size of a stored blob, or `None` when absent.
+    async fn size(&self, digest: &Digest) -> io::Result<Option<u64>>;
+
+    /// Whether a blob is stored, marking it as just used (see `BlockingBlobs::contains`).
+    async fn contains(&self, digest: &Digest) -> io::Result<bool>;
+
+    /// The bytes `range` of a blob, or `None` when absent. The range must lie within the
+    /// blob (callers know its size from the manifest).
+    async fn get_range(&self, digest: &Digest, range: Range<u64>) -> io::Result<Option<ByteStream>>;
+
+    /// Stores the bytes of `src`, hashing them on the way in: nothing is visible unless
+    /// the content hashes to `expected` and has `expected_len` bytes (when given), and an
+    /// existing blob is never overwritten. Visible atomically, complete and durable.
+    async fn put(
+        &self,
+        src: ByteStream,
+        expected: Option<&Digest>,
+        expected_len: Option<u64>,
+    ) -> Result<PutOutcome, PutError>;
+
+    /// Removes a blob; absent blobs are not an error.
+    async fn delete(&self, digest: &Digest) -> io::Result<()>;
+
+    /// A URL from which a client may download the blob for `ttl` without credentials, for
+    /// stores that can sign one (object storage); `None` otherwise.
+    async fn presign(&self, digest: &Digest, ttl: Duration) -> io::Result<Option<String>> {
+        let _ = (digest, ttl);
+        Ok(None)
+    }
+
+    /// The same store, synchronously: every method blocks, so call it on the blocking pool.
+    fn blocking(&self) -> &dyn BlockingBlobs;
+
+    /// Whether blobs are files on this machine (`BlockingBlobs::open_local` finds them), so
+    /// that a reader does better to map them than to stream them.
+    fn has_local_files(&self) -> bool {
+        false
+    }
+}
 
 /// A readable, seekable blob whose length is known up front (for Content-Length and Range).
 pub trait BlobRead: Read + Seek + Send {}
@@ -48,7 +107,7 @@ pub trait BlobWriter: Send {
     fn finish(self: Box<Self>, expected: Option<&Digest>, expected_len: Option<u64>) -> Result<PutOutcome, PutError>;
 }
 
-/// A blob moved aside by `BlobStore::retire`; dropping it unresolved restores it.
+/// A blob moved aside by `BlockingBlobs::retire`; dropping it unresolved restores it.
 pub trait RetiredBlob: Send {
     fn size(&self) -> u64;
     /// Deletes the bytes for good.
@@ -57,9 +116,9 @@ pub trait RetiredBlob: Send {
     fn restore(self: Box<Self>) -> io::Result<()>;
 }
 
-/// What the rest of asof needs from blob storage. Methods block; async callers run them
-/// on the blocking pool.
-pub trait BlobStore: Send + Sync + 'static {
+/// The synchronous face of a blob store, for jobs on the blocking pool: bulk writes with
+/// deferred durability, whole-store listing, and garbage collection's and scrub's moves.
+pub trait BlockingBlobs: Send + Sync + 'static {
     /// Size of a stored blob, or `None` when absent.
     fn size(&self, digest: &Digest) -> io::Result<Option<u64>>;
 
@@ -147,7 +206,7 @@ pub struct BatchTotals {
 /// together. A batch dropped uncommitted stores nothing (at most temp files are left, swept
 /// as after any killed writer). Puts may run on many threads at once.
 pub trait BlobBatch: Send + Sync {
-    /// Blocking: checks the bytes of `src` as `BlobStore::put` does, failing with the same
+    /// Blocking: checks the bytes of `src` as `BlockingBlobs::put` does, failing with the same
     /// errors, and keeps them for `commit`. Answers the digest and size; a blob already
     /// stored is claimed (as `put` does) and nothing is written. A store may commit part of
     /// the batch on its own (to bound what it holds), always durable before visible.
@@ -169,7 +228,7 @@ struct Immediate<'a, S: ?Sized> {
     totals: std::sync::Mutex<BatchTotals>,
 }
 
-impl<S: BlobStore + ?Sized> BlobBatch for Immediate<'_, S> {
+impl<S: BlockingBlobs + ?Sized> BlobBatch for Immediate<'_, S> {
     fn put_deferred(
         &self,
         src: &mut dyn Read,

@@ -32,9 +32,14 @@ pub struct Cli {
     #[arg(long, env = "ASOF_DATA", global = true)]
     pub data: Option<PathBuf>,
     /// Keep the metadata in PostgreSQL (`postgres://user@host/db`) instead of `asof.db` in
-    /// the data directory; blobs stay in the data directory.
+    /// the data directory.
     #[arg(long, env = "ASOF_CATALOG", global = true)]
     pub catalog: Option<String>,
+    /// Keep the blobs in object storage (`s3://BUCKET/PREFIX` with the `AWS_*` variables,
+    /// `azure://CONTAINER/PREFIX` with the `AZURE_*` ones) instead of `blobs/` in the data
+    /// directory.
+    #[arg(long, env = "ASOF_BLOBS", global = true)]
+    pub blobs: Option<String>,
     /// TOML config file; unknown keys are rejected.
     #[arg(long, env = "ASOF_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -391,7 +396,9 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         None => Config::default(),
     };
     let data = cli.data.clone().or(config.data.clone()).unwrap_or_else(|| PathBuf::from("asof-data"));
-    let at = crate::store::Location { data: data.clone(), catalog: cli.catalog.clone().or(config.catalog.clone()) };
+    let blobs = crate::blob::BlobLocation::from_option(cli.blobs.as_deref().or(config.blobs.as_deref()))?;
+    let at =
+        crate::store::Location { data: data.clone(), catalog: cli.catalog.clone().or(config.catalog.clone()), blobs };
     let open = || Store::open(&at, crate::catalog::Reads::Buffered);
     match cli.command {
         Command::Publish { archive, dir, if_changed, json, rehash, changes } => {

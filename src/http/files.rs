@@ -303,7 +303,7 @@ async fn file_response(
             Body::from(bytes)
         }
         Opened::Mapped(file) => stream::body_from_file(file, start, len, st.metrics.clone()),
-        Opened::Stream(reader) => stream::body_from_reader(reader, len, st.metrics.clone()),
+        Opened::Stream(bytes) => stream::body_from_stream(bytes, st.metrics.clone()),
     };
     Ok(with_headers(status, headers, body))
 }
@@ -313,7 +313,8 @@ enum Opened {
     Whole(Bytes),
     /// A large file of a backend with local files: sent from memory maps.
     Mapped(std::fs::File),
-    Stream(Box<dyn crate::blob::BlobRead>),
+    /// A blob of a network store, or one without local files.
+    Stream(crate::blob::ByteStream),
 }
 
 /// The bytes `start..start + len` of a blob of `size` bytes. A file small enough for the
@@ -337,22 +338,11 @@ async fn open_at(
     let keep = ticket.filter(|_| size <= st.hot.max_file);
     let (from, count) = if keep.is_some() { (0, size) } else { (start, len) };
     let in_one_piece = keep.is_some() || len <= stream::CHUNK;
-    let opened = st
-        .blocking(move |s| {
-            if !in_one_piece && let Some(file) = s.blobs.open_local(&digest)? {
-                return Ok(Opened::Mapped(file));
-            }
-            // A quarantined blob (found bad by a scrub) answers 503 with when and why.
-            let Some(mut blob) = s.blobs.open(&digest)? else { return Err(crate::scrub::web::absent(s, &digest)?) };
-            blob.reader.seek(SeekFrom::Start(from))?;
-            if in_one_piece {
-                let mut buf = vec![0u8; count as usize];
-                blob.reader.read_exact(&mut buf)?;
-                return Ok(Opened::Whole(Bytes::from(buf)));
-            }
-            Ok(Opened::Stream(blob.reader))
-        })
-        .await?;
+    let opened = if st.store.blobs.has_local_files() {
+        open_local_at(st, digest, from, count, in_one_piece).await?
+    } else {
+        open_remote_at(st, digest, from, count, in_one_piece).await?
+    };
     match (opened, keep) {
         (Opened::Whole(bytes), Some(t)) => {
             st.hot.remember_file(t.generation, digest, bytes.clone());
@@ -360,6 +350,48 @@ async fn open_at(
         }
         (opened, _) => Ok(opened),
     }
+}
+
+/// A blob of this machine's store, in one hop to the blocking pool: mapped when large,
+/// else read whole.
+async fn open_local_at(
+    st: &AppState,
+    digest: Digest,
+    from: u64,
+    count: u64,
+    in_one_piece: bool,
+) -> Result<Opened, ApiError> {
+    st.blocking(move |s| {
+        if !in_one_piece && let Some(file) = s.blobs.blocking().open_local(&digest)? {
+            return Ok(Opened::Mapped(file));
+        }
+        // A quarantined blob (found bad by a scrub) answers 503 with when and why.
+        let Some(mut blob) = s.blobs.blocking().open(&digest)? else {
+            return Err(crate::scrub::web::absent(s, &digest)?);
+        };
+        blob.reader.seek(SeekFrom::Start(from))?;
+        let mut buf = vec![0u8; count as usize];
+        blob.reader.read_exact(&mut buf)?;
+        Ok(Opened::Whole(Bytes::from(buf)))
+    })
+    .await
+}
+
+/// A blob of a network store, streamed as it arrives without a thread waiting on it.
+async fn open_remote_at(
+    st: &AppState,
+    digest: Digest,
+    from: u64,
+    count: u64,
+    in_one_piece: bool,
+) -> Result<Opened, ApiError> {
+    let Some(bytes) = st.store.blobs.get_range(&digest, from..from + count).await? else {
+        return Err(st.blocking(move |s| Err(crate::scrub::web::absent(s, &digest)?)).await?);
+    };
+    if in_one_piece {
+        return Ok(Opened::Whole(Bytes::from(crate::blob::stream::collect(bytes).await?)));
+    }
+    Ok(Opened::Stream(bytes))
 }
 
 fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response {

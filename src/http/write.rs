@@ -3,18 +3,22 @@
 //! sets. Every endpoint needs a `publish` token (`admin` for archive settings). Which blobs
 //! a caller may learn of or reference is decided by `auth::blob_access`.
 
+use std::io;
+use std::sync::{Arc, Mutex};
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 
 use super::AppState;
 use super::access::{self, credentials};
 use super::body::{self, TimedBody};
 use super::error::ApiError;
 use crate::auth::{BlobAccess, Principal};
-use crate::blob::{BlobWriter, PutError, PutOutcome};
+use crate::blob::{PutError, PutOutcome};
 use crate::domain::{ArchiveName, Digest};
 use crate::publish::PublishError;
 use crate::publish::remote::{RemoteError, commit_staged_request, stage_json};
@@ -24,8 +28,6 @@ use crate::wire::{MissingResponse, SnapshotJson, UploadResponse};
 
 /// Most digests one `missing` request may ask about.
 const MAX_MISSING_QUERY: usize = 100_000;
-/// Upload bytes gathered before they are handed to the store in one blocking call.
-const UPLOAD_BATCH: usize = 256 * 1024;
 
 fn blob_access<'a>(s: &'a Store, principal: &'a Principal) -> BlobAccess<'a> {
     BlobAccess { principal, catalog: s.catalog.as_ref(), auth: s.auth.as_ref(), now: chrono::Utc::now().timestamp() }
@@ -118,7 +120,9 @@ pub async fn upload(
     }
     let p = principal.clone();
     let known = st
-        .blocking(move |s| Ok(if blob_access(s, &p).may_use(&digest)? { s.blobs.claim(&digest)? } else { None }))
+        .blocking(move |s| {
+            Ok(if blob_access(s, &p).may_use(&digest)? { s.blobs.blocking().claim(&digest)? } else { None })
+        })
         .await?;
     if let Some(size) = known {
         // The caller can read this blob already: nothing to send, nothing to hide. Bytes of
@@ -140,39 +144,40 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Reads the body asynchronously (no thread waits on the client) and hands complete
-/// batches to a blob writer on the blocking pool.
+/// Hands the body to the blob store as it arrives (no thread waits on the client). A
+/// failure of the client's (a stall, too many bytes) ends the stream and is answered as
+/// such rather than as the store's error.
 async fn receive_blob(st: &AppState, body: Body, digest: Digest, len: u64) -> Result<PutOutcome, ApiError> {
-    let mut writer: Box<dyn BlobWriter> = st.blocking(|s| Ok(s.blobs.writer()?)).await?;
-    let mut stream = TimedBody::new(body, st.options.body_timeout);
-    let mut batch: Vec<u8> = Vec::with_capacity(UPLOAD_BATCH);
-    let mut received = 0u64;
-    while let Some(chunk) = stream.next_chunk().await? {
-        received += chunk.len() as u64;
-        if received > len {
-            return Err(ApiError::BadRequest(format!(
-                "body has at least {received} bytes, Content-Length said {len}; nothing stored"
-            )));
+    let client_fault = Arc::new(Mutex::new(None::<ApiError>));
+    let fault = client_fault.clone();
+    let start = Some((TimedBody::new(body, st.options.body_timeout), 0u64));
+    let chunks = futures::stream::unfold(start, move |state| {
+        let fault = fault.clone();
+        async move {
+            let (mut body, received) = state?;
+            let failed = |e: ApiError| {
+                *fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Some((Err(io::Error::other("the upload failed")), None))
+            };
+            match body.next_chunk().await {
+                Ok(None) => None,
+                Ok(Some(chunk)) if received + chunk.len() as u64 > len => failed(ApiError::BadRequest(format!(
+                    "body has at least {} bytes, Content-Length said {len}; nothing stored",
+                    received + chunk.len() as u64
+                ))),
+                Ok(Some(chunk)) => {
+                    let received = received + chunk.len() as u64;
+                    Some((Ok(chunk), Some((body, received))))
+                }
+                Err(e) => failed(e),
+            }
         }
-        batch.extend_from_slice(&chunk);
-        if batch.len() >= UPLOAD_BATCH {
-            writer = write_batch(writer, std::mem::take(&mut batch)).await?;
-        }
+    });
+    let result = st.store.blobs.put(chunks.boxed(), Some(&digest), Some(len)).await;
+    if let Some(e) = client_fault.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
     }
-    if !batch.is_empty() {
-        writer = write_batch(writer, batch).await?;
-    }
-    tokio::task::spawn_blocking(move || writer.finish(Some(&digest), Some(len)))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(put_error)
-}
-
-async fn write_batch(mut writer: Box<dyn BlobWriter>, batch: Vec<u8>) -> Result<Box<dyn BlobWriter>, ApiError> {
-    tokio::task::spawn_blocking(move || writer.write(&batch).map(|()| writer))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::from)
+    result.map_err(put_error)
 }
 
 fn put_error(e: PutError) -> ApiError {

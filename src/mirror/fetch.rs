@@ -189,7 +189,7 @@ impl Fetcher {
         let part_path = part.clone();
         let put = tokio::task::spawn_blocking(move || {
             let mut f = std::fs::File::open(&part_path)?;
-            blobs.put(&mut f, Some(&sha256), Some(size))
+            blobs.blocking().put(&mut f, Some(&sha256), Some(size))
         })
         .await
         .map_err(|e| io_err(e.into()))?;

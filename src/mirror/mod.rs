@@ -182,6 +182,7 @@ async fn store_bytes(store: &Store, bytes: Vec<u8>) -> Result<Digest, MirrorErro
     blocking(move || {
         store
             .blobs
+            .blocking()
             .put(&mut bytes.as_slice(), None, None)
             .map(|o| o.digest)
             .map_err(|e| MirrorError::Store(e.to_string()))
@@ -484,6 +485,7 @@ async fn read_pool(
         for (kind, path, digest) in to_parse {
             let blob = store
                 .blobs
+                .blocking()
                 .open(&digest)
                 .map_err(|e| MirrorError::Store(e.to_string()))?
                 .ok_or_else(|| MirrorError::Store(format!("{path} vanished from the blob store")))?;

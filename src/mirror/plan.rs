@@ -132,7 +132,8 @@ pub async fn dry_run(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> 
 async fn contains(store: &Store, sha256: Digest) -> Result<bool, MirrorError> {
     let blobs = store.blobs.clone();
     // A dry run references nothing: look, do not claim (a claim postpones garbage collection).
-    blocking(move || blobs.size(&sha256).map(|s| s.is_some()).map_err(|e| MirrorError::Store(e.to_string()))).await
+    blocking(move || blobs.blocking().size(&sha256).map(|s| s.is_some()).map_err(|e| MirrorError::Store(e.to_string())))
+        .await
 }
 
 /// An index's bytes, from the store or from upstream into memory, checked against the
@@ -143,6 +144,7 @@ async fn index_bytes(store: &Store, fetcher: &super::Fetcher, url: &str, v: &Var
         return blocking(move || {
             let mut blob = store
                 .blobs
+                .blocking()
                 .open(&sha)
                 .map_err(|e| MirrorError::Store(e.to_string()))?
                 .ok_or_else(|| MirrorError::Store(format!("blob {sha} vanished from the blob store")))?;
@@ -192,7 +194,7 @@ async fn split_pool(
     blocking(move || {
         let (mut new, mut stored) = (Vec::new(), Vec::new());
         for (sha, file) in by_digest {
-            if store.blobs.size(&sha).map_err(|e| MirrorError::Store(e.to_string()))?.is_some() {
+            if store.blobs.blocking().size(&sha).map_err(|e| MirrorError::Store(e.to_string()))?.is_some() {
                 stored.push(file);
             } else {
                 new.push(file);

@@ -142,8 +142,11 @@ fn read_current(
         let Ok(rel) = RelPath::new(&variant) else { continue };
         let Some(entry) = store.catalog.entry(key, &rel)? else { continue };
         let Content::File { sha256, .. } = entry.content else { continue };
-        let Some(blob) =
-            store.blobs.open(&sha256).map_err(|source| IndexError::Blob { path: variant.clone(), source })?
+        let Some(blob) = store
+            .blobs
+            .blocking()
+            .open(&sha256)
+            .map_err(|source| IndexError::Blob { path: variant.clone(), source })?
         else {
             return Ok(Current::Unreadable {
                 path: variant,

@@ -175,7 +175,7 @@ pub fn publish_changes(
     let root = TreeRoot::open(dir)?;
     opts.progress.start(listed.len() as u64);
     // New blobs become durable and visible together, before the commit (as in a full publish).
-    let blobs = store.blobs.batch();
+    let blobs = store.blobs.blocking().batch();
     let ops = ingest_listed(store, &root, listed, blobs.as_ref(), opts.progress)?;
     let new = blobs.commit().map_err(PublishError::Blobs)?;
     opts.progress.finish();

@@ -193,7 +193,7 @@ fn publish_scanned_since(
             .ok()
     });
     let pool = ingest_pool()?;
-    let blobs = store.blobs.batch();
+    let blobs = store.blobs.blocking().batch();
     let mut stage = if scanned.len() > in_memory_max {
         Stage::Disk(staging::DiskStaging::new(&store.scratch)?)
     } else {

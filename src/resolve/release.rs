@@ -159,7 +159,7 @@ impl ReleaseCache {
         if let Some(found) = self.cache.get(sha256) {
             return Ok(found);
         }
-        let Some(blob) = blobs.open(sha256)? else {
+        let Some(blob) = blobs.blocking().open(sha256)? else {
             return Err(std::io::Error::other(format!("blob {sha256} is missing from the store")));
         };
         let mut text = String::new();
@@ -247,11 +247,11 @@ mod tests {
         let blobs = crate::blob::local::LocalBlobStore::open(tmp.path()).unwrap();
         let bytes = b"not a Release file, only named like one\n";
         let digest = Digest::of(bytes);
-        blobs.put(&mut &bytes[..], Some(&digest), None).unwrap();
+        blobs.blocking().put(&mut &bytes[..], Some(&digest), None).unwrap();
         let cache = ReleaseCache::default();
         assert!(cache.get(&blobs, &digest, bytes.len() as u64).unwrap().is_none());
         // Gone from the store: a second look would fail if it read the blob again.
-        blobs.remove(&digest).unwrap();
+        blobs.blocking().remove(&digest).unwrap();
         assert!(cache.get(&blobs, &digest, bytes.len() as u64).unwrap().is_none());
         let other = Digest::of(b"never stored");
         assert_eq!(

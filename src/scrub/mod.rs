@@ -192,10 +192,10 @@ fn check(
     report: &mut ScrubReport,
     metrics: Option<&Metrics>,
 ) -> Result<Verdict, ScrubError> {
-    let mut blob = match store.blobs.open(digest) {
+    let mut blob = match store.blobs.blocking().open(digest) {
         Ok(Some(blob)) => blob,
         Ok(None) => {
-            let location = store.blobs.describe(digest);
+            let location = store.blobs.blocking().describe(digest);
             return quarantine(store, digest, ProblemKind::Missing, &mut || {
                 Ok(format!("no bytes in the blob store (expected at {location})"))
             });
@@ -236,7 +236,7 @@ fn check(
 /// Quarantines a corrupt blob, moving its bytes aside.
 fn set_aside(store: &Store, digest: &Digest, found: String) -> Result<Verdict, ScrubError> {
     quarantine(store, digest, ProblemKind::Corrupt, &mut || {
-        Ok(match store.blobs.quarantine(digest)? {
+        Ok(match store.blobs.blocking().quarantine(digest)? {
             Some(to) => format!("{found}; the bytes were moved to {to}"),
             None => format!("{found}; then the bytes were gone"),
         })

@@ -71,7 +71,7 @@ pub(super) async fn recover(store: &Store, q: &Quarantined) -> Result<Option<Res
 
 /// Whether the store holds bytes for `digest` again and they hash to it. Blocking.
 fn stored_intact(store: &Store, digest: &Digest) -> Result<bool, ScrubError> {
-    let Some(mut blob) = store.blobs.open(digest)? else { return Ok(false) };
+    let Some(mut blob) = store.blobs.blocking().open(digest)? else { return Ok(false) };
     let mut buf = vec![0u8; 256 * 1024];
     Ok(crate::verify::hash_reader(&mut blob.reader, &mut buf, &mut |_| {}).is_ok_and(|d| d == *digest))
 }

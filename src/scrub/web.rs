@@ -48,7 +48,7 @@ pub fn unavailable(store: &Store, digest: &Digest) -> Result<Option<ApiError>, A
 /// HEAD of a file: the answer GET would give when its blob is absent (503 when it is
 /// quarantined, else the same 500 as GET's). Blocking.
 pub fn head_check(store: &Store, digest: &Digest) -> Result<(), ApiError> {
-    if store.blobs.size(digest)?.is_some() {
+    if store.blobs.blocking().size(digest)?.is_some() {
         return Ok(());
     }
     Err(absent(store, digest)?)

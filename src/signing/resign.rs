@@ -78,7 +78,7 @@ pub fn choose(
     let Some(bytes) = resign(store, snap, path, file, &key, &url)? else {
         return Ok(None);
     };
-    let put = store.blobs.put(&mut bytes.as_slice(), None, None).map_err(|e| match e {
+    let put = store.blobs.blocking().put(&mut bytes.as_slice(), None, None).map_err(|e| match e {
         crate::blob::PutError::Io(io) => ApiError::from(io),
         other => ApiError::internal(other),
     })?;
@@ -139,7 +139,7 @@ fn file_text(store: &Store, snap: &Snapshot, path: &RelPath) -> Result<Option<St
 }
 
 fn read_blob(store: &Store, digest: &Digest) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(mut blob) = store.blobs.open(digest)? else { return Ok(None) };
+    let Some(mut blob) = store.blobs.blocking().open(digest)? else { return Ok(None) };
     let mut buf = Vec::with_capacity(blob.len as usize);
     blob.reader.read_to_end(&mut buf)?;
     Ok(Some(buf))

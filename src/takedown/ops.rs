@@ -61,7 +61,7 @@ pub fn take_down(store: &Store, req: &TakedownRequest, actor: &str, now: i64) ->
         }
     };
     for digest in &purge {
-        store.blobs.remove(digest)?;
+        store.blobs.blocking().remove(digest)?;
     }
     Ok(takedown)
 }

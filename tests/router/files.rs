@@ -257,7 +257,7 @@ async fn head_and_get_agree_when_the_store_lacks_a_blob() {
     let app = App::start();
     let id2 = app.id2;
     let want = bytes("v2", "dists/stable/InRelease");
-    app.store.blobs.remove(&asof::domain::Digest::of(&want)).unwrap();
+    app.store.blobs.blocking().remove(&asof::domain::Digest::of(&want)).unwrap();
     let uri = format!("/debian/{id2}/dists/stable/InRelease");
     // Our fault, not the client's: the same 500 to both (HEAD used to say 200).
     for method in ["GET", "HEAD"] {

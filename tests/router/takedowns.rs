@@ -181,7 +181,7 @@ async fn a_path_purge_is_refused_while_other_paths_serve_the_bytes_and_undo_afte
     take_down(&app.store, &by_path("mirror", HELLO_V1, Status::Gone, false), "test", WHEN).unwrap();
     let t = take_down(&app.store, &by_path("debian", HELLO_V1, Status::Gone, true), "test", WHEN).unwrap();
     let digest = sha256_hex(&deb).parse().unwrap();
-    assert_eq!(app.store.blobs.size(&digest).unwrap(), None, "the bytes are gone");
+    assert_eq!(app.store.blobs.blocking().size(&digest).unwrap(), None, "the bytes are gone");
     assert_taken_down(&app.get(&format!("/debian/{}/{HELLO_V1}", app.id1)).await, 410, HELLO_V1, t.id);
     assert_eq!(
         undo(&app.store, t.id, "test", WHEN).unwrap_err().to_string(),

@@ -127,7 +127,7 @@ async fn uploads_check_length_and_digest_and_store_nothing_wrong() {
         .assert_api_error(400, "body has at least 10 bytes, Content-Length said 5; nothing stored");
     for d in [&good, &other] {
         let digest = d.parse().unwrap();
-        assert!(!app.store.blobs.contains(&digest).unwrap(), "{d} must not be stored");
+        assert!(!app.store.blobs.blocking().contains(&digest).unwrap(), "{d} must not be stored");
     }
 
     let r = put(good.clone(), len(10), data.to_vec()).await;
@@ -135,7 +135,7 @@ async fn uploads_check_length_and_digest_and_store_nothing_wrong() {
     r.assert(201, &[("content-type", "application/json"), ("content-length", &n), ("vary", "accept-encoding")]);
     assert_eq!(r.json(), json!({"sha256": good, "size": 10, "created": true}));
     let mut stored = Vec::new();
-    let mut blob = app.store.blobs.open(&good.parse().unwrap()).unwrap().unwrap();
+    let mut blob = app.store.blobs.blocking().open(&good.parse().unwrap()).unwrap().unwrap();
     std::io::Read::read_to_end(&mut blob.reader, &mut stored).unwrap();
     assert_eq!(stored, data);
 }
