@@ -81,10 +81,16 @@ impl Server {
     }
 
     pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(data, extra, &[])
+    }
+
+    /// `start_with`, the server's environment extended by `env` (credentials, endpoints).
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(String, String)]) -> Self {
         let mut child = Command::new(bin())
             .arg("--data")
             .arg(data)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(server_log())
