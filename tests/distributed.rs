@@ -182,7 +182,11 @@ fn two_frontends_and_a_publisher_on_postgres_and_s3_serve_apt_and_survive_sigkil
             "killed before it finished: {status:?} {said}"
         );
         for f in &frontends {
-            assert_eq!(snapshot_ids(f), [id1.clone()], "nothing committed by a publisher killed after {after:?}");
+            assert_eq!(
+                snapshot_ids(f),
+                std::slice::from_ref(&id1),
+                "nothing committed by a publisher killed after {after:?}"
+            );
         }
     }
 
