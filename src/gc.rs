@@ -9,9 +9,7 @@
 //! cannot be collected until one grace period after its last reference goes.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -207,8 +205,9 @@ impl Reliance {
 
 /// Runs one collection; `Busy` when another process or task holds the lock.
 pub fn run(store: &Store, opts: GcOptions) -> Result<GcReport, GcError> {
-    let lock_path = store.scratch.with_file_name("gc.lock");
-    let _lock = lock(&lock_path)?;
+    let Some(_lock) = store.jobs.try_lock_job("gc")? else {
+        return Err(GcError::Busy(store.jobs.describe_job_lock("gc")));
+    };
     let now = chrono::Utc::now().timestamp();
     let before = now - opts.grace.as_secs() as i64;
     let mut report = GcReport { dry_run: opts.dry_run, grace_secs: opts.grace.as_secs(), ..Default::default() };
@@ -237,16 +236,6 @@ pub fn run(store: &Store, opts: GcOptions) -> Result<GcReport, GcError> {
         }
     }
     Ok(report)
-}
-
-/// The file lock that makes one run at a time; the kernel drops it when a holder dies.
-fn lock(path: &Path) -> Result<File, GcError> {
-    let f = File::options().create(true).truncate(false).write(true).open(path)?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(GcError::Busy(path.display().to_string())),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
 }
 
 /// Resolves the blobs a killed run left set aside; only under the gc lock, since a live
@@ -365,6 +354,8 @@ pub fn schedule(store: Store, grace: Duration, interval: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use std::sync::{Arc, Mutex};
 
     use super::*;

@@ -32,6 +32,8 @@ pub struct Store {
     pub takedowns: Arc<dyn crate::takedown::TakedownStore>,
     /// Per-archive blob counts (`space`).
     pub space: Arc<dyn crate::space::SpaceCatalog>,
+    /// One holder at a time for gc, scrub and mirror runs, across processes.
+    pub jobs: Arc<dyn crate::catalog::JobLocks>,
     /// What tells the serving caches to drop answers (`http::hot`).
     pub epoch: Arc<dyn crate::catalog::ServeEpoch>,
     /// Token uses waiting to be written (by `auth::last_use::spawn_flusher` under `serve`).
@@ -71,17 +73,23 @@ impl Store {
                 let db = db_path(&at.data);
                 let catalog = SqliteCatalog::open(&db, reads)
                     .with_context(|| format!("opening metadata database {}", db.display()))?;
-                Self::with_catalog(at, Arc::new(catalog))
+                // Every process on this catalog shares the data directory.
+                let jobs = Arc::new(crate::catalog::FileJobLocks::new(&at.data));
+                Self::with_catalog(at, Arc::new(catalog), jobs)
             }
             Some(url) => {
-                let catalog = crate::catalog::PgCatalog::open(url).context("opening the PostgreSQL catalog")?;
-                Self::with_catalog(at, Arc::new(catalog))
+                let catalog = Arc::new(crate::catalog::PgCatalog::open(url).context("opening the PostgreSQL catalog")?);
+                Self::with_catalog(at, catalog.clone(), catalog)
             }
         }
     }
 
     /// The store at `at` (blobs, scratch, label key) around `catalog`.
-    fn with_catalog<C: CatalogBackend>(at: &Location, catalog: Arc<C>) -> anyhow::Result<Self> {
+    fn with_catalog<C: CatalogBackend>(
+        at: &Location,
+        catalog: Arc<C>,
+        jobs: Arc<dyn crate::catalog::JobLocks>,
+    ) -> anyhow::Result<Self> {
         let data_dir = at.data.as_path();
         let scratch = data_dir.join("tmp");
         std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
@@ -98,6 +106,7 @@ impl Store {
             scrub: catalog.clone(),
             space: catalog.clone(),
             epoch: catalog.clone(),
+            jobs,
             retention: catalog.clone(),
             takedowns: catalog.clone(),
             channels: catalog,

@@ -4,6 +4,7 @@
 mod change_watch;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod jobs;
 mod migrations;
 pub mod pg;
 pub mod rules;
@@ -23,6 +24,7 @@ mod sqlite_takedowns;
 use serde::Serialize;
 
 pub use change_watch::ChangeWatch;
+pub use jobs::{FileJobLocks, JobLock, JobLocks};
 pub use pg::PgCatalog;
 pub use sqlite::{Reads, SqliteCatalog};
 

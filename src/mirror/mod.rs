@@ -62,8 +62,6 @@ pub struct MirrorOptions {
     pub jobs: usize,
     /// A progress bar (hidden when not on a terminal).
     pub progress: indicatif::ProgressBar,
-    /// Where per-archive lock files live, so two runs of one archive never overlap.
-    pub lock_dir: PathBuf,
     /// Where partial downloads wait to be resumed.
     pub partial_dir: PathBuf,
     pub retries: u32,
@@ -78,7 +76,6 @@ impl MirrorOptions {
             always: false,
             jobs: 8,
             progress: indicatif::ProgressBar::hidden(),
-            lock_dir: data.join("locks"),
             partial_dir: data.join("partial"),
             retries: 5,
             backoff: std::time::Duration::from_millis(500),
@@ -143,20 +140,6 @@ fn missing_message(files: &[RelPath]) -> String {
     format!(
         "{count} listed upstream could not be found there (404); no snapshot was made, so the next run retries them (--allow-missing records a snapshot without them):{list}"
     )
-}
-
-/// Blocking (file creation, `flock`): call it on the blocking pool.
-fn lock_archive(dir: &Path, archive: &ArchiveName) -> Result<std::fs::File, MirrorError> {
-    let store_err = |e: std::io::Error| MirrorError::Store(format!("lock file in {}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(store_err)?;
-    // '~' cannot occur in archive names, so the mapping is one to one.
-    let file =
-        std::fs::File::create(dir.join(format!("{}.lock", archive.as_str().replace('/', "~")))).map_err(store_err)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(MirrorError::Locked(archive.clone())),
-        Err(std::fs::TryLockError::Error(e)) => Err(store_err(e)),
-    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -301,11 +284,28 @@ pub async fn mirror(store: &Store, spec: &MirrorSpec, opts: &MirrorOptions) -> R
     // Checked before the lock too, so that a bad URL fails at once rather than after a
     // running mirror of the archive.
     normalize_upstream(&spec.upstream)?;
-    let (lock_dir, archive) = (opts.lock_dir.clone(), spec.archive.clone());
-    // Dropped (closed, which releases the lock) here when the run ends, not later on the
-    // blocking pool, so that a run started right after finds the archive free; close(2)
-    // does not wait on the disk.
-    let _lock = blocking(move || lock_archive(&lock_dir, &archive)).await?;
+    let (jobs, name) = (store.jobs.clone(), format!("mirror/{}", spec.archive));
+    let Some(lock) = blocking(move || jobs.try_lock_job(&name).map_err(|e| MirrorError::Store(e.to_string()))).await?
+    else {
+        return Err(MirrorError::Locked(spec.archive.clone()));
+    };
+    let result = mirror_locked(store, spec, opts, started).await;
+    // Released before the answer, so that a run started right after finds the archive
+    // free; on the blocking pool, since releasing may be a round trip to the catalog.
+    blocking(move || {
+        drop(lock);
+        Ok(())
+    })
+    .await?;
+    result
+}
+
+async fn mirror_locked(
+    store: &Store,
+    spec: &MirrorSpec,
+    opts: &MirrorOptions,
+    started: Instant,
+) -> Result<MirrorReport, MirrorError> {
     let Prepared { upstream, fetcher, suites, signature, warnings } = prepare(spec, opts).await?;
     let report = |snapshot: &crate::catalog::Snapshot, unchanged: bool| MirrorReport {
         archive: spec.archive.clone(),

@@ -13,9 +13,7 @@ mod recover;
 mod share;
 pub mod web;
 
-use std::fs::File;
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,7 +84,9 @@ pub async fn run(store: Store, opts: ScrubOptions, metrics: Option<Arc<Metrics>>
     let s = store.clone();
     let m = metrics.clone();
     let (lock, mut report) = blocking(move || {
-        let lock = lock(&s.scratch.with_file_name("scrub.lock"))?;
+        let Some(lock) = s.jobs.try_lock_job("scrub")? else {
+            return Err(ScrubError::Busy(s.jobs.describe_job_lock("scrub")));
+        };
         Ok((lock, sweep(&s, opts, m.as_deref())?))
     })
     .await?;
@@ -109,7 +109,12 @@ pub async fn run(store: Store, opts: ScrubOptions, metrics: Option<Arc<Metrics>>
         m.scrub_quarantined.set(report.quarantined.len() as i64);
         m.scrub_last_run.set(chrono::Utc::now().timestamp() as f64);
     }
-    drop(lock);
+    // Released on the blocking pool: it may be a round trip to the catalog.
+    blocking(move || {
+        drop(lock);
+        Ok(())
+    })
+    .await?;
     Ok(report)
 }
 
@@ -117,16 +122,6 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ScrubError> + Send + 'static,
 ) -> Result<T, ScrubError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ScrubError::Blob(io::Error::other(e)))?
-}
-
-/// The file lock that makes one run at a time; the kernel drops it when a holder dies.
-fn lock(path: &Path) -> Result<File, ScrubError> {
-    let f = File::options().create(true).truncate(false).write(true).open(path)?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ScrubError::Busy(path.display().to_string())),
-        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
 }
 
 /// Hashes the chosen blobs, quarantines the bad ones, records the good ones, and moves

@@ -13,6 +13,7 @@ mod catalog;
 mod channels;
 mod epoch;
 mod gc;
+mod jobs;
 mod packages;
 mod retention;
 mod rows;
@@ -140,6 +141,14 @@ pub(crate) mod testdb;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn job_locks_are_held_by_one_connection_at_a_time() {
+        let Some(admin) = super::testdb::admin_url() else { return };
+        let db = super::testdb::TestDatabase::create(&admin);
+        let (a, b) = (super::PgCatalog::open(&db.url).unwrap(), super::PgCatalog::open(&db.url).unwrap());
+        crate::catalog::jobs::conformance::one_holder_at_a_time(&a, &b);
+    }
+
     use super::*;
 
     #[test]
