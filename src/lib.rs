@@ -19,6 +19,7 @@ pub mod gc;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
+pub mod migrate;
 pub mod mirror;
 pub mod packages;
 pub mod publish;

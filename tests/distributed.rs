@@ -6,112 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::apt::apt_download;
-use common::{Server, bin, fixtures};
-
-/// What the services script exported, or `None` (after a loud message) outside CI.
-fn services() -> Option<(String, Vec<(String, String)>)> {
-    let names =
-        ["ASOF_TEST_POSTGRES", "ASOF_TEST_S3_ENDPOINT", "ASOF_TEST_S3_ACCESS_KEY_ID", "ASOF_TEST_S3_SECRET_ACCESS_KEY"];
-    let values: Vec<String> = names.iter().filter_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty())).collect();
-    if values.len() < names.len() {
-        if std::env::var_os("CI").is_some() {
-            panic!("{names:?} must be set: scripts/test.sh starts PostgreSQL and S3 with scripts/services.sh");
-        }
-        eprintln!("SKIPPED: {names:?} are not all set (run `scripts/services.sh start postgres s3` first)");
-        return None;
-    }
-    // The standard variables every S3 client reads: nothing asof-specific.
-    let env = [
-        ("AWS_ENDPOINT", values[1].clone()),
-        ("AWS_ACCESS_KEY_ID", values[2].clone()),
-        ("AWS_SECRET_ACCESS_KEY", values[3].clone()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ALLOW_HTTP", "true".to_string()),
-    ];
-    Some((values[0].clone(), env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
-}
-
-/// A fresh database and bucket prefix, dropped and emptied at the end.
-struct Deployment {
-    admin: String,
-    db: String,
-    catalog: String,
-    blobs: String,
-    env: Vec<(String, String)>,
-}
-
-impl Deployment {
-    fn create() -> Option<Self> {
-        let (admin, env) = services()?;
-        let name = format!("asof_dist_{}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-        client.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")).unwrap();
-        let catalog = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        let blobs = format!("s3://asof-test/{name}");
-        Some(Self { admin, db: name, catalog, blobs, env })
-    }
-
-    /// Flags that put a command on the shared catalog and bucket.
-    fn flags(&self) -> [&str; 4] {
-        ["--catalog", &self.catalog, "--blobs", &self.blobs]
-    }
-
-    fn command(&self, data: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("--data").arg(data).args(self.flags()).args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
-        c
-    }
-
-    fn run(&self, data: &Path, args: &[&str]) -> Output {
-        self.command(data, args).output().unwrap()
-    }
-
-    fn publish(&self, data: &Path, tree: &Path) -> String {
-        let out = self.run(data, &["publish", "debian/test", tree.to_str().unwrap()]);
-        assert!(out.status.success(), "publish failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    fn frontend(&self, data: &Path) -> Server {
-        Server::start_with_env(data, &self.flags(), &self.env)
-    }
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db));
-        }
-        let _ = self.empty_bucket_prefix();
-    }
-}
-
-impl Deployment {
-    /// Deletes what the test stored under its prefix of the bucket.
-    fn empty_bucket_prefix(&self) -> object_store::Result<()> {
-        use futures::StreamExt;
-        use object_store::{ObjectStore, ObjectStoreExt};
-        let mut b = object_store::aws::AmazonS3Builder::new().with_bucket_name("asof-test");
-        for (k, v) in &self.env {
-            b = b.with_config(k.to_ascii_lowercase().parse()?, v);
-        }
-        let bucket = b.build()?;
-        let prefix = object_store::path::Path::from(self.db.as_str());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let keys: Vec<_> =
-                bucket.list(Some(&prefix)).filter_map(|m| async { m.ok().map(|m| m.location) }).collect().await;
-            for k in keys {
-                bucket.delete(&k).await?;
-            }
-            Ok(())
-        })
-    }
-}
+use common::services::Deployment;
+use common::{Server, fixtures};
 
 fn snapshot_ids(server: &Server) -> Vec<String> {
     let r = server.get("/api/v1/archives/debian/test/-/snapshots");

@@ -12,7 +12,8 @@ mod takedown;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -165,6 +166,22 @@ pub enum Command {
         name: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Copy the embedded store of DATA_DIR (asof.db and blobs/) into a PostgreSQL catalog
+    /// and a blob store; --data names the new data directory (scratch space, label.key).
+    /// Stop publishers first. Run again after an interruption: blobs already copied are
+    /// skipped, and the catalog is copied in one transaction or found copied.
+    Migrate {
+        /// The data directory to copy from.
+        #[arg(long, value_name = "DATA_DIR")]
+        from: PathBuf,
+        /// The PostgreSQL catalog to copy into (postgres://user@host/db); it must be empty.
+        #[arg(long, value_name = "URL")]
+        to_catalog: String,
+        /// Where the blobs go: s3://BUCKET/PREFIX or azure://CONTAINER/PREFIX [default:
+        /// blobs/ of --data].
+        #[arg(long, value_name = "LOCATION")]
+        to_blobs: Option<String>,
     },
     /// Delete blobs no snapshot references once they have been unreferenced for the grace
     /// period; prints what it freed. Exit 75 if another collection is running.
@@ -384,6 +401,26 @@ fn read_change_list(list: &std::path::Path) -> anyhow::Result<Vec<crate::publish
         crate::publish::changes::parse_list(std::io::BufReader::new(file))
     };
     parsed.with_context(context)
+}
+
+fn migrate(from: &Path, data: &Path, to_catalog: String, to_blobs: Option<&str>) -> anyhow::Result<ExitCode> {
+    let blobs = crate::blob::BlobLocation::from_option(to_blobs)?;
+    let to = crate::store::Location { data: data.to_path_buf(), catalog: Some(to_catalog), blobs: blobs.clone() };
+    let bar =
+        if std::io::stderr().is_terminal() { progress::count_bar("blobs") } else { indicatif::ProgressBar::hidden() };
+    let r = crate::migrate::migrate(from, &to, &bar)?;
+    let catalog = if r.catalog_was_there { "already there" } else { "copied" };
+    println!(
+        "migrated {}: {} blobs ({}) copied, {} already in {blobs}; catalog {catalog} ({} rows in {} tables); {} referenced blobs found in place",
+        from.display(),
+        r.blobs_copied,
+        indicatif::HumanBytes(r.bytes_copied),
+        r.blobs_present,
+        r.rows.values().sum::<i64>(),
+        r.rows.len(),
+        r.references_checked
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_archive(s: &str) -> anyhow::Result<ArchiveName> {
@@ -752,6 +789,7 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 std::process::ExitCode::from(1)
             })
         }
+        Command::Migrate { from, to_catalog, to_blobs } => migrate(&from, &data, to_catalog, to_blobs.as_deref()),
         Command::Serve { listen, demo } => {
             let listen = listen.or(config.server.listen).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid"));
             let mut options = ServeOptions::default();

@@ -45,3 +45,12 @@ pub fn download_bar() -> ProgressBar {
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
+
+/// A bar counting items of one kind, with what they add up to as its message.
+pub fn count_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let template = format!("{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{msg}} eta {{eta}}");
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}

@@ -6,6 +6,7 @@
 pub mod apt;
 pub mod chroot;
 pub mod inproc;
+pub mod services;
 pub mod small_disk;
 pub mod tree;
 pub mod upstream;
