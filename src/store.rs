@@ -41,7 +41,8 @@ pub struct Store {
     /// Local scratch space for request bodies and commit stages (on the data disk).
     pub scratch: PathBuf,
     /// This installation's secret for the metrics labels of private archives
-    /// (`metrics::archive_label`), kept in `label.key` of the data directory.
+    /// (`metrics::archive_label`), kept in `label.key` of the data directory, or in the
+    /// catalog when that is PostgreSQL (frontends on other hosts must agree on it).
     pub label_key: [u8; 32],
 }
 
@@ -75,11 +76,14 @@ impl Store {
                     .with_context(|| format!("opening metadata database {}", db.display()))?;
                 // Every process on this catalog shares the data directory.
                 let jobs = Arc::new(crate::catalog::FileJobLocks::new(&at.data));
-                Self::with_catalog(at, Arc::new(catalog), jobs)
+                let key = label_key(&at.data).context("reading or creating label.key in the data directory")?;
+                Self::with_catalog(at, Arc::new(catalog), jobs, key)
             }
             Some(url) => {
                 let catalog = Arc::new(crate::catalog::PgCatalog::open(url).context("opening the PostgreSQL catalog")?);
-                Self::with_catalog(at, catalog.clone(), catalog)
+                // Processes on other hosts share only the catalog: the key lives there.
+                let key = catalog.label_key(random_key()?).context("reading the label key from the catalog")?;
+                Self::with_catalog(at, catalog.clone(), catalog, key)
             }
         }
     }
@@ -89,13 +93,13 @@ impl Store {
         at: &Location,
         catalog: Arc<C>,
         jobs: Arc<dyn crate::catalog::JobLocks>,
+        label_key: [u8; 32],
     ) -> anyhow::Result<Self> {
         let data_dir = at.data.as_path();
         let scratch = data_dir.join("tmp");
         std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
         sweep_scratch(&scratch);
         let blobs = open_blobs(at, &scratch)?;
-        let label_key = label_key(data_dir).context("reading or creating label.key in the data directory")?;
         Ok(Self {
             catalog: catalog.clone(),
             blobs,
@@ -147,8 +151,7 @@ fn label_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+    let key = random_key()?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".label.key.")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -163,6 +166,12 @@ fn label_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => read_label_key(&path),
         Err(e) => Err(e.error.into()),
     }
+}
+
+fn random_key() -> anyhow::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+    Ok(key)
 }
 
 fn read_label_key(path: &Path) -> anyhow::Result<[u8; 32]> {

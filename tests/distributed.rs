@@ -39,6 +39,9 @@ fn two_frontends_and_a_publisher_on_postgres_and_s3_serve_apt_and_survive_sigkil
     assert!(!publisher.join("asof.db").exists() && !publisher.join("blobs").exists(), "nothing kept locally");
 
     let frontends = [d.frontend(&front_a), d.frontend(&front_b)];
+    for dir in [&publisher, &front_a, &front_b] {
+        assert!(!dir.join("label.key").exists(), "the installation's label key is in the catalog, shared");
+    }
     let keyring = fixtures().join("keys/test-signing.gpg");
     let hello_v1 = std::fs::read(v1.join("pool/main/h/hello-asof/hello-asof_1.0-1_all.deb")).unwrap();
     for (i, f) in frontends.iter().enumerate() {

@@ -56,6 +56,10 @@ fn an_embedded_store_moves_to_postgres_and_s3_and_serves_the_same() {
     assert!(said.starts_with(&expected_start), "{said}");
     assert!(said.trim_end().ends_with(&format!("; {blobs} referenced blobs found in place")), "{said}");
 
+    // The metrics labels of private archives stay the same: the key came along.
+    let key: Vec<u8> = pg.query_one("SELECT label_key FROM installation", &[]).unwrap().get(0);
+    assert_eq!(key, std::fs::read(old.join("label.key")).unwrap());
+
     // And once more: nothing to do.
     let out = migrate(&d, &old, &new);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -7,8 +7,7 @@
 
 pub mod tables;
 
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,7 +43,6 @@ pub fn migrate(from: &Path, to: &Location, progress: &indicatif::ProgressBar) ->
         bail!("--to-catalog is required: the PostgreSQL catalog to copy into (postgres://user@host/db)");
     };
     let (source_db, source_blobs) = open_source(from)?;
-    copy_label_key(from, &to.data)?;
     let dest = Store::open(to, Reads::Buffered).context("opening the destination")?;
     let mut report = MigrateReport::default();
     copy_blobs(&source_blobs, dest.blobs.blocking(), progress, &mut report)?;
@@ -55,6 +53,7 @@ pub fn migrate(from: &Path, to: &Location, progress: &indicatif::ProgressBar) ->
         tables::Copied::Already(rows) => (report.rows, report.catalog_was_there) = (rows, true),
     }
     report.references_checked = check_references(&mut pg, dest.blobs.blocking())?;
+    carry_label_key(from, &mut pg)?;
     Ok(report)
 }
 
@@ -154,21 +153,18 @@ fn check_references(pg: &mut postgres::Client, dst: &dyn BlockingBlobs) -> anyho
 }
 
 /// The metrics labels of private archives stay as they were (`metrics::archive_label`):
-/// the source's key goes to the destination's data directory unless it has one.
-fn copy_label_key(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let (src, dst) = (from.join("label.key"), to.join("label.key"));
-    if src == dst || !src.is_file() || dst.exists() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(to)?;
-    let key = std::fs::read(&src)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&dst)
-        .with_context(|| format!("creating {}", dst.display()))?;
-    f.write_all(&key)?;
-    f.sync_all()?;
+/// the source's `label.key` becomes the catalog's.
+fn carry_label_key(from: &Path, pg: &mut postgres::Client) -> anyhow::Result<()> {
+    let path = from.join("label.key");
+    let key = match std::fs::read(&path) {
+        Ok(k) if k.len() == 32 => k,
+        Ok(k) => bail!("{} has {} bytes, not 32", path.display(), k.len()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    pg.execute(
+        "INSERT INTO installation (id, label_key) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET label_key = EXCLUDED.label_key",
+        &[&key],
+    )?;
     Ok(())
 }

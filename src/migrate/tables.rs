@@ -10,8 +10,9 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use rusqlite::types::ValueRef;
 
-/// Tables each schema keeps for itself.
-const OWN_TABLES: [&str; 1] = ["schema_migrations"];
+/// Tables each schema keeps for itself (the embedded store keeps the installation's label
+/// key in `label.key`, which `migrate` carries over on its own).
+const OWN_TABLES: [&str; 2] = ["schema_migrations", "installation"];
 
 /// Tables whose one row the schema itself inserts.
 const SEEDED: [&str; 2] = ["seal", "serve_epoch"];

@@ -48,6 +48,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_packages.sql", include_str!("../../../schema/postgres/0006_packages.sql")),
     ("0007_channels.sql", include_str!("../../../schema/postgres/0007_channels.sql")),
     ("0008_retention.sql", include_str!("../../../schema/postgres/0008_retention.sql")),
+    ("0009_installation.sql", include_str!("../../../schema/postgres/0009_installation.sql")),
 ];
 
 /// The advisory lock that serializes schema migrations of processes starting together.
@@ -76,6 +77,18 @@ impl PgCatalog {
 
     fn conn(&self) -> Result<Conn> {
         Ok(self.pool.get()?)
+    }
+
+    /// The installation's label key (see `store::Store::label_key`): `candidate` when no
+    /// process stored one yet, else the one stored first.
+    pub fn label_key(&self, candidate: [u8; 32]) -> Result<[u8; 32]> {
+        let mut conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO installation (id, label_key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&candidate.as_slice()],
+        )?;
+        let key: Vec<u8> = conn.query_one("SELECT label_key FROM installation WHERE id = 1", &[])?.get(0);
+        key.try_into().map_err(|_| CatalogError::Backend("installation.label_key is not 32 bytes".into()))
     }
 }
 
@@ -141,6 +154,15 @@ pub(crate) mod testdb;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_first_label_key_stored_is_everyones() {
+        let Some(admin) = super::testdb::admin_url() else { return };
+        let db = super::testdb::TestDatabase::create(&admin);
+        let (a, b) = (super::PgCatalog::open(&db.url).unwrap(), super::PgCatalog::open(&db.url).unwrap());
+        assert_eq!(a.label_key([1; 32]).unwrap(), [1; 32]);
+        assert_eq!(b.label_key([2; 32]).unwrap(), [1; 32]);
+    }
+
     #[test]
     fn job_locks_are_held_by_one_connection_at_a_time() {
         let Some(admin) = super::testdb::admin_url() else { return };
