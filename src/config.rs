@@ -263,6 +263,13 @@ pub struct ServerConfig {
     /// MiB of memory for the contents of hot small files (InRelease, Packages...) served
     /// without touching the disk; 0 turns the memory cache of final answers off (default 16).
     pub memory_cache_mb: Option<u64>,
+    /// With blobs in object storage: whole-file downloads of at least this many bytes are
+    /// answered with a redirect to a presigned URL of the bucket, so their bytes never pass
+    /// through the frontend. Off unless set.
+    pub redirect_downloads_over_bytes: Option<u64>,
+    /// How long such a presigned URL stays valid (default 300). Redirects are cacheable for
+    /// half of it at most.
+    pub redirect_ttl_secs: Option<u64>,
     /// Per-client rate limits (`[server.rate_limits]`).
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,

@@ -11,6 +11,8 @@ pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub bytes_served: IntCounter,
+    /// Downloads redirected to a presigned URL of the blob store.
+    pub redirects: IntCounter,
     pub lookup_seconds: Histogram,
     /// Final answers served from memory (`http::hot`).
     pub memory_answer_hits: IntCounter,
@@ -47,6 +49,11 @@ impl Metrics {
                 .expect("valid metric");
         let bytes_served =
             IntCounter::new("http_response_body_bytes_total", "File bytes sent to clients").expect("valid metric");
+        let redirects = IntCounter::new(
+            "http_presigned_redirects_total",
+            "Downloads answered with a redirect to a presigned URL of the blob store",
+        )
+        .expect("valid metric");
         let lookup_seconds = Histogram::with_opts(
             HistogramOpts::new("lookup_duration_seconds", "Time to resolve (archive, ID, path) to content")
                 .buckets(vec![0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0]),
@@ -122,6 +129,7 @@ impl Metrics {
             Box::new(channel_snapshot.clone()),
             Box::new(channel_nodes.clone()),
             Box::new(bytes_served.clone()),
+            Box::new(redirects.clone()),
             Box::new(lookup_seconds.clone()),
             Box::new(memory_hits.clone()),
             Box::new(publish_seconds.clone()),
@@ -139,6 +147,7 @@ impl Metrics {
             registry,
             requests,
             bytes_served,
+            redirects,
             lookup_seconds,
             memory_answer_hits: memory_hits.with_label_values(&["answer"]),
             memory_file_hits: memory_hits.with_label_values(&["file"]),

@@ -121,6 +121,24 @@ fn two_frontends_and_a_publisher_on_postgres_and_s3_serve_apt_and_survive_sigkil
         assert!(got[0].1 == hello_v2, "hello-asof 1.1 from frontend {i}");
     }
 
+    // Optionally, downloads go straight to the bucket: a frontend redirecting every file
+    // to a presigned URL still gives apt exactly the published bytes.
+    let config = tmp.path().join("redirect.toml");
+    std::fs::write(&config, "[server]\nredirect_downloads_over_bytes = 1\nredirect_ttl_secs = 120\n").unwrap();
+    let mut flags = vec!["--config", config.to_str().unwrap()];
+    flags.extend(d.flags());
+    let redirecting = Server::start_with_env(&tmp.path().join("c"), &flags, &d.env);
+    let r = redirecting.get(&format!("/debian/test/{id2}/pool/noise.bin"));
+    assert_eq!((r.status, r.header("cache-control")), (302, "private, max-age=60"));
+    let location = r.header("location").to_owned();
+    assert!(location.starts_with(&format!("{}/asof-test/", d.env[0].1)), "{location}");
+    let fetched = std::process::Command::new("curl").args(["-sf", &location]).output().unwrap();
+    assert!(fetched.status.success() && fetched.stdout == noise, "the presigned URL serves the file");
+    let line =
+        format!("deb [signed-by={}] http://{}/debian/test/{id2}/ stable main", keyring.display(), redirecting.addr);
+    let got = apt_download(&tmp.path().join("apt-redirected"), &line, &["hello-asof"]);
+    assert!(got[0].1 == hello_v2, "hello-asof 1.1 through redirects");
+
     // Every blob every snapshot references is in the bucket and hashes to its name.
     let out = d.run(&publisher, &["verify"]);
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -814,6 +814,10 @@ fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if let Some(mb) = config.server.memory_cache_mb {
                 options.memory_cache_bytes = mb.saturating_mul(1 << 20);
             }
+            options.redirect_downloads_over = config.server.redirect_downloads_over_bytes;
+            if let Some(s) = config.server.redirect_ttl_secs {
+                options.redirect_ttl = Duration::from_secs(s.max(2));
+            }
             apply_connection_limits(&config.server, &mut options)?;
             options.public_url = config.server.public_url.as_deref().map(public_url).transpose()?;
             let mirrors = config.mirror.iter().map(|m| m.to_scheduled()).collect::<anyhow::Result<Vec<_>>>()?;

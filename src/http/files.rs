@@ -290,6 +290,12 @@ async fn file_response(
             return Ok(with_headers(StatusCode::RANGE_NOT_SATISFIABLE, headers, Body::empty()));
         }
     };
+    if method == Method::GET
+        && status == StatusCode::OK
+        && let Some(redirect) = presigned_redirect(st, &sha256, size, &headers).await?
+    {
+        return Ok(redirect);
+    }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if method == Method::HEAD {
         if !served.is_some_and(|s| s.known_present) {
@@ -350,6 +356,35 @@ async fn open_at(
         }
         (opened, _) => Ok(opened),
     }
+}
+
+/// A redirect of a large whole-file download to a presigned URL of the blob store, when
+/// configured and the store can sign one. Cacheable for half the URL's life at most, and
+/// privately: the URL grants access on its own.
+async fn presigned_redirect(
+    st: &AppState,
+    digest: &Digest,
+    size: u64,
+    answer: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    let Some(over) = st.options.redirect_downloads_over else { return Ok(None) };
+    if size < over {
+        return Ok(None);
+    }
+    let ttl = st.options.redirect_ttl;
+    let Some(url) = st.store.blobs.presign(digest, ttl).await? else { return Ok(None) };
+    let mut headers = HeaderMap::with_capacity(4);
+    for name in ["x-asof-snapshot", "etag"] {
+        if let Some(v) = answer.get(name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    let location = HeaderValue::from_str(&url).map_err(ApiError::internal)?;
+    headers.insert(header::LOCATION, location);
+    let cache = format!("private, max-age={}", ttl.as_secs() / 2);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_str(&cache).expect("ascii"));
+    st.metrics.redirects.inc();
+    Ok(Some(with_headers(StatusCode::FOUND, headers, Body::empty())))
 }
 
 /// A blob of this machine's store, in one hop to the blocking pool: mapped when large,

@@ -77,6 +77,11 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// Memory for the contents of hot small files (`hot`); 0 turns the memory cache off.
     pub memory_cache_bytes: u64,
+    /// Whole-file downloads of at least this many bytes redirect to a presigned URL of the
+    /// blob store, when it can sign one (`files`); `None`: never.
+    pub redirect_downloads_over: Option<u64>,
+    /// How long a presigned URL is valid.
+    pub redirect_ttl: Duration,
 }
 
 impl Default for ServeOptions {
@@ -96,6 +101,8 @@ impl Default for ServeOptions {
             rate_limits: RateLimitOptions::default(),
             public_url: None,
             memory_cache_bytes: 16 << 20,
+            redirect_downloads_over: None,
+            redirect_ttl: Duration::from_secs(300),
         }
     }
 }
