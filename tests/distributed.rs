@@ -121,6 +121,27 @@ fn two_frontends_and_a_publisher_on_postgres_and_s3_serve_apt_and_survive_sigkil
         assert!(got[0].1 == hello_v2, "hello-asof 1.1 from frontend {i}");
     }
 
+    // A takedown made from another host reaches both frontends' caches within a second
+    // (PostgreSQL NOTIFY), and so does its undo.
+    let deb = format!("/debian/test/{id2}/pool/main/h/hello-asof/hello-asof_1.1-1_all.deb");
+    for f in [&a, &b] {
+        assert_eq!(f.get(&deb).status, 200, "served, and now in the memory cache");
+    }
+    let out = d.run(
+        &publisher,
+        &["takedown", "debian/test", "pool/main/h/hello-asof/hello-asof_1.1-1_all.deb", "--reason", "test"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in [&a, &b] {
+        let took = within(Duration::from_secs(1), || f.get(&deb).status == 410);
+        eprintln!("frontend {} refused the file {took:?} after the takedown", f.addr);
+    }
+    let out = d.run(&publisher, &["takedown", "--undo", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in [&a, &b] {
+        within(Duration::from_secs(1), || f.get(&deb).status == 200);
+    }
+
     // Optionally, downloads go straight to the bucket: a frontend redirecting every file
     // to a presigned URL still gives apt exactly the published bytes.
     let config = tmp.path().join("redirect.toml");
