@@ -49,7 +49,10 @@ publish_all() { # NAME DATA [FLAGS...]: one line per publish, "NAME i seconds"
   shift 2
   for tree in "${TREES[@]}"; do
     start=$(date +%s.%N)
-    "$ASOF" --data "$data" "$@" publish bench "$tree" >/dev/null 2>"$W/tmp/publish.err"
+    "$ASOF" --data "$data" "$@" publish bench "$tree" >/dev/null 2>"$W/tmp/publish.err" || {
+      cat "$W/tmp/publish.err" >&2
+      exit 1
+    }
     end=$(date +%s.%N)
     printf '%s\t%d\t%s\n' "$name" "$i" "$(elapsed "$start" "$end")" >>"$R/publish.tsv"
     i=$((i + 1))

@@ -17,7 +17,7 @@
 # apt-get; PostgreSQL runs as the `postgres` user that Debian's package creates.
 set -euo pipefail
 
-STATE="${ASOF_SERVICES_DIR:-/var/tmp/asof-services}"
+STATE="$(realpath -m "${ASOF_SERVICES_DIR:-/var/tmp/asof-services}")"
 TOOLS="${ASOF_TOOLS_CACHE:-/var/cache/asof-tests/tools}"
 PG_PORT="${ASOF_PG_PORT:-55432}"
 S3_PORT="${ASOF_S3_PORT:-9014}"
@@ -101,8 +101,9 @@ start_s3() {
   running s3 && return 0
   # s3s-fs keeps a bucket as a directory: this one is the tests'.
   mkdir -p "$STATE/s3/asof-test"
-  setsid "$TOOLS/cargo/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" \
-    --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$STATE/s3" >"$STATE/s3.log" 2>&1 &
+  # From /: a server keeps its working directory, and the caller's may be deleted (a CI clone).
+  (cd / && exec setsid "$TOOLS/cargo/bin/s3s-fs" --host 127.0.0.1 --port "$S3_PORT" \
+    --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$STATE/s3" >"$STATE/s3.log" 2>&1) &
   echo $! >"$STATE/s3.pid"
   wait_for_port s3 "$S3_PORT" 30
 }
@@ -127,8 +128,8 @@ install_azure() {
 start_azure() {
   running azure && return 0
   mkdir -p "$STATE/azure"
-  setsid "$TOOLS/npm/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" \
-    --location "$STATE/azure" --skipApiVersionCheck --loose >"$STATE/azure.log" 2>&1 &
+  (cd / && exec setsid "$TOOLS/npm/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" \
+    --location "$STATE/azure" --skipApiVersionCheck --loose >"$STATE/azure.log" 2>&1) &
   echo $! >"$STATE/azure.pid"
   wait_for_port azure "$AZURE_PORT" 60
   create_azure_container asof-test

@@ -35,6 +35,7 @@ macro_rules! blob_conformance {
             delete_removes_and_absent_is_not_an_error,
             a_stored_blob_is_never_overwritten,
             concurrent_puts_of_one_blob_all_succeed,
+            concurrent_claims_of_one_blob_all_succeed,
             a_blob_larger_than_memory_spools_and_reads_back,
             the_blocking_face_reads_seeks_lists_and_writes,
             retire_spares_recent_use_and_restores_or_discards,
@@ -182,6 +183,20 @@ pub(crate) fn concurrent_puts_of_one_blob_all_succeed(f: Fixture) {
             assert_eq!((o.digest, o.size), (Digest::of(&bytes), 300_000));
         }
         assert_eq!(read(f.store.as_ref(), &Digest::of(&bytes), 0..300_000).await.unwrap(), bytes);
+    });
+}
+
+pub(crate) fn concurrent_claims_of_one_blob_all_succeed(f: Fixture) {
+    runtime().block_on(async {
+        let d = put(f.store.as_ref(), b"popular").await.digest;
+        // A publish relying on one blob from many files at once.
+        let claims = (0..32).map(|_| {
+            let store = f.store.clone();
+            tokio::spawn(async move { store.contains(&d).await.unwrap() })
+        });
+        for found in futures::future::join_all(claims).await {
+            assert!(found.unwrap());
+        }
     });
 }
 

@@ -50,7 +50,45 @@ struct Inner {
     prefix: String,
     /// Where uploads are hashed before they are sent (on the data disk).
     scratch: PathBuf,
+    claims: Arc<RecentClaims>,
     runtime: Runtime,
+}
+
+/// Claim markers this process wrote lately. A publish may rely on one blob from many files
+/// at once: its claims are serialized and a marker written less than `CLAIM_REUSE` ago
+/// serves the next claim too, so they cost one PUT rather than one each (grace periods are
+/// hours; a second of age changes nothing). Serialized, not merely skipped, because a claim
+/// may rely on the marker only once it is written.
+struct RecentClaims {
+    stripes: [tokio::sync::Mutex<()>; 64],
+    written: std::sync::Mutex<std::collections::HashMap<Digest, std::time::Instant>>,
+}
+
+const CLAIM_REUSE: Duration = Duration::from_secs(1);
+
+impl Default for RecentClaims {
+    fn default() -> Self {
+        Self { stripes: std::array::from_fn(|_| Default::default()), written: Default::default() }
+    }
+}
+
+impl RecentClaims {
+    fn stripe(&self, d: &Digest) -> &tokio::sync::Mutex<()> {
+        &self.stripes[d.as_bytes()[0] as usize % self.stripes.len()]
+    }
+
+    fn fresh(&self, d: &Digest) -> bool {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        written.get(d).is_some_and(|t| t.elapsed() < CLAIM_REUSE)
+    }
+
+    fn wrote(&self, d: Digest) {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if written.len() >= 100_000 {
+            written.retain(|_, t| t.elapsed() < CLAIM_REUSE);
+        }
+        written.insert(d, std::time::Instant::now());
+    }
 }
 
 /// The store's own runtime, shut down without waiting when the store goes (a store may be
@@ -100,6 +138,7 @@ impl ObjectBlobStore {
             url: location.to_string(),
             prefix: prefix.to_string(),
             scratch,
+            claims: Default::default(),
             runtime: Runtime(Some(runtime)),
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -175,10 +214,17 @@ impl ObjectBlobStore {
     /// Marks the blob as used, then looks it up: a collection that moves it aside after
     /// the mark sees the mark and puts it back; one that moved it before, the lookup sees.
     fn claim_blob(&self, d: &Digest) -> impl Future<Output = io::Result<Option<u64>>> + use<> {
-        let (store, marker) = (self.inner.store.clone(), self.claim_key(d));
+        let (store, marker, claims, digest) =
+            (self.inner.store.clone(), self.claim_key(d), self.inner.claims.clone(), *d);
         let head = self.head_blob(d);
         async move {
-            store.put(&marker, PutPayload::default()).await.map_err(io_error)?;
+            {
+                let _one_at_a_time = claims.stripe(&digest).lock().await;
+                if !claims.fresh(&digest) {
+                    store.put(&marker, PutPayload::default()).await.map_err(io_error)?;
+                    claims.wrote(digest);
+                }
+            }
             Ok(head.await?.map(|m| m.size))
         }
     }
