@@ -62,7 +62,7 @@ log "publishing into the embedded default and into PostgreSQL + S3"
 publish_all embedded "$W/embedded"
 publish_all distributed "$W/distributed" "${DIST[@]}"
 
-serve() { # NAME DATA [FLAGS...]: starts asof serve, prints its URL
+serve() { # NAME DATA [FLAGS...]: starts asof serve; sets URL
   local out=$W/tmp/serve-$1.out
   shift
   local data=$1
@@ -71,7 +71,7 @@ serve() { # NAME DATA [FLAGS...]: starts asof serve, prints its URL
   PIDS+=($!)
   for _ in $(seq 1 100); do
     if grep -q '^asof listening on' "$out"; then
-      sed -n 's/^asof listening on \(http:\/\/[^ ]*\).*/\1/p' "$out"
+      URL=$(sed -n 's/^asof listening on \(http:\/\/[^ ]*\).*/\1/p' "$out")
       return
     fi
     sleep 0.1
@@ -101,12 +101,12 @@ measure() { # TEST SETUP URL PATHS
       (.errors_connect+.errors_read+.errors_write+.errors_status+.errors_timeout)] | @tsv' >>"$R/serving.tsv"
 }
 log "serving: embedded"
-URL=$(serve embedded "$W/embedded")
+serve embedded "$W/embedded"
 measure small embedded "$URL" "$W/tmp/small.txt"
 measure mix embedded "$URL" "$W/tmp/mix.txt"
 kill "${PIDS[-1]}"
 log "serving: PostgreSQL + S3"
-URL=$(serve distributed "$W/distributed" "${DIST[@]}")
+serve distributed "$W/distributed" "${DIST[@]}"
 measure small distributed "$URL" "$W/tmp/small-dist.txt"
 measure mix distributed "$URL" "$W/tmp/mix-dist.txt"
 

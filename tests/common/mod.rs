@@ -109,6 +109,13 @@ impl Server {
         Self { child, addr, data: data.to_path_buf() }
     }
 
+    /// Stops the server as an init system would (SIGTERM) and answers how it exited.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -31,9 +31,26 @@ use r2d2_postgres::PostgresConnectionManager;
 use super::{CatalogError, Result};
 
 pub struct PgCatalog {
-    pool: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+    pool: OffAsyncDrop<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
     /// For connections of its own (the change listener).
     config: postgres::Config,
+}
+
+/// Dropped on a thread of its own when the drop would happen on an async thread (the last
+/// `Store` of a server may go with its runtime's tasks): closing a blocking client's
+/// connection runs a runtime, which a thread driving async tasks may not.
+struct OffAsyncDrop<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> Drop for OffAsyncDrop<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                std::thread::spawn(move || drop(inner));
+            } else {
+                drop(inner);
+            }
+        }
+    }
 }
 
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -72,11 +89,11 @@ impl PgCatalog {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(30))
             .build(manager)?;
-        Ok(Self { pool, config })
+        Ok(Self { pool: OffAsyncDrop(Some(pool)), config })
     }
 
     fn conn(&self) -> Result<Conn> {
-        Ok(self.pool.get()?)
+        Ok(self.pool.0.as_ref().expect("present until dropped").get()?)
     }
 
     /// The installation's label key (see `store::Store::label_key`): `candidate` when no
