@@ -35,6 +35,7 @@ DIST=(--catalog "${ASOF_TEST_POSTGRES%/*}/$DB" --blobs "s3://asof-test/$DB")
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -n ${BENCH_KEEP:-} ]] && return # BENCH_KEEP=1: keep the database and the bucket prefix
   psql "$ASOF_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "${ASOF_SERVICES_DIR:-/var/tmp/asof-services}/s3/asof-test/$DB"
 }
@@ -113,11 +114,10 @@ measure mix distributed "$URL" "$W/tmp/mix-dist.txt"
 echo
 echo "| publish | embedded (s) | PostgreSQL + S3 (s) |"
 echo "|---|---:|---:|"
-awk -F'\t' '{t[$1, $2] = $3; n = $2 > n ? $2 : n} END {
-  printf "| first (%s packages) | %s | %s |\n", "'"$BENCH_P"'", t["embedded", 0], t["distributed", 0]
-  for (i = 1; i <= n; i++) { e[i] = t["embedded", i]; d[i] = t["distributed", i] }
-  asort(e); asort(d); m = int((n + 1) / 2)
-  printf "| 1%% churn, median of %d | %s | %s |\n", n, e[m], d[m] }' "$R/publish.tsv"
+first() { awk -F'\t' -v s="$1" '$1 == s && $2 == 0 {print $3}' "$R/publish.tsv"; }
+churn() { awk -F'\t' -v s="$1" '$1 == s && $2 > 0 {print $3}' "$R/publish.tsv" | median; }
+echo "| first ($BENCH_P packages) | $(first embedded) | $(first distributed) |"
+echo "| 1% churn, median of $((BENCH_K - 1)) | $(churn embedded) | $(churn distributed) |"
 echo
 echo "| serving (wrk -t2 -c64, ${BENCH_SECS} s) | setup | req/s | MB/s | p50 ms | p99 ms | errors |"
 echo "|---|---|---:|---:|---:|---:|---:|"
