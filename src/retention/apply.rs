@@ -107,6 +107,12 @@ pub fn apply(store: &Store, archive: &ArchiveName, now: i64, actor: &str) -> any
 
 /// The scheduled job of `asof serve`: applies every archive's policy.
 pub fn apply_all(store: &Store) {
+    // One frontend of a shared catalog applies the policies; the others skip the tick.
+    let _lock = match store.jobs.try_lock_job("retention") {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return tracing::info!("retention skipped: another process is applying it"),
+        Err(e) => return tracing::warn!(error = %e, "retention: cannot take its lock; retrying at the next run"),
+    };
     let archives = match store.catalog.archives() {
         Ok(a) => a,
         Err(e) => return tracing::warn!(error = %e, "retention: cannot list archives; retrying at the next run"),
