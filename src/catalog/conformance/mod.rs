@@ -62,6 +62,7 @@ macro_rules! catalog_conformance {
             ids_resolve_to_the_latest_snapshot_at_or_before_them,
             a_stale_base_is_a_conflict_and_writes_nothing,
             a_failing_change_leaves_no_part_of_the_commit,
+            a_large_commit_lands_whole_and_a_path_may_change_twice,
             ids_strictly_increase_within_a_second_and_above_the_seal,
             the_seal_never_moves_backwards,
             entries_children_and_by_digest_follow_the_snapshot,

@@ -311,6 +311,38 @@ pub(crate) fn snapshot_queries_filter_order_and_page(fixture: &super::Fixture) {
     assert_eq!((summary[0].snapshots, summary[0].first, summary[0].latest), (5, Some(all_ids[0]), Some(all_ids[4])));
 }
 
+/// Thousands of changes (a backend may send them in batches), blobs shared by many paths,
+/// and one path removed and added again within one commit.
+pub(crate) fn a_large_commit_lands_whole_and_a_path_may_change_twice(fixture: &super::Fixture) {
+    let c = &*fixture.catalog;
+    let a = name("deb");
+    let p = |i: usize| format!("d{}/f{i:05}", i % 10);
+    let first: Vec<Change> = (0..2600).map(|i| upsert(&p(i), file((i % 200) as u8))).collect();
+    commit_gapped(c, &a, first);
+    let mut second: Vec<Change> = (0..1300).map(|i| upsert(&p(i), file((200 + i % 50) as u8))).collect();
+    second.extend((1300..2500).map(|i| Change::Remove(path(&p(i)))));
+    commit_gapped(c, &a, second);
+    commit_gapped(c, &a, vec![Change::Remove(path(&p(0))), upsert(&p(0), file(7))]);
+    let mut live = std::collections::BTreeMap::new();
+    c.for_each_live(&a, 3, &mut |e| {
+        live.insert(e.path.as_str().to_owned(), e.content.clone());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(live.len(), 1400, "1,300 changed and 100 untouched");
+    assert_eq!(live[&p(0)], file(7));
+    assert_eq!(live[&p(1)], file(201));
+    assert_eq!(live[&p(2599)], file((2599 % 200) as u8));
+    assert_eq!(c.stats().unwrap().entry_rows, 2600 + 1300 + 1);
+    let mut blobs = 0;
+    c.referenced_blobs(&mut |_, _| {
+        blobs += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(blobs, 250, "the first snapshot's 200 and the second's 50");
+}
+
 pub(crate) fn blobs_referenced_and_their_holders(fixture: &super::Fixture) {
     let c = &*fixture.catalog;
     commit_gapped(c, &name("one"), vec![upsert("x", file(1)), upsert("y", file(2))]);

@@ -4,11 +4,11 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{IsolationLevel, Transaction};
 
+use super::apply::apply_changes;
 use super::rows::{self, ENTRY_COLUMNS, ENTRY_JOINS, SNAPSHOT_COLUMNS, bad, snapshot_id};
 use super::{Conn, PgCatalog};
 use crate::catalog::rules::{self, parent_hash};
 use crate::catalog::*;
-use crate::manifest::Content;
 
 const SUMMARY_SQL: &str = "SELECT a.name, COUNT(s.seq), MIN(s.id), MAX(s.id) \
      FROM archives a LEFT JOIN snapshots s ON s.archive_id = a.id";
@@ -352,58 +352,4 @@ fn lock_archive(tx: &mut Transaction<'_>, archive: &ArchiveName, now: i64) -> Re
         tx.query_opt("SELECT seq, id FROM snapshots WHERE archive_id = $1 ORDER BY seq DESC LIMIT 1", &[&archive_id])?;
     let prev = prev.map(|r| Ok::<_, CatalogError>((r.try_get::<_, i64>(0)? as u64, r.try_get(1)?))).transpose()?;
     Ok((archive_id, prev))
-}
-
-/// Closes the intervals the changes end and opens the new ones, keeping `blob_archives`.
-fn apply_changes(
-    tx: &mut Transaction<'_>,
-    archive_id: i64,
-    seq: i64,
-    prev_seq: u64,
-    changes: &dyn ChangeSource,
-) -> Result<()> {
-    let close =
-        tx.prepare("UPDATE entries SET last_seq = $3 WHERE archive_id = $1 AND path = $2 AND last_seq IS NULL")?;
-    let insert = tx.prepare(
-        "INSERT INTO entries (archive_id, path, first_seq, last_seq, parent_hash, kind, size, sha256, target) \
-         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8)",
-    )?;
-    let hold = tx.prepare(
-        "INSERT INTO blob_archives (sha256, archive_id, rows, size) VALUES ($1, $2, 1, $3) \
-         ON CONFLICT (sha256, archive_id) DO UPDATE SET rows = blob_archives.rows + 1",
-    )?;
-    changes.for_each(&mut |change| {
-        match change {
-            Change::Remove(path) => {
-                if tx.execute(&close, &[&archive_id, &path.as_str(), &seq])? != 1 {
-                    return Err(bad(format!("cannot remove {path}: it is not in snapshot #{prev_seq}")));
-                }
-            }
-            Change::Upsert(e) => {
-                tx.execute(&close, &[&archive_id, &e.path.as_str(), &seq])?;
-                if let Content::File { sha256, size } = &e.content {
-                    tx.execute(&hold, &[&&sha256.as_bytes()[..], &archive_id, &(*size as i64)])?;
-                }
-                let (sha, target): (Option<&[u8]>, Option<&str>) = match &e.content {
-                    Content::File { sha256, .. } => (Some(&sha256.as_bytes()[..]), None),
-                    Content::Symlink { target } => (None, Some(target.as_str())),
-                    Content::Dir => (None, None),
-                };
-                tx.execute(
-                    &insert,
-                    &[
-                        &archive_id,
-                        &e.path.as_str(),
-                        &seq,
-                        &parent_hash(e.path.parent()),
-                        &(e.content.kind_code() as i16),
-                        &(e.content.size() as i64),
-                        &sha,
-                        &target,
-                    ],
-                )?;
-            }
-        }
-        Ok(())
-    })
 }

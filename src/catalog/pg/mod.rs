@@ -8,6 +8,7 @@
 //! stamping, and a commit that reads the seal after it sees the new value. Reads that must
 //! agree run in one `REPEATABLE READ` transaction.
 
+mod apply;
 mod auth;
 mod catalog;
 mod channels;
