@@ -213,11 +213,16 @@ impl ObjectBlobStore {
 
     /// Marks the blob as used, then looks it up: a collection that moves it aside after
     /// the mark sees the mark and puts it back; one that moved it before, the lookup sees.
+    /// A blob absent at a first look is not marked (the caller stores it anyway), which
+    /// spares a publish's new blobs a marker each.
     fn claim_blob(&self, d: &Digest) -> impl Future<Output = io::Result<Option<u64>>> + use<> {
         let (store, marker, claims, digest) =
             (self.inner.store.clone(), self.claim_key(d), self.inner.claims.clone(), *d);
-        let head = self.head_blob(d);
+        let (first_look, head) = (self.head_blob(d), self.head_blob(d));
         async move {
+            if first_look.await?.is_none() {
+                return Ok(None);
+            }
             {
                 let _one_at_a_time = claims.stripe(&digest).lock().await;
                 if !claims.fresh(&digest) {
