@@ -155,21 +155,6 @@ impl BlockingBlobs for LocalBlobStore {
         }
     }
 
-    fn put(
-        &self,
-        src: &mut dyn Read,
-        expected: Option<&Digest>,
-        expected_len: Option<u64>,
-    ) -> Result<PutOutcome, PutError> {
-        if let Some(d) = expected
-            && let Some(size) = self.claim(d)?
-        {
-            // Already stored: still consume nothing, write nothing.
-            return Ok(PutOutcome { digest: *d, size, created: false });
-        }
-        Box::new(self.write_from(src, expected_len)?).finish(expected, expected_len)
-    }
-
     fn writer(&self) -> io::Result<Box<dyn BlobWriter>> {
         Ok(Box::new(self.local_writer()?))
     }

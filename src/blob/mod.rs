@@ -159,14 +159,24 @@ pub trait BlockingBlobs: Send + Sync + 'static {
     }
 
     /// Stores the bytes of `src`, hashing while writing. When `expected` is given, nothing
-    /// is stored unless the content hashes to it (and is `expected_len` bytes long).
-    /// The blob becomes visible atomically, complete and durable, or not at all.
+    /// is stored unless the content hashes to it (and is `expected_len` bytes long), and a
+    /// blob already stored is claimed instead, reading nothing. The blob becomes visible
+    /// atomically, complete and durable, or not at all.
     fn put(
         &self,
         src: &mut dyn Read,
         expected: Option<&Digest>,
         expected_len: Option<u64>,
-    ) -> Result<PutOutcome, PutError>;
+    ) -> Result<PutOutcome, PutError> {
+        if let Some(d) = expected
+            && let Some(size) = self.claim(d)?
+        {
+            return Ok(PutOutcome { digest: *d, size, created: false });
+        }
+        let mut writer = self.writer()?;
+        stream::copy_into(writer.as_mut(), src, expected_len)?;
+        writer.finish(expected, expected_len)
+    }
 
     /// Starts a blob whose bytes arrive in pieces (HTTP uploads): the caller reads the
     /// network asynchronously and hands each complete chunk over on the blocking pool, so

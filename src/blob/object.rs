@@ -430,22 +430,6 @@ impl BlockingBlobs for ObjectBlobStore {
         Ok(Some(BlobReader { len, reader: Box::new(reader) }))
     }
 
-    fn put(
-        &self,
-        src: &mut dyn Read,
-        expected: Option<&Digest>,
-        expected_len: Option<u64>,
-    ) -> Result<PutOutcome, PutError> {
-        if let Some(d) = expected
-            && let Some(size) = self.claim(d)?
-        {
-            return Ok(PutOutcome { digest: *d, size, created: false });
-        }
-        let mut writer = Box::new(self.spool()?);
-        super::stream::copy_into(writer.as_mut(), src, expected_len)?;
-        writer.finish(expected, expected_len)
-    }
-
     fn writer(&self) -> io::Result<Box<dyn BlobWriter>> {
         Ok(Box::new(self.spool()?))
     }
