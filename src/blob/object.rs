@@ -256,26 +256,51 @@ impl ObjectBlobStore {
         }
     }
 
+    /// Copies `from` to `to`, then deletes `from`; false when `from` is absent.
+    fn move_object(&self, from: Key, to: Key) -> impl Future<Output = io::Result<bool>> + use<> {
+        let store = self.inner.store.clone();
+        async move {
+            if found(store.copy(&from, &to).await)?.is_none() {
+                return Ok(false);
+            }
+            store.delete(&from).await.map_err(io_error)?;
+            Ok(true)
+        }
+    }
+
+    /// Deletes objects; absent ones are not an error.
+    fn delete_keys(&self, keys: [Key; 2]) -> impl Future<Output = io::Result<()>> + use<> {
+        let store = self.inner.store.clone();
+        async move {
+            for key in keys {
+                absent_is_ok(store.delete(&key).await)?;
+            }
+            Ok(())
+        }
+    }
+
     /// Uploads a checked spool under its digest unless that name is taken.
     fn upload(&self, spool: Spool, digest: Digest, size: u64) -> impl Future<Output = io::Result<bool>> + use<> {
         let (store, key) = (self.inner.store.clone(), self.blob_key(&digest));
         let head = self.head_blob(&digest);
         async move {
-            if size <= SINGLE_PUT_MAX {
-                let payload = PutPayload::from_bytes(spool.into_bytes()?);
-                let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-                return match store.put_opts(&key, payload, opts).await {
-                    Ok(_) => Ok(true),
-                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-                    Err(e) => Err(io_error(e)),
-                };
-            }
+            let tmp = match spool {
+                Spool::File(tmp) if size > SINGLE_PUT_MAX => tmp,
+                small => {
+                    let payload = PutPayload::from_bytes(small.into_bytes()?);
+                    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+                    return match store.put_opts(&key, payload, opts).await {
+                        Ok(_) => Ok(true),
+                        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                        Err(e) => Err(io_error(e)),
+                    };
+                }
+            };
             // Parts cannot be put conditionally; the name is checked first instead. Two
             // writers racing past the check upload the same verified bytes.
             if head.await?.is_some() {
                 return Ok(false);
             }
-            let Spool::File(tmp) = spool else { unreachable!("spools over the memory limit are files") };
             let upload = store.put_multipart(&key).await.map_err(io_error)?;
             let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             let mut file = tokio::fs::File::from_std(tmp.reopen()?);
@@ -339,12 +364,7 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> io::Result<()> {
-        let (store, key, marker) = (self.inner.store.clone(), self.blob_key(digest), self.claim_key(digest));
-        self.run(async move {
-            absent_is_ok(store.delete(&key).await)?;
-            absent_is_ok(store.delete(&marker).await)
-        })
-        .await
+        self.run(self.delete_keys([self.blob_key(digest), self.claim_key(digest)])).await
     }
 
     async fn presign(&self, digest: &Digest, ttl: Duration) -> io::Result<Option<String>> {
@@ -382,15 +402,7 @@ impl BlockingBlobs for ObjectBlobStore {
         if last > SystemTime::now() - idle {
             return Ok(None);
         }
-        let (store, home, tomb) = (self.inner.store.clone(), self.blob_key(digest), self.aside_key(digest));
-        let moved = self.wait(async move {
-            if found(store.copy(&home, &tomb).await)?.is_none() {
-                return Ok(false);
-            }
-            store.delete(&home).await.map_err(io_error)?;
-            Ok(true)
-        })?;
-        if !moved {
+        if !self.wait(self.move_object(self.blob_key(digest), self.aside_key(digest)))? {
             return Ok(None);
         }
         let retired = ObjectRetired { store: self.clone(), digest: *digest, size, resolved: false };
@@ -459,11 +471,7 @@ impl BlockingBlobs for ObjectBlobStore {
     }
 
     fn remove(&self, digest: &Digest) -> io::Result<()> {
-        let (store, key, marker) = (self.inner.store.clone(), self.blob_key(digest), self.claim_key(digest));
-        self.wait(async move {
-            absent_is_ok(store.delete(&key).await)?;
-            absent_is_ok(store.delete(&marker).await)
-        })
+        self.wait(self.delete_keys([self.blob_key(digest), self.claim_key(digest)]))
     }
 
     fn describe(&self, digest: &Digest) -> String {
@@ -474,14 +482,7 @@ impl BlockingBlobs for ObjectBlobStore {
     fn quarantine(&self, digest: &Digest) -> io::Result<Option<String>> {
         let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let name = format!("{}.{nanos}", digest.hex());
-        let (store, home, dest) = (self.inner.store.clone(), self.blob_key(digest), self.key("quarantine", &name));
-        let moved = self.wait(async move {
-            if found(store.copy(&home, &dest).await)?.is_none() {
-                return Ok(false);
-            }
-            store.delete(&home).await.map_err(io_error)?;
-            Ok(true)
-        })?;
+        let moved = self.wait(self.move_object(self.blob_key(digest), self.key("quarantine", &name)))?;
         Ok(moved.then(|| format!("{}/quarantine/{name}", self.inner.url)))
     }
 }
@@ -531,17 +532,20 @@ impl BlobWriter for ObjectWriter {
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         self.hasher.update(chunk);
         self.size += chunk.len() as u64;
-        if let Spool::Memory(buf) = &mut self.spool {
-            if buf.len() + chunk.len() <= SPOOL_IN_MEMORY {
-                buf.extend_from_slice(chunk);
-                return Ok(());
-            }
+        if let Spool::Memory(buf) = &self.spool
+            && buf.len() + chunk.len() > SPOOL_IN_MEMORY
+        {
             let mut file = tempfile::Builder::new().prefix("upload-").tempfile_in(&self.store.inner.scratch)?;
             file.write_all(buf)?;
             self.spool = Spool::File(file);
         }
-        let Spool::File(file) = &mut self.spool else { unreachable!("moved to a file above") };
-        file.write_all(chunk)
+        match &mut self.spool {
+            Spool::Memory(buf) => {
+                buf.extend_from_slice(chunk);
+                Ok(())
+            }
+            Spool::File(file) => file.write_all(chunk),
+        }
     }
 
     fn written(&self) -> u64 {
@@ -629,13 +633,13 @@ struct ObjectRetired {
 impl ObjectRetired {
     fn put_back(&mut self) -> io::Result<()> {
         self.resolved = true;
-        let (store, home, tomb) =
-            (self.store.inner.store.clone(), self.store.blob_key(&self.digest), self.store.aside_key(&self.digest));
-        self.store.wait(async move {
-            // A publisher may have stored the same bytes again meanwhile: they are equal.
-            store.copy(&tomb, &home).await.map_err(io_error)?;
-            absent_is_ok(store.delete(&tomb).await)
-        })
+        // A publisher may have stored the same bytes again meanwhile: they are equal.
+        let (tomb, home) = (self.store.aside_key(&self.digest), self.store.blob_key(&self.digest));
+        if self.store.wait(self.store.move_object(tomb, home))? {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::NotFound, format!("blob {} is no longer set aside", self.digest)))
+        }
     }
 }
 
@@ -646,12 +650,8 @@ impl RetiredBlob for ObjectRetired {
 
     fn discard(mut self: Box<Self>) -> io::Result<()> {
         self.resolved = true;
-        let (store, tomb, marker) =
-            (self.store.inner.store.clone(), self.store.aside_key(&self.digest), self.store.claim_key(&self.digest));
-        self.store.wait(async move {
-            absent_is_ok(store.delete(&tomb).await)?;
-            absent_is_ok(store.delete(&marker).await)
-        })
+        self.store
+            .wait(self.store.delete_keys([self.store.aside_key(&self.digest), self.store.claim_key(&self.digest)]))
     }
 
     fn restore(mut self: Box<Self>) -> io::Result<()> {
