@@ -19,9 +19,9 @@ use crate::catalog::Reads;
 use crate::domain::Digest;
 use crate::store::{Location, Store};
 
-/// Blobs handed to the worker threads at once: enough to keep a network store's requests
-/// in flight, few enough that the list costs nothing.
-const BATCH: usize = 256;
+/// Blobs per task of the worker threads: few enough that every thread has work (and a
+/// network store's requests stay in flight) until the end.
+const BATCH: usize = 16;
 
 #[derive(Debug, Default)]
 pub struct MigrateReport {
@@ -77,16 +77,16 @@ fn copy_blobs(
     progress: &indicatif::ProgressBar,
     report: &mut MigrateReport,
 ) -> anyhow::Result<()> {
-    let mut total = 0u64;
-    src.for_each(&mut |_| {
-        total += 1;
+    // One walk of the blob tree gives both the bar's length and the work (32 bytes a blob).
+    let mut digests = Vec::new();
+    src.for_each(&mut |d| {
+        digests.push(d);
         Ok(())
     })?;
-    progress.set_length(total);
+    progress.set_length(digests.len() as u64);
     let (copied, bytes, present) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let mut batch = Vec::with_capacity(BATCH);
-    let run = |batch: &mut Vec<Digest>| -> io::Result<()> {
-        let result = batch.par_iter().try_for_each(|d| {
+    digests.par_chunks(BATCH).try_for_each(|batch| {
+        batch.iter().try_for_each(|d| {
             match copy_one(src, dst, d)? {
                 Some(size) => {
                     copied.fetch_add(1, Ordering::Relaxed);
@@ -96,16 +96,9 @@ fn copy_blobs(
             }
             progress.inc(1);
             progress.set_message(indicatif::HumanBytes(bytes.load(Ordering::Relaxed)).to_string());
-            Ok(())
-        });
-        batch.clear();
-        result
-    };
-    src.for_each(&mut |d| {
-        batch.push(d);
-        if batch.len() == BATCH { run(&mut batch) } else { Ok(()) }
+            Ok::<_, io::Error>(())
+        })
     })?;
-    run(&mut batch)?;
     progress.finish_and_clear();
     (report.blobs_copied, report.bytes_copied, report.blobs_present) =
         (copied.into_inner(), bytes.into_inner(), present.into_inner());
