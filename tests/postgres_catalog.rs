@@ -7,48 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::services::{Database, postgres_admin};
 use common::{Server, bin};
-
-/// The admin URL; `None` (after a loud message) outside CI when no server was started.
-fn admin_url() -> Option<String> {
-    match std::env::var("ASOF_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("ASOF_TEST_POSTGRES is not set: scripts/test.sh starts PostgreSQL with scripts/services.sh")
-        }
-        _ => {
-            eprintln!("SKIPPED: ASOF_TEST_POSTGRES is not set (run `scripts/services.sh start postgres` first)");
-            None
-        }
-    }
-}
-
-/// A fresh database, dropped at the end.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(admin: &str) -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let name = format!("asof_e2e_{}_{n}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
-        let mut client = postgres::Client::connect(admin, postgres::NoTls).unwrap();
-        client.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")).unwrap();
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        Self { admin: admin.to_owned(), name, url }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
 
 fn publish(data: &Path, catalog: &str, tree: &Path) -> String {
     let out = Command::new(bin())
@@ -70,7 +30,7 @@ fn write(tree: &Path, path: &str, bytes: &[u8]) {
 
 #[test]
 fn two_frontends_serve_what_a_publisher_commits_to_the_postgres_catalog() {
-    let Some(admin) = admin_url() else { return };
+    let Some(admin) = postgres_admin() else { return };
     let db = Database::create(&admin);
     let (data, tree) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write(tree.path(), "dists/stable/Release", b"Suite: stable\n");
@@ -102,7 +62,7 @@ fn two_frontends_serve_what_a_publisher_commits_to_the_postgres_catalog() {
 
 #[test]
 fn the_catalog_is_chosen_by_the_environment_or_the_config_file() {
-    let Some(admin) = admin_url() else { return };
+    let Some(admin) = postgres_admin() else { return };
     let db = Database::create(&admin);
     let (data, tree) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write(tree.path(), "dists/stable/Release", b"Suite: stable\n");
