@@ -433,17 +433,8 @@ impl LocalWriter {
         expected_len: Option<u64>,
     ) -> Result<(std::sync::Arc<Inner>, tempfile::NamedTempFile, Digest, u64), PutError> {
         let LocalWriter { store, tmp, hasher, size } = self;
-        if let Some(limit) = expected_len
-            && size != limit
-        {
-            return Err(PutError::LengthMismatch { expected: limit, actual: size });
-        }
         let digest = hasher.finish();
-        if let Some(exp) = expected
-            && *exp != digest
-        {
-            return Err(PutError::DigestMismatch { expected: *exp, actual: digest });
-        }
+        PutError::check(digest, size, expected, expected_len)?;
         Ok((store, tmp, digest, size))
     }
 }

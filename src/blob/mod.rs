@@ -95,6 +95,21 @@ pub enum PutError {
     Io(#[from] io::Error),
 }
 
+impl PutError {
+    /// Whether `size` bytes hashing to `digest` are what the caller announced.
+    pub fn check(digest: Digest, size: u64, expected: Option<&Digest>, expected_len: Option<u64>) -> Result<(), Self> {
+        if let Some(limit) = expected_len
+            && size != limit
+        {
+            return Err(PutError::LengthMismatch { expected: limit, actual: size });
+        }
+        match expected {
+            Some(exp) if *exp != digest => Err(PutError::DigestMismatch { expected: *exp, actual: digest }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A blob being written piece by piece; dropping it unfinished discards everything.
 pub trait BlobWriter: Send {
     /// Blocking: appends bytes (and hashes them).

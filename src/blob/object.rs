@@ -554,17 +554,8 @@ impl BlobWriter for ObjectWriter {
 
     fn finish(self: Box<Self>, expected: Option<&Digest>, expected_len: Option<u64>) -> Result<PutOutcome, PutError> {
         let ObjectWriter { store, mut spool, hasher, size } = *self;
-        if let Some(limit) = expected_len
-            && size != limit
-        {
-            return Err(PutError::LengthMismatch { expected: limit, actual: size });
-        }
         let digest = hasher.finish();
-        if let Some(exp) = expected
-            && *exp != digest
-        {
-            return Err(PutError::DigestMismatch { expected: *exp, actual: digest });
-        }
+        PutError::check(digest, size, expected, expected_len)?;
         if let Spool::File(f) = &mut spool {
             f.flush()?;
         }
